@@ -1,0 +1,155 @@
+/**
+ * The contract between the cache-aside engine and a key-value store (Redis or in-process memory).
+ *
+ * The store knows nothing about users or posts: it holds versioned entries under string keys,
+ * short-lived locks beside them, and fill notifications. Both drivers pass one conformance suite
+ * (test/integration/store-conformance.test.ts), so the engine above cannot tell them apart except
+ * by `tier`.
+ *
+ * Invariants every driver keeps:
+ * - Every key it writes has a physical TTL. Nothing is stored forever.
+ * - A write never replaces a newer version (the "fence"); see `setMany`.
+ * - Each method is one round trip to the server, whatever the number of keys, so that the engine's
+ *   cost per DataLoader batch is fixed. On Redis Cluster a call may fan out to one command per slot,
+ *   auto-pipelined, which is still one round trip per node.
+ * - Methods reject (never hang) when the server is unreachable; the engine decides what to do.
+ */
+
+/** What a key holds. */
+export type EntryKind =
+  /** A cached entity (or id list) in `payload`. */
+  | 'value'
+  /** The id is known not to exist (as of `version`); served as a hit so unknown ids do not reach SQL. */
+  | 'negative'
+  /**
+   * An invalidation marker: "versions older than `version` are stale". It is never served; it only
+   * fences fills that started before the invalidation, so they cannot land after it.
+   */
+  | 'tombstone';
+
+export interface CacheEntry {
+  readonly kind: EntryKind;
+  /**
+   * The version the entry was read or written at (a profile's `version` column, a post list's newest
+   * post id, 0 for "never existed"). Non-negative integer, at most 2^53 - 1.
+   */
+  readonly version: number;
+  /**
+   * Logical expiry, epoch milliseconds. After it the entry is stale: the engine reloads it, and may
+   * serve it only while PostgreSQL is down and `staleAt + grace` has not passed. The physical TTL of
+   * the key is the logical TTL plus that grace.
+   */
+  readonly staleAt: number;
+  /** Encoded entity for `kind: 'value'`; empty for the other kinds. */
+  readonly payload: Uint8Array;
+}
+
+export interface CacheWrite {
+  readonly key: string;
+  readonly entry: CacheEntry;
+  /** Physical time-to-live of the key in milliseconds (> 0). */
+  readonly ttlMs: number;
+}
+
+/** Called with the key whose fill notification arrived. */
+export type FillListener = (key: string) => void;
+/** Called with a message published on a channel. */
+export type MessageListener = (channel: string, message: string) => void;
+export type Unsubscribe = () => Promise<void>;
+
+export interface CacheStore {
+  /** The RFC 9211 cache name this store reports in `Cache-Status`. */
+  readonly tier: 'cacheside-redis' | 'cacheside-memory';
+
+  /** Entries for keys, in order; a missing (or expired) key is `undefined`. One round trip. */
+  getMany(keys: readonly string[]): Promise<(CacheEntry | undefined)[]>;
+
+  /**
+   * Stores each write unless the key holds something newer, and returns which landed.
+   * The fence, per key, against what the key currently holds:
+   * - nothing: store;
+   * - a value or negative entry: store if `write.version > held.version`; at an equal version the
+   *   held entry stays but its TTL and `staleAt` are renewed (a refill of the same row);
+   * - a tombstone: store if `write.version >= held.version` (the tombstone names the newest version
+   *   committed, so a fill that read it is current); a tombstone replaces a tombstone only if newer.
+   * Writing a tombstone follows the same rules with kind 'tombstone'. One round trip.
+   */
+  setMany(writes: readonly CacheWrite[]): Promise<boolean[]>;
+
+  /** Remaining physical TTL of each key in ms, or -1 when absent. One round trip. Diagnostics only. */
+  ttlMany(keys: readonly string[]): Promise<number[]>;
+
+  /**
+   * Takes the stampede lock of each key (`<key>:lock`, `SET NX PX`) for `token`; returns which were
+   * acquired. One round trip.
+   */
+  acquireLocks(keys: readonly string[], token: string, ttlMs: number): Promise<boolean[]>;
+
+  /**
+   * Releases the locks of keys held by `token` (compare-and-delete: a holder whose lock expired and
+   * was taken by another caller cannot release the new holder's lock), and notifies the waiters of
+   * every key whose lock it released. Returns which were released. One round trip.
+   */
+  releaseLocks(keys: readonly string[], token: string): Promise<boolean[]>;
+
+  /**
+   * Subscribes to fill notifications of `key`; resolves once the subscription is active on the
+   * server, so a caller that re-reads the key afterwards cannot miss a fill that lands in between.
+   */
+  onFill(key: string, listener: FillListener): Promise<Unsubscribe>;
+
+  /** Publishes a message on a channel (invalidation events). */
+  publish(channel: string, message: string): Promise<void>;
+
+  /** Subscribes to a channel; resolves once the subscription is active. */
+  subscribe(channel: string, listener: MessageListener): Promise<Unsubscribe>;
+
+  /**
+   * Removes every key under `prefix` without blocking the server (SCAN + UNLINK in batches, never
+   * `KEYS`). Operators' purge and test teardown; returns the number of keys removed.
+   */
+  purgePrefix(prefix: string): Promise<number>;
+
+  /** Closes connections; pending calls reject. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Rejects a write that breaks the contract's value ranges, before any driver touches its server.
+ * Shared by the drivers so that both refuse the same inputs with the same message; a bad value here
+ * is a bug in the caller, so the call fails with a TypeError rather than with a store error (which
+ * would send the engine to PostgreSQL and hide the bug).
+ */
+export function assertCacheWrite(write: CacheWrite): void {
+  const { key, entry, ttlMs } = write;
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new TypeError(`cache write key must be a non-empty string, got ${JSON.stringify(key)}`);
+  }
+  if (entry.kind !== 'value' && entry.kind !== 'negative' && entry.kind !== 'tombstone') {
+    throw new TypeError(`cache entry kind of ${key} is unknown, got ${JSON.stringify(entry.kind)}`);
+  }
+  if (!Number.isSafeInteger(entry.version) || entry.version < 0) {
+    throw new TypeError(`cache entry version of ${key} must be an integer in 0..2^53-1, got ${String(entry.version)}`);
+  }
+  if (!Number.isSafeInteger(entry.staleAt) || entry.staleAt < 0) {
+    throw new TypeError(`cache entry staleAt of ${key} must be epoch milliseconds, got ${String(entry.staleAt)}`);
+  }
+  if (!(entry.payload instanceof Uint8Array)) {
+    throw new TypeError(`cache entry payload of ${key} must be a Uint8Array`);
+  }
+  assertTtlMs(ttlMs, `ttlMs of ${key}`);
+}
+
+/** A TTL in ms must be a positive integer: Redis rejects 0 and fractions, and both mean a bug. */
+export function assertTtlMs(ttlMs: number, what: string): void {
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
+    throw new TypeError(`${what} must be a positive integer of milliseconds, got ${String(ttlMs)}`);
+  }
+}
+
+/** Lock owners are told apart by token; an empty one is a bug that would blur ownership. */
+export function assertLockToken(token: string): void {
+  if (typeof token !== 'string' || token.length === 0) {
+    throw new TypeError(`lock token must be a non-empty string, got ${JSON.stringify(token)}`);
+  }
+}

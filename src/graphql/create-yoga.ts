@@ -1,0 +1,69 @@
+/**
+ * The GraphQL HTTP layer: schema, context, error masking and the plugins, assembled from the parts
+ * the composition root hands in. Knows nothing of how the parts are built.
+ */
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import type { Logger } from '../observability/logger.js';
+import { createContextFactory, type ContextDeps, type GraphQLContext } from './context.js';
+import { createErrorMasker } from './errors.js';
+import { CACHE_HEADER_NAMES, useCacheHeaders } from './plugins/use-cache-headers.js';
+import { useRequestScope } from './plugins/use-request-scope.js';
+import { resolvers } from './resolvers/index.js';
+
+export const SCHEMA_FILE = fileURLToPath(new URL('../../schema/schema.graphql', import.meta.url));
+
+/** GraphiQL's first query: a user, their profile and their newest posts. */
+export const DEFAULT_GRAPHIQL_QUERY = `# Welcome to cacheside. Run this, then run it again and watch the X-Cache header.
+query UserWithPosts {
+  user(id: "1") {
+    name
+    createdAt
+    profile { displayName bio location version }
+    posts(first: 3) { id title createdAt }
+  }
+}
+`;
+
+export interface YogaDeps extends ContextDeps {
+  readonly logger: Logger;
+  /** RFC 9211 name of the cache tier. */
+  readonly cacheTier: string;
+  readonly cacheHeaders: boolean;
+  readonly introspection: boolean;
+  readonly plugins?: readonly Plugin[];
+}
+
+/** What the node:http adapter passes as server context. */
+export interface ServerContext {
+  readonly req?: IncomingMessage;
+  readonly res?: ServerResponse;
+}
+
+export type CachesideYoga = YogaServerInstance<ServerContext, GraphQLContext>;
+
+export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
+  const typeDefs = readFileSync(SCHEMA_FILE, 'utf8');
+  return createYoga<ServerContext, GraphQLContext>({
+    schema: createSchema<GraphQLContext>({ typeDefs, resolvers }),
+    context: createContextFactory(deps) as never,
+    graphqlEndpoint: '/graphql',
+    healthCheckEndpoint: '/health',
+    landingPage: false,
+    graphiql: { defaultQuery: DEFAULT_GRAPHIQL_QUERY, title: 'cacheside' },
+    renderGraphiQL,
+    cors: { exposedHeaders: [...CACHE_HEADER_NAMES, 'X-Request-Id'] },
+    logging: deps.logger,
+    maskedErrors: {
+      maskError: createErrorMasker((error) => deps.logger.error({ err: error }, 'unexpected error in a resolver')),
+    },
+    plugins: [
+      useRequestScope(),
+      useCacheHeaders({ tier: deps.cacheTier, enabled: deps.cacheHeaders }),
+      ...(deps.plugins ?? []),
+    ],
+  });
+}

@@ -1,0 +1,77 @@
+/**
+ * Tells the client what the cache did (DESIGN §4): `X-Cache`, `X-Cache-Hits`, `X-Cache-Misses`,
+ * `Cache-Status` (RFC 9211) and `Server-Timing`, on every /graphql response, errors and batches
+ * included. Set in `onResponse`, after everything else, from the request's CacheReport.
+ */
+import type { Plugin } from 'graphql-yoga';
+import type { CacheReport } from '../../cache/report.js';
+import { requestStateOf } from '../request-state.js';
+
+export const CACHE_HEADER_NAMES = [
+  'X-Cache',
+  'X-Cache-Hits',
+  'X-Cache-Misses',
+  'Cache-Status',
+  'Server-Timing',
+] as const;
+
+export interface CacheHeadersOptions {
+  /** RFC 9211 cache name of the store, e.g. `cacheside-redis`. */
+  readonly tier: string;
+  /** Send the cache headers; `Cache-Control` is sent either way. @default true */
+  readonly enabled?: boolean;
+  /** Path of the GraphQL endpoint; other routes (health, metrics) get no cache headers. @default /graphql */
+  readonly graphqlEndpoint?: string;
+}
+
+export function useCacheHeaders({ tier, enabled = true, graphqlEndpoint = '/graphql' }: CacheHeadersOptions): Plugin {
+  return {
+    onResponse({ request, response }) {
+      if (new URL(request.url).pathname !== graphqlEndpoint) return;
+      // Answers can depend on the caller (email): no shared cache may store them.
+      response.headers.set('Cache-Control', 'no-store');
+      if (!enabled) return;
+      const { report, stats } = requestStateOf(request);
+      response.headers.set('X-Cache', xCache(report));
+      response.headers.set('X-Cache-Hits', String(report.hits));
+      response.headers.set('X-Cache-Misses', String(report.misses));
+      response.headers.set('Cache-Status', cacheStatus(tier, report));
+      response.headers.set('Server-Timing', `cache;dur=${ms(stats.storeMs)}, db;dur=${ms(stats.dbMs)}`);
+    },
+  };
+}
+
+export function xCache(report: CacheReport): 'HIT' | 'MISS' | 'PARTIAL' | 'BYPASS' {
+  if (report.bypassed > 0 || report.lookups.length === 0) return 'BYPASS';
+  if (report.misses === 0) return 'HIT';
+  return report.hits === 0 ? 'MISS' : 'PARTIAL';
+}
+
+/** One RFC 9211 list member for the store's tier. */
+export function cacheStatus(tier: string, report: CacheReport): string {
+  const params: string[] = [tier];
+  const kind = xCache(report);
+  if (kind === 'BYPASS') {
+    params.push('fwd=bypass');
+    if (report.bypassed > 0) params.push('detail=store-unavailable');
+    return params.join('; ');
+  }
+  const stale = report.lookups.filter((l) => l.outcome === 'stale');
+  if (stale.length > 0) {
+    // The most expired entry served tells the client how stale the answer may be.
+    const ttls = stale.map((l) => Math.floor((l.ttlMs ?? 0) / 1000));
+    params.push('fwd=stale', `ttl=${Math.min(...ttls)}`);
+  } else if (kind === 'HIT') {
+    params.push('hit');
+  } else {
+    params.push(kind === 'MISS' ? 'fwd=miss' : 'fwd=partial');
+  }
+  if (report.stored > 0) params.push('stored');
+  if (report.count('collapsed') > 0) params.push('collapsed');
+  params.push(`detail="hit=${report.hits} miss=${report.misses}"`);
+  return params.join('; ');
+}
+
+function ms(value: number): string {
+  return (Math.round(value * 10) / 10).toString();
+}

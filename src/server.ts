@@ -1,0 +1,151 @@
+/**
+ * The composition root: the one place that turns a Config into running parts and wires them
+ * together (config → database → store → cache → loaders → yoga). Every other module exports a
+ * factory and receives what it needs. Tests build the same graph through `createApp` with their own
+ * database, store or hooks; `node dist/server.js` runs `main()`.
+ */
+import { createServer, type Server } from 'node:http';
+import { pathToFileURL } from 'node:url';
+import type { CacheStore } from './cache/store.js';
+import { loadConfig, type Config } from './config.js';
+import { createDatabase, type Database } from './db/client.js';
+import { migrateDatabase } from './db/migrate.js';
+import { createRepositories, type RepositoryOptions } from './db/repositories.js';
+import { ensureDemoData } from './db/demo-data.js';
+import { createCachesideYoga, type CachesideYoga } from './graphql/create-yoga.js';
+import { createDirectReaders } from './loaders/entity-readers.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { createServices } from './services/create-services.js';
+import { noCacheWriter } from './services/cache-writer.js';
+import { createStoreFromConfig, describeStore } from './cache/create-store.js';
+
+export interface AppOverrides {
+  /** An already open (and migrated) database; the app does not close it. */
+  readonly database?: Database;
+  /** A store to use instead of the configured one (a test's prefix, a chaos wrapper); not closed by the app. */
+  readonly store?: CacheStore;
+  readonly logger?: Logger;
+  /** Test hooks that hold or slow SQL loads. */
+  readonly repositoryOptions?: RepositoryOptions;
+}
+
+export interface App {
+  readonly config: Config;
+  readonly yoga: CachesideYoga;
+  readonly database: Database;
+  readonly store: CacheStore;
+  readonly logger: Logger;
+  /** Closes what the app opened itself. Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function createApp(config: Config, overrides: AppOverrides = {}): Promise<App> {
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const owned: (() => Promise<void>)[] = [];
+
+  try {
+    let database = overrides.database;
+    if (database === undefined) {
+      database = await createDatabase(config.database);
+      owned.push(database.close);
+      await migrateDatabase(config.database, database);
+      if (config.database.kind === 'pglite') await ensureDemoData(database.db, logger);
+    }
+
+    let store = overrides.store;
+    if (store === undefined) {
+      store = createStoreFromConfig(config, logger);
+      owned.push(store.close);
+    }
+
+    const repositories = createRepositories(database.db, overrides.repositoryOptions);
+    const readers = createDirectReaders(repositories);
+    const services = createServices({ db: database.db, repositories, cacheWriter: noCacheWriter });
+
+    const yoga = createCachesideYoga({
+      readers,
+      repositories,
+      services,
+      authSecret: config.auth.secret,
+      logger,
+      cacheTier: store.tier,
+      cacheHeaders: config.cache.headers,
+      introspection: config.graphql.introspection,
+    });
+
+    let closed: Promise<void> | undefined;
+    return {
+      config,
+      yoga,
+      database,
+      store,
+      logger,
+      close: () => (closed ??= closeAll(owned)),
+    };
+  } catch (error) {
+    await closeAll(owned);
+    throw error;
+  }
+}
+
+async function closeAll(closers: (() => Promise<void>)[]): Promise<void> {
+  // Reverse order of opening: the store before the database it caches.
+  for (const close of [...closers].reverse()) {
+    await close().catch(() => {});
+  }
+}
+
+/** Starts the HTTP server; resolves once it listens. */
+export async function listen(app: App): Promise<Server> {
+  const server = createServer(app.yoga);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(app.config.http.port, app.config.http.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  if (config.auth.usingDevSecret) {
+    logger.warn('AUTH_SECRET is not set: using the built-in development secret (never do this in production)');
+  }
+  const app = await createApp(config, { logger });
+  const server = await listen(app);
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.http.port;
+  logger.info(
+    { database: app.database.description, cache: describeStore(config) },
+    `cacheside listening on http://${config.http.host === '0.0.0.0' ? 'localhost' : config.http.host}:${port}/graphql — database: ${app.database.description}; cache: ${describeStore(config)}`,
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    // Stop accepting, let in-flight requests finish, drop idle keep-alive sockets so close() can end.
+    server.close(() => {
+      void app.close().then(() => {
+        logger.info('shut down cleanly');
+        process.exit(0);
+      });
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+const isEntryPoint = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (isEntryPoint) {
+  main().catch((error: unknown) => {
+    // Startup failures (bad config, unreachable database) end the process with a readable reason.
+    console.error(error instanceof Error ? `cacheside failed to start: ${error.message}` : error);
+    process.exit(1);
+  });
+}

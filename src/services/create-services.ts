@@ -1,0 +1,59 @@
+/**
+ * Mutations: validate → one transaction (the row and, through triggers, its outbox event) → after
+ * commit, write the cache through → prime the request's loaders so the rest of the request reads
+ * the new value. Nothing touches the cache before the commit: a rollback must leave it untouched.
+ */
+import type { Db } from '../db/client.js';
+import { classifyDatabaseError } from '../db/errors.js';
+import type { Repositories } from '../db/repositories.js';
+import type { PostRow, ProfileRow } from '../db/schema.js';
+import { conflict, notFound } from '../graphql/errors.js';
+import type { Loaders } from '../loaders/create-loaders.js';
+import type { CacheWriter } from './cache-writer.js';
+import { checkNewPost, toProfilePatch, type CreatePostInput, type UpdateProfileInput } from './input-rules.js';
+
+export interface ServiceDeps {
+  readonly db: Db;
+  readonly repositories: Repositories;
+  readonly cacheWriter: CacheWriter;
+}
+
+export interface Services {
+  updateProfile(userId: number, input: UpdateProfileInput, loaders: Loaders): Promise<ProfileRow>;
+  createPost(userId: number, input: CreatePostInput, loaders: Loaders): Promise<PostRow>;
+}
+
+export function createServices({ db, repositories, cacheWriter }: ServiceDeps): Services {
+  const inTransaction = async <T>(work: (tx: Db) => Promise<T>): Promise<T> => {
+    try {
+      // On PGlite there is one connection: everything inside must go through `tx`, never `db`.
+      return await db.transaction((tx) => work(tx as unknown as Db));
+    } catch (error) {
+      throw classifyDatabaseError(error);
+    }
+  };
+
+  return {
+    async updateProfile(userId, input, loaders) {
+      const { patch, expectedVersion } = toProfilePatch(input);
+      const result = await inTransaction((tx) => repositories.updateProfile(tx, userId, patch, expectedVersion));
+      if (result === undefined) throw notFound(`user ${userId} has no profile`);
+      if (result === 'conflict') {
+        throw conflict(`profile of user ${userId} is no longer at version ${expectedVersion}`, { expectedVersion });
+      }
+      await cacheWriter.profileChanged(result);
+      loaders.profile.clear(userId).prime(userId, result);
+      return result;
+    },
+
+    async createPost(userId, input, loaders) {
+      const post = checkNewPost(input);
+      const row = await inTransaction((tx) => repositories.insertPost(tx, { authorId: userId, ...post }));
+      await cacheWriter.postCreated(row);
+      loaders.post.prime(row.id, row);
+      // The author's list changed: the next read in this request must not reuse the memoized one.
+      loaders.postIdsByAuthor.clear(userId);
+      return row;
+    },
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * Validation of mutation inputs (DESIGN §3). Lengths are counted in Unicode code points, as a user
+ * counts characters, not in UTF-16 units. A string is refused if PostgreSQL could not store it
+ * faithfully (U+0000) or if it is not well-formed UTF-16 (a lone surrogate would be silently
+ * replaced on the way to the database, so what was stored would differ from what was sent).
+ */
+import { badUserInput } from '../graphql/errors.js';
+import { preview } from '../graphql/arguments.js';
+import type { ProfilePatch } from '../db/repositories.js';
+
+export interface UpdateProfileInput {
+  displayName?: string | null;
+  bio?: string | null;
+  location?: string | null;
+  avatarUrl?: string | null;
+  expectedVersion?: number | null;
+}
+
+export interface CreatePostInput {
+  title: string;
+  body: string;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+export const MAX_AVATAR_URL_LENGTH = 2048;
+
+export function checkText(value: string, field: string, min: number, max: number): string {
+  if (value.includes('\u0000')) throw badUserInput(`${field} must not contain U+0000`, field);
+  if (LONE_SURROGATE.test(value)) throw badUserInput(`${field} must be well-formed Unicode (lone surrogate)`, field);
+  const length = codePoints(value);
+  if (length < min || length > max) {
+    throw badUserInput(`${field} must be ${min} to ${max} characters, got ${length}`, field);
+  }
+  return value;
+}
+
+export function codePoints(value: string): number {
+  let n = 0;
+  for (const _ of value) n += 1;
+  return n;
+}
+
+function checkAvatarUrl(value: string): string {
+  checkText(value, 'avatarUrl', 1, MAX_AVATAR_URL_LENGTH);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw badUserInput(`avatarUrl must be an absolute http(s) URL, got ${preview(value)}`, 'avatarUrl');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw badUserInput(`avatarUrl must use http or https, got ${preview(url.protocol)}`, 'avatarUrl');
+  }
+  if (value.length > MAX_AVATAR_URL_LENGTH) {
+    throw badUserInput(`avatarUrl must be at most ${MAX_AVATAR_URL_LENGTH} characters`, 'avatarUrl');
+  }
+  return value;
+}
+
+/** Turns an UpdateProfileInput into a patch, or throws BAD_USER_INPUT naming the first bad field. */
+export function toProfilePatch(input: UpdateProfileInput): { patch: ProfilePatch; expectedVersion?: number } {
+  const patch: ProfilePatch = {};
+  if (input.displayName !== undefined) {
+    if (input.displayName === null) throw badUserInput('displayName cannot be null', 'displayName');
+    patch.displayName = checkText(input.displayName, 'displayName', 1, 80);
+  }
+  if (input.bio !== undefined) {
+    if (input.bio === null) throw badUserInput('bio cannot be null (send "" to clear it)', 'bio');
+    patch.bio = checkText(input.bio, 'bio', 0, 1000);
+  }
+  if (input.location !== undefined) {
+    patch.location = input.location === null ? null : checkText(input.location, 'location', 0, 120);
+  }
+  if (input.avatarUrl !== undefined) {
+    patch.avatarUrl = input.avatarUrl === null ? null : checkAvatarUrl(input.avatarUrl);
+  }
+  if (Object.keys(patch).length === 0) {
+    throw badUserInput('updateProfile needs at least one of displayName, bio, location, avatarUrl');
+  }
+  if (input.expectedVersion === undefined || input.expectedVersion === null) return { patch };
+  if (!Number.isInteger(input.expectedVersion) || input.expectedVersion < 1) {
+    throw badUserInput(
+      `expectedVersion must be a positive integer, got ${String(input.expectedVersion)}`,
+      'expectedVersion',
+    );
+  }
+  return { patch, expectedVersion: input.expectedVersion };
+}
+
+export function checkNewPost(input: CreatePostInput): CreatePostInput {
+  return {
+    title: checkText(input.title, 'title', 1, 200),
+    body: checkText(input.body, 'body', 1, 20_000),
+  };
+}
+
