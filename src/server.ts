@@ -13,16 +13,21 @@ import { migrateDatabase } from './db/migrate.js';
 import { createRepositories, type RepositoryOptions } from './db/repositories.js';
 import { ensureDemoData } from './db/demo-data.js';
 import { createCachesideYoga, type CachesideYoga } from './graphql/create-yoga.js';
-import { createDirectReaders } from './loaders/entity-readers.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createServices } from './services/create-services.js';
-import { noCacheWriter } from './services/cache-writer.js';
+import { createCacheAside } from './cache/cache-aside.js';
+import { createCachedReaders, createEntitySpecs } from './cache/cached-readers.js';
 import { createStoreFromConfig, describeStore } from './cache/create-store.js';
+import { createEntryFactory } from './cache/entries.js';
+import { instrumentStore } from './cache/instrumented-store.js';
+import { createCacheKeys } from './cache/keys.js';
+import { createWriteThrough } from './cache/write-through.js';
+import { createLoadLimiter } from './db/load-limiter.js';
 
 export interface AppOverrides {
   /** An already open (and migrated) database; the app does not close it. */
   readonly database?: Database;
-  /** A store to use instead of the configured one (a test's prefix, a chaos wrapper); not closed by the app. */
+  /** A store to use instead of the configured one (a chaos wrapper, a shared one); not closed by the app. */
   readonly store?: CacheStore;
   readonly logger?: Logger;
   /** Test hooks that hold or slow SQL loads. */
@@ -52,15 +57,24 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       if (config.database.kind === 'pglite') await ensureDemoData(database.db, logger);
     }
 
-    let store = overrides.store;
-    if (store === undefined) {
-      store = createStoreFromConfig(config, logger);
-      owned.push(store.close);
+    let rawStore = overrides.store;
+    if (rawStore === undefined) {
+      rawStore = createStoreFromConfig(config, logger);
+      owned.push(rawStore.close);
     }
+    const store = instrumentStore(rawStore);
 
-    const repositories = createRepositories(database.db, overrides.repositoryOptions);
-    const readers = createDirectReaders(repositories);
-    const services = createServices({ db: database.db, repositories, cacheWriter: noCacheWriter });
+    const repositories = createRepositories(database.db, {
+      limiter: createLoadLimiter(config.db.maxConcurrentLoads),
+      ...overrides.repositoryOptions,
+    });
+    const keys = createCacheKeys(config.cache.prefix);
+    const entries = createEntryFactory({ config: config.cache });
+    const specs = createEntitySpecs({ keys, repositories, config: config.cache });
+    const cacheAside = createCacheAside({ store, config: config.cache, logger });
+    const readers = createCachedReaders({ cacheAside, keys, repositories, config: config.cache });
+    const cacheWriter = createWriteThrough({ store, specs, entries, logger });
+    const services = createServices({ db: database.db, repositories, cacheWriter });
 
     const yoga = createCachesideYoga({
       readers,

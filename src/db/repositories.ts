@@ -6,6 +6,7 @@ import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import { timed } from '../observability/request-scope.js';
 import type { Db } from './client.js';
 import { classifyDatabaseError } from './errors.js';
+import type { LoadLimiter } from './load-limiter.js';
 import { posts, profiles, users, type PostRow, type ProfileRow, type UserRow } from './schema.js';
 
 /** The longest post-id list kept per author: the largest `posts(first:)` the API accepts. */
@@ -30,22 +31,27 @@ export type RepositoryQuery = 'users' | 'profiles' | 'posts' | 'postIdsByAuthor'
 
 export interface RepositoryOptions {
   readonly beforeQuery?: BeforeQueryHook;
+  /** Bounds concurrent reads (DB_MAX_CONCURRENT_LOADS); unbounded without one. */
+  readonly limiter?: LoadLimiter;
 }
 
 export type Repositories = ReturnType<typeof createRepositories>;
 
 export function createRepositories(db: Db, options: RepositoryOptions = {}) {
-  // Every read is timed for Server-Timing, may be held by a test hook, and turns connection failures
-  // into DatabaseUnavailableError so callers can tell an outage from a bug.
+  // Every read is bounded by the limiter, timed for Server-Timing, may be held by a test hook, and
+  // turns connection failures into DatabaseUnavailableError so callers can tell an outage from a bug.
+  const limit = <T>(task: () => Promise<T>) => (options.limiter ? options.limiter.run(task) : task());
   const read = <T>(query: RepositoryQuery, ids: readonly number[], run: () => Promise<T>): Promise<T> =>
-    timed('dbMs', async () => {
-      if (options.beforeQuery) await options.beforeQuery(query, ids);
-      try {
-        return await run();
-      } catch (error) {
-        throw classifyDatabaseError(error);
-      }
-    });
+    timed('dbMs', () =>
+      limit(async () => {
+        if (options.beforeQuery) await options.beforeQuery(query, ids);
+        try {
+          return await run();
+        } catch (error) {
+          throw classifyDatabaseError(error);
+        }
+      }),
+    );
 
   return {
     usersByIds(ids: readonly number[]): Promise<UserRow[]> {

@@ -4,7 +4,7 @@
  */
 import type { YogaInitialContext } from 'graphql-yoga';
 import { verifyToken, TokenError } from '../auth/tokens.js';
-import type { CacheReport } from '../cache/report.js';
+import { CacheReport } from '../cache/report.js';
 import type { Repositories } from '../db/repositories.js';
 import { createLoaders, type Loaders } from '../loaders/create-loaders.js';
 import type { EntityReaders } from '../loaders/entity-readers.js';
@@ -40,7 +40,7 @@ export function createContextFactory(deps: ContextDeps) {
   return async ({ request }: YogaInitialContext): Promise<Omit<GraphQLContext, keyof YogaInitialContext>> => {
     const { report: cache, stats } = requestStateOf(request);
     const loaders = createLoaders({ readers: deps.readers, repositories: deps.repositories, report: cache });
-    const viewer = await authenticate(request.headers.get('authorization'), deps.authSecret, loaders);
+    const viewer = await authenticate(request.headers.get('authorization'), deps.authSecret, deps.readers);
     return { viewer, loaders, services: deps.services, cache, stats };
   };
 }
@@ -50,7 +50,7 @@ export function createContextFactory(deps: ContextDeps) {
  * fails the whole operation (DESIGN §3): a client that believes it is signed in must not silently
  * get anonymous answers.
  */
-async function authenticate(header: string | null, secret: string, loaders: Loaders): Promise<Viewer | null> {
+async function authenticate(header: string | null, secret: string, readers: EntityReaders): Promise<Viewer | null> {
   if (header === null) return null;
   if (header.length > MAX_AUTHORIZATION_LENGTH) {
     throw unauthenticated(`Authorization header must be at most ${MAX_AUTHORIZATION_LENGTH} characters`);
@@ -64,7 +64,9 @@ async function authenticate(header: string | null, secret: string, loaders: Load
     if (error instanceof TokenError) throw unauthenticated(error.message);
     throw error;
   }
-  const user = await loaders.user.load(userId);
-  if (user === null) throw unauthenticated(`the token names user ${userId}, who does not exist`);
+  // Read through the cache like any user, but outside the request's report: checking the caller is
+  // not a lookup the client asked for, and must not turn a mutation's BYPASS into a HIT.
+  const [user] = await readers.user([userId], new CacheReport());
+  if (user === null || user === undefined) throw unauthenticated(`the token names user ${userId}, who does not exist`);
   return { userId };
 }
