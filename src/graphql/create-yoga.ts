@@ -10,7 +10,9 @@ import { createSchema, createYoga, type Plugin, type YogaServerInstance } from '
 import type { Logger } from '../observability/logger.js';
 import { createContextFactory, type ContextDeps, type GraphQLContext } from './context.js';
 import { createErrorMasker } from './errors.js';
+import { useCacheDebug } from './plugins/use-cache-debug.js';
 import { CACHE_HEADER_NAMES, useCacheHeaders } from './plugins/use-cache-headers.js';
+import { useRequestErrorStatus } from './plugins/use-request-error-status.js';
 import { useRequestScope } from './plugins/use-request-scope.js';
 import { resolvers } from './resolvers/index.js';
 
@@ -28,11 +30,16 @@ query UserWithPosts {
 }
 `;
 
+/** Most operations in one batched request. */
+export const MAX_BATCHED_OPERATIONS = 10;
+
 export interface YogaDeps extends ContextDeps {
   readonly logger: Logger;
   /** RFC 9211 name of the cache tier. */
   readonly cacheTier: string;
   readonly cacheHeaders: boolean;
+  /** Honour `x-cache-debug: 1`. */
+  readonly cacheDebug: boolean;
   readonly introspection: boolean;
   readonly plugins?: readonly Plugin[];
 }
@@ -55,6 +62,9 @@ export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
     landingPage: false,
     graphiql: { defaultQuery: DEFAULT_GRAPHIQL_QUERY, title: 'cacheside' },
     renderGraphiQL,
+    // A batched request (a JSON array of operations) is one HTTP request: bounded, so that one body
+    // cannot smuggle in unlimited work.
+    batching: { limit: MAX_BATCHED_OPERATIONS },
     cors: { exposedHeaders: [...CACHE_HEADER_NAMES, 'X-Request-Id'] },
     logging: deps.logger,
     maskedErrors: {
@@ -63,6 +73,8 @@ export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
     plugins: [
       useRequestScope(),
       useCacheHeaders({ tier: deps.cacheTier, enabled: deps.cacheHeaders }),
+      useCacheDebug({ enabled: deps.cacheDebug }),
+      useRequestErrorStatus(),
       ...(deps.plugins ?? []),
     ],
   });

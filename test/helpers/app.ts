@@ -13,9 +13,10 @@ import { seedDatabase } from '../../src/db/seed.js';
 import { signToken } from '../../src/auth/tokens.js';
 import { createApp, type App } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
+import { REDIS_URL } from './redis.js';
 
 export const TEST_AUTH_SECRET = 'test-secret-0123456789abcdef0123456789abcdef';
-export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+export { REDIS_URL };
 
 export interface TestAppOptions {
   /** Names the database and key prefix, for whoever reads `\l` or `SCAN` during a failure. */

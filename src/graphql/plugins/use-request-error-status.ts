@@ -1,0 +1,27 @@
+/**
+ * DESIGN §3: parse, validation and limit errors are HTTP 400 for every client. yoga follows the
+ * GraphQL-over-HTTP rule for legacy `application/json` clients and answers them 200 (it marks such
+ * errors `http.spec`, meaning "only for graphql-response+json"); we drop that mark so the status the
+ * error carries applies whatever the client's Accept header says.
+ */
+import type { GraphQLError } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+
+interface HttpExtension {
+  spec?: boolean;
+  status?: number;
+}
+
+export function useRequestErrorStatus(): Plugin {
+  return {
+    onResultProcess({ result }) {
+      if (Symbol.asyncIterator in result) return;
+      for (const single of Array.isArray(result) ? result : [result]) {
+        for (const error of (single.errors ?? []) as GraphQLError[]) {
+          const http = error.extensions?.http as HttpExtension | undefined;
+          if (http?.spec) http.spec = false;
+        }
+      }
+    },
+  };
+}
