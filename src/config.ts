@@ -43,6 +43,7 @@ function envSchema(production: boolean) {
     CACHE_LOCK_WAIT_MS: int(10, 600_000, 3000),
     CACHE_STALE_GRACE_SECONDS: int(0, 30 * 86_400, 300),
     DB_MAX_CONCURRENT_LOADS: int(1, 1000, 4),
+    OUTBOX_POLL_INTERVAL_MS: int(10, 60_000, 250),
     CACHE_L1_MAX_ENTRIES: int(0, 10_000_000, 0),
     CACHE_L1_TTL_MS: int(1, 86_400_000, 1000),
     CACHE_HEADERS: onOff(true),
@@ -72,6 +73,8 @@ export interface Config {
   readonly auth: { readonly secret: string; readonly usingDevSecret: boolean };
   readonly cache: CacheConfig;
   readonly db: { readonly maxConcurrentLoads: number };
+  /** The outbox relay polls for unpublished events this often (ms) while the backlog is empty. @default 250 */
+  readonly outbox: { readonly pollIntervalMs: number };
   readonly graphql: { readonly introspection: boolean };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -163,6 +166,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       debug: e.CACHE_DEBUG,
     },
     db: { maxConcurrentLoads: e.DB_MAX_CONCURRENT_LOADS },
+    outbox: { pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS },
     graphql: { introspection: e.GRAPHQL_INTROSPECTION },
     logLevel: e.LOG_LEVEL,
   };

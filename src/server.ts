@@ -21,7 +21,10 @@ import { createStoreFromConfig, describeStore } from './cache/create-store.js';
 import { createEntryFactory } from './cache/entries.js';
 import { instrumentStore } from './cache/instrumented-store.js';
 import { createCacheKeys } from './cache/keys.js';
+import { createInvalidationSubscriber, type InvalidationSubscriber } from './cache/invalidation-subscriber.js';
+import { createOutboxRelay, type OutboxRelay } from './cache/outbox-relay.js';
 import { createWriteThrough } from './cache/write-through.js';
+import { createOutboxRepository } from './db/outbox-repository.js';
 import { createLoadLimiter } from './db/load-limiter.js';
 
 export interface AppOverrides {
@@ -32,6 +35,8 @@ export interface AppOverrides {
   readonly logger?: Logger;
   /** Test hooks that hold or slow SQL loads. */
   readonly repositoryOptions?: RepositoryOptions;
+  /** Start the outbox relay's polling loop. Tests that drive it by hand (`relay.runOnce()`) pass false. @default true */
+  readonly startRelay?: boolean;
 }
 
 export interface App {
@@ -40,6 +45,8 @@ export interface App {
   readonly database: Database;
   readonly store: CacheStore;
   readonly logger: Logger;
+  readonly relay: OutboxRelay;
+  readonly invalidations: InvalidationSubscriber;
   /** Closes what the app opened itself. Idempotent. */
   close(): Promise<void>;
 }
@@ -76,6 +83,28 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     const cacheWriter = createWriteThrough({ store, specs, entries, logger });
     const services = createServices({ db: database.db, repositories, cacheWriter });
 
+    const relay = createOutboxRelay({
+      db: database.db,
+      outbox: createOutboxRepository(),
+      store,
+      keys,
+      specs,
+      entries,
+      logger,
+      intervalMs: config.outbox.pollIntervalMs,
+    });
+    const invalidations = createInvalidationSubscriber({ store, keys, logger });
+    // Stopped first on close: the relay finishes its batch while the store and database are still up.
+    owned.push(async () => {
+      await relay.stop();
+      await invalidations.stop();
+    });
+    await invalidations.start().catch((error: unknown) => {
+      // Redis may be down at startup; the cache is not primary storage, so the app starts anyway.
+      logger.warn({ err: error }, 'could not subscribe to invalidation events yet');
+    });
+    if (overrides.startRelay !== false) relay.start();
+
     const yoga = createCachesideYoga({
       readers,
       repositories,
@@ -84,6 +113,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       logger,
       cacheTier: store.tier,
       cacheHeaders: config.cache.headers,
+      cacheDebug: config.cache.debug,
       introspection: config.graphql.introspection,
     });
 
@@ -94,6 +124,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       database,
       store,
       logger,
+      relay,
+      invalidations,
       close: () => (closed ??= closeAll(owned)),
     };
   } catch (error) {

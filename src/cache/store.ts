@@ -129,10 +129,14 @@ export function assertCacheWrite(write: CacheWrite): void {
     throw new TypeError(`cache entry kind of ${key} is unknown, got ${JSON.stringify(entry.kind)}`);
   }
   if (!Number.isSafeInteger(entry.version) || entry.version < 0) {
-    throw new TypeError(`cache entry version of ${key} must be an integer in 0..2^53-1, got ${String(entry.version)}`);
+    throw new TypeError(
+      `cache entry version of ${key} must be an integer in 0..2^53-1, got ${String(entry.version)}`,
+    );
   }
   if (!Number.isSafeInteger(entry.staleAt) || entry.staleAt < 0) {
-    throw new TypeError(`cache entry staleAt of ${key} must be epoch milliseconds, got ${String(entry.staleAt)}`);
+    throw new TypeError(
+      `cache entry staleAt of ${key} must be epoch milliseconds, got ${String(entry.staleAt)}`,
+    );
   }
   if (!(entry.payload instanceof Uint8Array)) {
     throw new TypeError(`cache entry payload of ${key} must be a Uint8Array`);
@@ -151,5 +155,12 @@ export function assertTtlMs(ttlMs: number, what: string): void {
 export function assertLockToken(token: string): void {
   if (typeof token !== 'string' || token.length === 0) {
     throw new TypeError(`lock token must be a non-empty string, got ${JSON.stringify(token)}`);
+  }
+}
+
+/** An empty purge prefix would remove every key of the server, cacheside's or not. */
+export function assertPurgePrefix(prefix: string): void {
+  if (typeof prefix !== 'string' || prefix.length === 0) {
+    throw new TypeError(`purge prefix must be a non-empty string, got ${JSON.stringify(prefix)}`);
   }
 }

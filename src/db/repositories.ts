@@ -31,6 +31,8 @@ export type RepositoryQuery = 'users' | 'profiles' | 'posts' | 'postIdsByAuthor'
 
 export interface RepositoryOptions {
   readonly beforeQuery?: BeforeQueryHook;
+  /** Runs after a read returned its rows, before the caller gets them: pauses a reader holding old data. */
+  readonly afterQuery?: BeforeQueryHook;
   /** Bounds concurrent reads (DB_MAX_CONCURRENT_LOADS); unbounded without one. */
   readonly limiter?: LoadLimiter;
 }
@@ -45,11 +47,14 @@ export function createRepositories(db: Db, options: RepositoryOptions = {}) {
     timed('dbMs', () =>
       limit(async () => {
         if (options.beforeQuery) await options.beforeQuery(query, ids);
+        let rows: T;
         try {
-          return await run();
+          rows = await run();
         } catch (error) {
           throw classifyDatabaseError(error);
         }
+        if (options.afterQuery) await options.afterQuery(query, ids);
+        return rows;
       }),
     );
 

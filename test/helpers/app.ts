@@ -13,7 +13,7 @@ import { seedDatabase } from '../../src/db/seed.js';
 import { signToken } from '../../src/auth/tokens.js';
 import { createApp, type App } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
-import { REDIS_URL } from './redis.js';
+import { purgeKeys, REDIS_URL } from './redis.js';
 
 export const TEST_AUTH_SECRET = 'test-secret-0123456789abcdef0123456789abcdef';
 export { REDIS_URL };
@@ -28,6 +28,8 @@ export interface TestAppOptions {
   /** Extra environment for loadConfig (e.g. CACHE_LOCK_WAIT_MS). */
   readonly env?: Readonly<Record<string, string>>;
   readonly repositoryOptions?: RepositoryOptions;
+  /** Run the outbox relay's polling loop; false to drive it with `app.relay.runOnce()`. @default true */
+  readonly startRelay?: boolean;
   /** Another test app whose database and prefix this one shares. */
   readonly share?: TestApp;
 }
@@ -83,6 +85,7 @@ export async function createTestApp(options: TestAppOptions): Promise<TestApp> {
     database,
     ...(typeof storeChoice === 'object' ? { store: storeChoice } : {}),
     ...(options.repositoryOptions ? { repositoryOptions: options.repositoryOptions } : {}),
+    ...(options.startRelay === false ? { startRelay: false } : {}),
   });
 
   const fetchIn = (path: string, init?: RequestInit) => 
@@ -110,8 +113,9 @@ export async function createTestApp(options: TestAppOptions): Promise<TestApp> {
     },
     token: (userId) => signToken(TEST_AUTH_SECRET, userId),
     async close() {
-      if (owner && storeChoice === 'redis') await app.store.purgePrefix(`${prefix}:`).catch(() => {});
       await app.close();
+      // After close: the relay may write a last tombstone while it stops.
+      if (owner && storeChoice === 'redis') await purgeKeys(`${prefix}:`);
       if (owner) await testDb.drop();
       else await database.close();
     },

@@ -1,0 +1,73 @@
+/**
+ * SQL of the outbox: the relay claims unpublished events, marks them published, and prunes old ones.
+ * Claiming uses `FOR UPDATE SKIP LOCKED`, so relays in several instances share the backlog without
+ * waiting on each other or publishing a row twice at the same time.
+ */
+import { and, asc, inArray, isNotNull, isNull, lt, sql } from 'drizzle-orm';
+import type { Db } from './client.js';
+import { outbox } from './schema.js';
+
+export interface OutboxEvent {
+  readonly id: number;
+  readonly entity: string;
+  readonly entityId: number;
+  readonly version: number;
+  readonly createdAt: Date;
+}
+
+export function createOutboxRepository() {
+  return {
+    /** Locks and returns up to `limit` unpublished events, oldest first, in the caller's transaction. */
+    claimUnpublished(tx: Db, limit: number): Promise<OutboxEvent[]> {
+      return tx
+        .select({
+          id: outbox.id,
+          entity: outbox.entity,
+          entityId: outbox.entityId,
+          version: outbox.version,
+          createdAt: outbox.createdAt,
+        })
+        .from(outbox)
+        .where(isNull(outbox.publishedAt))
+        .orderBy(asc(outbox.id))
+        .limit(limit)
+        .for('update', { skipLocked: true });
+    },
+
+    async markPublished(tx: Db, ids: readonly number[]): Promise<void> {
+      if (ids.length === 0) return;
+      await tx
+        .update(outbox)
+        .set({ publishedAt: sql`now()` })
+        .where(inArray(outbox.id, [...ids]));
+    },
+
+    /** Deletes events published more than `olderThanMs` ago; returns how many. */
+    async prunePublished(db: Db, olderThanMs: number): Promise<number> {
+      const deleted = await db
+        .delete(outbox)
+        .where(
+          and(
+            isNotNull(outbox.publishedAt),
+            lt(outbox.publishedAt, sql`now() - make_interval(secs => ${olderThanMs / 1000})`),
+          ),
+        )
+        .returning({ id: outbox.id });
+      return deleted.length;
+    },
+
+    /** Unpublished events and the age of the oldest, in seconds (for metrics and readiness). */
+    async backlog(db: Db): Promise<{ count: number; oldestAgeSeconds: number }> {
+      const [row] = await db
+        .select({
+          count: sql<number>`count(*)::int`,
+          oldest: sql<number>`coalesce(extract(epoch from now() - min(${outbox.createdAt})), 0)::float8`,
+        })
+        .from(outbox)
+        .where(isNull(outbox.publishedAt));
+      return { count: Number(row?.count ?? 0), oldestAgeSeconds: Number(row?.oldest ?? 0) };
+    },
+  };
+}
+
+export type OutboxRepository = ReturnType<typeof createOutboxRepository>;
