@@ -1,0 +1,84 @@
+/**
+ * `npm run token -- <userId>`: prints a bearer token for that user, valid 24 h, signed with the
+ * configured AUTH_SECRET. stdout carries the token and nothing else, so
+ * `TOKEN=$(npm run -s token -- 42)` works; everything else goes to stderr.
+ *
+ * The user must exist in the configured database (migrated first, so a fresh one gives "no user"
+ * rather than "no table"): a token for a missing user would only fail later, with UNAUTHENTICATED.
+ *
+ * Exit codes: 0 printed, 1 anything else (bad or unknown id, database unreachable).
+ */
+import { DEFAULT_TOKEN_TTL_SECONDS, parseUserId, signToken } from '../auth/tokens.js';
+import { loadConfig } from '../config.js';
+import { createDatabase } from '../db/client.js';
+import { migrateDatabase } from '../db/migrate.js';
+import { createRepositories } from '../db/repositories.js';
+
+const USAGE = 'usage: npm run token -- <userId>';
+
+async function main(): Promise<number> {
+  // No parseArgs: the only argument is an id, and "-1" must be reported as a bad id, not an unknown option.
+  const positionals = process.argv.slice(2).filter((arg) => arg !== '--');
+  if (positionals.length === 1 && (positionals[0] === '--help' || positionals[0] === '-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    return fail(`expected one user id, got ${positionals.length} arguments\n${USAGE}`);
+  }
+  const text = positionals[0]!;
+  const userId = parseUserId(text);
+  if (userId === undefined) {
+    return fail(`user id must be the canonical decimal form of 1..2147483647, got ${JSON.stringify(text)}`);
+  }
+
+  const config = loadConfig();
+  const database = await createDatabase(config.database, { poolSize: 1 });
+  let exists: boolean;
+  try {
+    if (database.kind === 'pglite') {
+      process.stderr.write(`note: ${database.description} belongs to one process at a time: stop the server first\n`);
+    }
+    await migrateDatabase(config.database, database);
+    exists = await createRepositories(database.db).userExists(userId);
+  } catch (error) {
+    return fail(`could not look up user ${userId} in ${database.description}: ${describeError(error)}`);
+  } finally {
+    await database.close();
+  }
+  if (!exists) return fail(`no user with id ${userId} in ${database.description}`);
+
+  if (config.auth.usingDevSecret) {
+    // The server accepts it only while it also runs without AUTH_SECRET.
+    process.stderr.write('warning: AUTH_SECRET is not set; signed with the built-in development secret\n');
+  }
+  const token = await signToken(config.auth.secret, userId, { expiresInSeconds: DEFAULT_TOKEN_TTL_SECONDS });
+  process.stdout.write(`${token}\n`);
+  return 0;
+}
+
+// Private:
+
+function fail(message: string): number {
+  process.stderr.write(`error: ${message}\n`);
+  return 1;
+}
+
+/** The cause chain as one line, without drizzle's "Failed query: …" wrapper (the SQL is not the news). */
+function describeError(error: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = error; e !== undefined && parts.length < 5; e = e instanceof Error ? e.cause : undefined) {
+    const message = e instanceof Error ? e.message : String(e);
+    if (!message.startsWith('Failed query:')) parts.push(message);
+  }
+  return parts.join(': ');
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.exitCode = fail(describeError(error));
+  },
+);
