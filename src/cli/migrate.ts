@@ -11,6 +11,8 @@ import { sql } from 'drizzle-orm';
 import { loadConfig } from '../config.js';
 import { createDatabase, type Database } from '../db/client.js';
 import { MIGRATIONS_FOLDER, migrateDatabase } from '../db/migrate.js';
+import { describeError } from './describe-error.js';
+import { rowsOf } from '../db/client.js';
 
 interface JournalEntry {
   readonly tag: string;
@@ -70,11 +72,6 @@ async function appliedMarks(database: Database): Promise<Set<number>> {
   return new Set(rows.map((row) => Number(row.created_at)));
 }
 
-/** postgres.js returns the rows array itself; PGlite returns `{ rows }`. */
-function rowsOf<T>(result: unknown): T[] {
-  if (Array.isArray(result)) return result as T[];
-  return ((result as { rows?: T[] }).rows ?? []) as T[];
-}
 
 main().then(
   (code) => {
@@ -86,12 +83,3 @@ main().then(
   },
 );
 
-/** The cause chain as one line, without drizzle's "Failed query: …" wrapper (the SQL is not the news). */
-function describeError(error: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = error; e !== undefined && parts.length < 5; e = e instanceof Error ? e.cause : undefined) {
-    const message = e instanceof Error ? e.message : String(e);
-    if (!message.startsWith('Failed query:')) parts.push(message);
-  }
-  return parts.join(': ');
-}

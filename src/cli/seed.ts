@@ -11,6 +11,7 @@ import { loadConfig } from '../config.js';
 import { createDatabase } from '../db/client.js';
 import { migrateDatabase } from '../db/migrate.js';
 import { DEFAULT_POSTS_PER_USER, SeedError, seedDatabase } from '../db/seed.js';
+import { describeError } from './describe-error.js';
 
 const USAGE = `usage: npm run db:seed -- --users N [--posts-per-user K] [--reset]
 
@@ -164,15 +165,6 @@ function createProgress(started: number): Progress {
   };
 }
 
-/** The cause chain as one line, without drizzle's "Failed query: …" wrapper (the SQL is not the news). */
-function describeError(error: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = error; e !== undefined && parts.length < 5; e = e instanceof Error ? e.cause : undefined) {
-    const message = e instanceof Error ? e.message : String(e);
-    if (!message.startsWith('Failed query:')) parts.push(message);
-  }
-  return parts.join(': ');
-}
 
 main().then(
   (code) => {

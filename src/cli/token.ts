@@ -13,6 +13,7 @@ import { loadConfig } from '../config.js';
 import { createDatabase } from '../db/client.js';
 import { migrateDatabase } from '../db/migrate.js';
 import { createRepositories } from '../db/repositories.js';
+import { describeError } from './describe-error.js';
 
 const USAGE = 'usage: npm run token -- <userId>';
 
@@ -64,15 +65,6 @@ function fail(message: string): number {
   return 1;
 }
 
-/** The cause chain as one line, without drizzle's "Failed query: …" wrapper (the SQL is not the news). */
-function describeError(error: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = error; e !== undefined && parts.length < 5; e = e instanceof Error ? e.cause : undefined) {
-    const message = e instanceof Error ? e.message : String(e);
-    if (!message.startsWith('Failed query:')) parts.push(message);
-  }
-  return parts.join(': ');
-}
 
 main().then(
   (code) => {

@@ -3,7 +3,8 @@
  * PGlite in a data directory. Both are exposed as the same drizzle `Db`, so repositories and services
  * never know which one they run on.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Logger as DrizzleLogger } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -67,7 +68,14 @@ export async function createDatabase(
   }
 
   mkdirSync(config.dataDir, { recursive: true });
-  const client = await PGlite.create({ dataDir: config.dataDir });
+  const unlock = lockDataDir(config.dataDir);
+  let client: PGlite;
+  try {
+    client = await PGlite.create({ dataDir: config.dataDir });
+  } catch (error) {
+    unlock();
+    throw error;
+  }
   const db = drizzlePglite(client, { schema, logger: countingLogger }) as unknown as Db;
   return {
     db,
@@ -75,8 +83,53 @@ export async function createDatabase(
     description: `embedded PGlite in ${config.dataDir}`,
     close: async () => {
       if (!client.closed) await client.close();
+      unlock();
     },
   };
+}
+
+export class DataDirLockedError extends Error {
+  static readonly code = 'DATA_DIR_LOCKED';
+  readonly code = DataDirLockedError.code;
+}
+
+/**
+ * PGlite takes no lock of its own, and two processes opening one data directory corrupt it. So the
+ * first opener writes `<dataDir>.lock` with its pid (exclusive create); a second opener — `npm run
+ * token` while the server runs, say — gets a clear error instead. A lock left by a dead process is
+ * taken over. Returns the function that releases the lock (also run on process exit).
+ */
+function lockDataDir(dataDir: string): () => void {
+  const lockFile = `${resolve(dataDir)}.lock`;
+  const take = () => writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+  try {
+    take();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const holder = Number(readFileSync(lockFile, 'utf8'));
+    if (Number.isInteger(holder) && holder !== process.pid && isAlive(holder)) {
+      throw new DataDirLockedError(
+        `${dataDir} is in use by process ${holder} (stop it first, or set DATA_DIR to another directory)`,
+      );
+    }
+    rmSync(lockFile, { force: true });
+    take();
+  }
+  const unlock = () => {
+    process.off('exit', unlock);
+    rmSync(lockFile, { force: true });
+  };
+  process.on('exit', unlock);
+  return unlock;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** host:port/database, without credentials, for logs. */
@@ -87,4 +140,10 @@ export function describeUrl(url: string): string {
   } catch {
     return '(unparseable DATABASE_URL)';
   }
+}
+
+/** The rows of `db.execute(sql)`: postgres.js returns the rows array itself, PGlite `{ rows }`. */
+export function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
 }

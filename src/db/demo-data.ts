@@ -4,7 +4,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { Logger } from '../observability/logger.js';
-import type { Db } from './client.js';
+import { rowsOf, type Db } from './client.js';
 import { seedDatabase } from './seed.js';
 
 /** Big enough to page through and to see batching at work, small enough to seed in about a second. */
@@ -13,7 +13,7 @@ export const DEMO_POSTS_PER_USER = 5;
 
 export async function ensureDemoData(db: Db, logger: Logger): Promise<void> {
   const result = await db.execute<{ present: boolean }>(sql`select exists (select 1 from users) as present`);
-  const rows = Array.isArray(result) ? result : ((result as { rows?: { present: boolean }[] }).rows ?? []);
+  const rows = rowsOf<{ present: boolean }>(result);
   if (rows[0]?.present) return;
   const started = performance.now();
   const seeded = await seedDatabase(db, { users: DEMO_USERS, postsPerUser: DEMO_POSTS_PER_USER });

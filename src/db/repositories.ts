@@ -4,7 +4,7 @@
  */
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import { timed } from '../observability/request-scope.js';
-import type { Db } from './client.js';
+import { rowsOf, type Db } from './client.js';
 import { classifyDatabaseError } from './errors.js';
 import type { LoadLimiter } from './load-limiter.js';
 import { posts, profiles, users, type PostRow, type ProfileRow, type UserRow } from './schema.js';
@@ -162,8 +162,3 @@ export function createRepositories(db: Db, options: RepositoryOptions = {}) {
   };
 }
 
-/** postgres.js returns the rows array itself; PGlite returns `{ rows }`. */
-function rowsOf<T>(result: unknown): T[] {
-  if (Array.isArray(result)) return result as T[];
-  return ((result as { rows?: T[] }).rows ?? []) as T[];
-}
