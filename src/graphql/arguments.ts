@@ -29,7 +29,10 @@ export function parseIds(values: readonly string[], argument: string): number[] 
 
 export function parseRange(value: number, argument: string, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw badUserInput(`${argument} must be an integer from ${min} to ${max}, got ${String(value)}`, argument);
+    throw badUserInput(
+      `${argument} must be an integer from ${min} to ${max}, got ${String(value)}`,
+      argument,
+    );
   }
   return value;
 }

@@ -50,7 +50,11 @@ export function createContextFactory(deps: ContextDeps) {
  * fails the whole operation (DESIGN §3): a client that believes it is signed in must not silently
  * get anonymous answers.
  */
-async function authenticate(header: string | null, secret: string, readers: EntityReaders): Promise<Viewer | null> {
+async function authenticate(
+  header: string | null,
+  secret: string,
+  readers: EntityReaders,
+): Promise<Viewer | null> {
   if (header === null) return null;
   if (header.length > MAX_AUTHORIZATION_LENGTH) {
     throw unauthenticated(`Authorization header must be at most ${MAX_AUTHORIZATION_LENGTH} characters`);
@@ -67,6 +71,7 @@ async function authenticate(header: string | null, secret: string, readers: Enti
   // Read through the cache like any user, but outside the request's report: checking the caller is
   // not a lookup the client asked for, and must not turn a mutation's BYPASS into a HIT.
   const [user] = await readers.user([userId], new CacheReport());
-  if (user === null || user === undefined) throw unauthenticated(`the token names user ${userId}, who does not exist`);
+  if (user === null || user === undefined)
+    throw unauthenticated(`the token names user ${userId}, who does not exist`);
   return { userId };
 }

@@ -12,6 +12,9 @@ import { createContextFactory, type ContextDeps, type GraphQLContext } from './c
 import { createErrorMasker } from './errors.js';
 import { useCacheDebug } from './plugins/use-cache-debug.js';
 import { CACHE_HEADER_NAMES, useCacheHeaders } from './plugins/use-cache-headers.js';
+import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
+import { useBodyLimit } from './plugins/use-body-limit.js';
+import { useQueryLimits } from './plugins/use-query-limits.js';
 import { useRequestErrorStatus } from './plugins/use-request-error-status.js';
 import { useRequestScope } from './plugins/use-request-scope.js';
 import { resolvers } from './resolvers/index.js';
@@ -32,6 +35,11 @@ query UserWithPosts {
 
 /** Most operations in one batched request. */
 export const MAX_BATCHED_OPERATIONS = 10;
+/**
+ * Largest request body. The largest legitimate one is a createPost with a 20 000-character body of
+ * JSON-escaped astral characters (12 bytes each): about 240 KB.
+ */
+export const MAX_BODY_BYTES = 256 * 1024;
 
 export interface YogaDeps extends ContextDeps {
   readonly logger: Logger;
@@ -68,10 +76,15 @@ export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
     cors: { exposedHeaders: [...CACHE_HEADER_NAMES, 'X-Request-Id'] },
     logging: deps.logger,
     maskedErrors: {
-      maskError: createErrorMasker((error) => deps.logger.error({ err: error }, 'unexpected error in a resolver')),
+      maskError: createErrorMasker((error) =>
+        deps.logger.error({ err: error }, 'unexpected error in a resolver'),
+      ),
     },
     plugins: [
       useRequestScope(),
+      useBodyLimit({ maxBytes: MAX_BODY_BYTES }),
+      useQueryLimits(),
+      ...(deps.introspection ? [] : [useDisableIntrospection()]),
       useCacheHeaders({ tier: deps.cacheTier, enabled: deps.cacheHeaders }),
       useCacheDebug({ enabled: deps.cacheDebug }),
       useRequestErrorStatus(),

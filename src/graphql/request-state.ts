@@ -22,3 +22,8 @@ export function requestStateOf(request: Request): RequestState {
   }
   return state;
 }
+
+/** A plugin that replaces the Request object (to buffer its body) keeps the request's state. */
+export function adoptRequestState(from: Request, to: Request): void {
+  states.set(to, requestStateOf(from));
+}

@@ -24,7 +24,11 @@ export interface CacheHeadersOptions {
   readonly graphqlEndpoint?: string;
 }
 
-export function useCacheHeaders({ tier, enabled = true, graphqlEndpoint = '/graphql' }: CacheHeadersOptions): Plugin {
+export function useCacheHeaders({
+  tier,
+  enabled = true,
+  graphqlEndpoint = '/graphql',
+}: CacheHeadersOptions): Plugin {
   return {
     onResponse({ request, response }) {
       if (new URL(request.url).pathname !== graphqlEndpoint) return;

@@ -23,7 +23,10 @@ export const DateTime = new GraphQLScalarType<Date, string>({
   parseValue: parseDateTime,
   parseLiteral(ast) {
     if (ast.kind !== Kind.STRING) {
-      throw new GraphQLError('DateTime must be a string', { nodes: ast, extensions: { code: 'BAD_USER_INPUT' } });
+      throw new GraphQLError('DateTime must be a string', {
+        nodes: ast,
+        extensions: { code: 'BAD_USER_INPUT' },
+      });
     }
     return parseDateTime(ast.value);
   },
