@@ -82,7 +82,11 @@ interface Miss {
 export function createCacheAside(options: CacheAsideOptions): CacheAside {
   const { store, config, logger, events = {} } = options;
   const now = options.now ?? Date.now;
-  const entryFactory = createEntryFactory({ config, now, ...(options.random ? { random: options.random } : {}) });
+  const entryFactory = createEntryFactory({
+    config,
+    now,
+    ...(options.random ? { random: options.random } : {}),
+  });
 
   // In-process single flight: concurrent batches (other requests) that miss a key another batch of
   // this instance is already resolving wait for that result instead of taking the lock themselves.
@@ -110,7 +114,9 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
   /** Loads ids from PostgreSQL with no cache at all: the store is unavailable. */
   async function bypass<T>(spec: EntitySpec<T>, ids: readonly number[]): Promise<Map<number, Resolution<T>>> {
     const rows = await spec.load(ids);
-    return new Map(ids.map((id) => [id, { value: rows.get(id) ?? null, outcome: 'bypass', ttlMs: undefined }]));
+    return new Map(
+      ids.map((id) => [id, { value: rows.get(id) ?? null, outcome: 'bypass', ttlMs: undefined }]),
+    );
   }
 
   /**
@@ -149,7 +155,11 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
     return { resolved, stored };
   }
 
-  function serveStale<T>(spec: EntitySpec<T>, misses: readonly Miss[], cause: unknown): Map<number, Resolution<T>> {
+  function serveStale<T>(
+    spec: EntitySpec<T>,
+    misses: readonly Miss[],
+    cause: unknown,
+  ): Map<number, Resolution<T>> {
     const at = now();
     const resolved = new Map<number, Resolution<T>>();
     for (const miss of misses) {
@@ -185,7 +195,9 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
       if (keys.length === 0) return;
       for (const key of keys) held.delete(key);
       // Releasing notifies the waiters; a failure only costs them a wait up to the lock's TTL.
-      await store.releaseLocks(keys, token).catch((error: unknown) => events.storeError?.(error, 'releaseLocks'));
+      await store
+        .releaseLocks(keys, token)
+        .catch((error: unknown) => events.storeError?.(error, 'releaseLocks'));
     };
 
     try {
@@ -238,7 +250,10 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
           // client wait longer, or fail, would cost more.
           const late = [...pending.values()];
           events.lockWaitTimeout?.(spec.entity, late.length);
-          logger.warn({ entity: spec.entity, keys: late.length, waitedMs: config.lockWaitMs }, 'lock wait timed out');
+          logger.warn(
+            { entity: spec.entity, keys: late.length, waitedMs: config.lockWaitMs },
+            'lock wait timed out',
+          );
           const { resolved: loaded, stored } = await loadAndFill(spec, late);
           report.stored += stored;
           for (const [id, resolution] of loaded) resolved.set(id, resolution);
@@ -261,7 +276,11 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
       // The store failed mid-way: whatever is still unresolved comes from PostgreSQL.
       events.storeError?.(error, 'resolveMisses');
       const rest = [...pending.values()];
-      for (const [id, resolution] of await bypass(spec, rest.map((m) => m.id))) resolved.set(id, resolution);
+      for (const [id, resolution] of await bypass(
+        spec,
+        rest.map((m) => m.id),
+      ))
+        resolved.set(id, resolution);
     } finally {
       await release([...held]);
       await Promise.all(subscriptions.map((unsubscribe) => unsubscribe().catch(() => {})));
@@ -286,7 +305,7 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
 
       const at = now();
       const mine: Miss[] = [];
-      const joined: [number, Promise<Resolution<unknown>>][] = [];
+      const joined: { id: number; key: string; flight: Promise<Resolution<unknown>>; fence: number }[] = [];
       ids.forEach((id, i) => {
         const entry = cached[i];
         const hit = fresh(spec, entry, at);
@@ -296,7 +315,10 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
           return;
         }
         const flight = flights.get(keys[i]!);
-        if (flight !== undefined) joined.push([id, flight]);
+        // A tombstone we saw names a committed version the flight may predate (it may have read the
+        // row before that commit): its result counts for us only if it is at least that new.
+        if (flight !== undefined)
+          joined.push({ id, key: keys[i]!, flight, fence: entry?.kind === 'tombstone' ? entry.version : 0 });
         else mine.push({ id, key: keys[i]!, stale: entry?.kind === 'tombstone' ? undefined : entry });
       });
 
@@ -314,11 +336,19 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
         }
         for (const [id, r] of await work) resolutions.set(id, r);
       }
-      for (const [id, flight] of joined) {
+      const tooOld: Miss[] = [];
+      for (const { id, key, flight, fence } of joined) {
         const r = (await flight) as Resolution<T>;
+        if ((r.value === null ? 0 : spec.versionOf(r.value)) < fence) {
+          tooOld.push({ id, key, stale: undefined });
+          continue;
+        }
         // Another request of this instance did the work: for this one it was a wait for a fill.
         const outcome = r.outcome === 'miss' || r.outcome === 'hit' ? 'collapsed' : r.outcome;
         resolutions.set(id, { ...r, outcome });
+      }
+      if (tooOld.length > 0) {
+        for (const [id, r] of await resolveMisses(spec, tooOld, report)) resolutions.set(id, r);
       }
       return finish(spec, ids, keys, resolutions, report);
     },
@@ -333,7 +363,13 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
   ): (T | null)[] {
     return ids.map((id, i) => {
       const r = resolutions.get(id)!;
-      report.record({ entity: spec.entity, key: keys[i]!, tier: store.tier, outcome: r.outcome, ttlMs: r.ttlMs });
+      report.record({
+        entity: spec.entity,
+        key: keys[i]!,
+        tier: store.tier,
+        outcome: r.outcome,
+        ttlMs: r.ttlMs,
+      });
       events.lookup?.(spec.entity, r.outcome);
       return r.value;
     });
