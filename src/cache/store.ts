@@ -72,7 +72,9 @@ export interface CacheStore {
    *   held entry stays but its TTL and `staleAt` are renewed (a refill of the same row);
    * - a tombstone: store if `write.version >= held.version` (the tombstone names the newest version
    *   committed, so a fill that read it is current); a tombstone replaces a tombstone only if newer.
-   * Writing a tombstone follows the same rules with kind 'tombstone'. One round trip.
+   * Writing a tombstone follows the same rules with kind 'tombstone', except that a tombstone at the
+   * held version leaves the held entry untouched (nothing is renewed: it is a duplicated invalidation).
+   * One round trip.
    */
   setMany(writes: readonly CacheWrite[]): Promise<boolean[]>;
 
