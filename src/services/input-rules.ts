@@ -26,7 +26,8 @@ export const MAX_AVATAR_URL_LENGTH = 2048;
 
 export function checkText(value: string, field: string, min: number, max: number): string {
   if (value.includes('\u0000')) throw badUserInput(`${field} must not contain U+0000`, field);
-  if (LONE_SURROGATE.test(value)) throw badUserInput(`${field} must be well-formed Unicode (lone surrogate)`, field);
+  if (LONE_SURROGATE.test(value))
+    throw badUserInput(`${field} must be well-formed Unicode (lone surrogate)`, field);
   const length = codePoints(value);
   if (length < min || length > max) {
     throw badUserInput(`${field} must be ${min} to ${max} characters, got ${length}`, field);
@@ -40,8 +41,19 @@ export function codePoints(value: string): number {
   return n;
 }
 
+// The URL parser silently strips leading/trailing spaces and control characters and drops tabs and
+// newlines anywhere; a value that needs such repairs is not the URL it claims to be, and storing it
+// as sent would hand clients a broken link.
+const URL_UNSAFE = /[\u0000-\u0020\u007f]/;
+
 function checkAvatarUrl(value: string): string {
   checkText(value, 'avatarUrl', 1, MAX_AVATAR_URL_LENGTH);
+  if (URL_UNSAFE.test(value)) {
+    throw badUserInput(
+      `avatarUrl must not contain spaces or control characters, got ${preview(value)}`,
+      'avatarUrl',
+    );
+  }
   let url: URL;
   try {
     url = new URL(value);
@@ -93,4 +105,3 @@ export function checkNewPost(input: CreatePostInput): CreatePostInput {
     body: checkText(input.body, 'body', 1, 20_000),
   };
 }
-

@@ -4,10 +4,11 @@
  * graphql-armor's (well-kept, widely used); the numbers are ours and documented in
  * docs/security.md. A rejected operation is a GRAPHQL_VALIDATION_FAILED error with HTTP 400.
  */
-import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit';
-import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
-import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
+import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
+import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
+import { GraphQLError, type ValidationContext } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 
 export interface QueryLimits {
@@ -15,7 +16,10 @@ export interface QueryLimits {
   readonly maxDepth: number;
   /** Most aliases in one operation. @default 30 */
   readonly maxAliases: number;
-  /** Highest cost (graphql-armor's weighting of objects, scalars and depth). @default 5000 */
+  /**
+   * Highest cost in graphql-armor's weighting (objects, scalars, depth). The largest legitimate
+   * query — a 100-user page with profiles and posts with authors — costs about 12 500. @default 20000
+   */
   readonly maxCost: number;
   /** Most lexical tokens in one document: caps parse work. @default 2000 */
   readonly maxTokens: number;
@@ -24,22 +28,35 @@ export interface QueryLimits {
 export const DEFAULT_QUERY_LIMITS: QueryLimits = {
   maxDepth: 10,
   maxAliases: 30,
-  maxCost: 5000,
+  maxCost: 20_000,
   maxTokens: 2000,
 };
 
+// graphql-armor throws from inside the validation visitor by default, which yoga reports as an
+// uncoded HTTP 200 error. Reporting through the validation context instead makes a limit error an
+// ordinary validation error: code GRAPHQL_VALIDATION_FAILED, HTTP 400, like any other.
+const report = {
+  propagateOnRejection: false,
+  exposeLimits: true,
+  onReject: [
+    (context: ValidationContext | null, error: GraphQLError) =>
+      context?.reportError(new GraphQLError(error.message.replace(/^Syntax Error: /, ''))),
+  ],
+};
+
 export function useQueryLimits(limits: QueryLimits = DEFAULT_QUERY_LIMITS): Plugin {
+  const rules = [
+    maxDepthRule({ n: limits.maxDepth, ignoreIntrospection: true, ...report }),
+    maxAliasesRule({ n: limits.maxAliases, ...report }),
+    costLimitRule({ maxCost: limits.maxCost, ignoreIntrospection: true, ...report }),
+  ];
   return {
     onPluginInit({ addPlugin }) {
-      // exposeLimits: the client is told the limit it crossed, which is what a legitimate client needs.
+      // The token limit acts while parsing (a parse error, GRAPHQL_PARSE_FAILED, HTTP 400).
       addPlugin(maxTokensPlugin({ n: limits.maxTokens, exposeLimits: true }) as Plugin);
-      addPlugin(
-        maxDepthPlugin({ n: limits.maxDepth, exposeLimits: true, ignoreIntrospection: true }) as Plugin,
-      );
-      addPlugin(maxAliasesPlugin({ n: limits.maxAliases, exposeLimits: true }) as Plugin);
-      addPlugin(
-        costLimitPlugin({ maxCost: limits.maxCost, exposeLimits: true, ignoreIntrospection: true }) as Plugin,
-      );
+    },
+    onValidate({ addValidationRule }) {
+      for (const rule of rules) addValidationRule(rule);
     },
   };
 }

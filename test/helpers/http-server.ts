@@ -1,0 +1,120 @@
+/**
+ * Real HTTP for the few tests that must not go through `yoga.fetch`: an in-process app behind a
+ * node:http server on a free port, or the built server (`node dist/server.js`) as a child process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import type { App } from '../../src/server.js';
+
+export interface HttpTestServer {
+  /** http://127.0.0.1:<port> */
+  readonly origin: string;
+  readonly port: number;
+  /** Drops open connections and stops listening. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Serves an app built by `createTestApp` on 127.0.0.1 and a port the OS picks. */
+export async function startHttpServer(app: App): Promise<HttpTestServer> {
+  const server: Server = createServer(app.yoga);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  let closing: Promise<void> | undefined;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    port,
+    close: () =>
+      (closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      })),
+  };
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ChildServer {
+  readonly child: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** Resolves with the first output line matching `pattern`; rejects if the process exits first or after `timeoutMs`. */
+  waitForLine(pattern: RegExp, timeoutMs: number): Promise<string>;
+  /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILLs the process if it still runs, and waits for it. Idempotent. */
+  kill(): Promise<void>;
+}
+
+/** Spawns `node <args>` with exactly `env` (plus PATH), capturing its output. */
+export function spawnNode(args: readonly string[], env: Readonly<Record<string, string>>, cwd: string): ChildServer {
+  const child = spawn(process.execPath, [...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const listeners = new Set<() => void>();
+  const onData = (chunk: Buffer) => {
+    output += chunk.toString();
+    for (const listener of listeners) listener();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  let running = true;
+  void exited.then(() => {
+    running = false;
+    for (const listener of listeners) listener();
+  });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+
+  return {
+    child,
+    output: () => output,
+    exited,
+    waitForLine(pattern, timeoutMs) {
+      return new Promise<string>((resolve, reject) => {
+        const check = () => {
+          const line = output.split('\n').find((l) => pattern.test(l));
+          if (line !== undefined) return finish(() => resolve(line));
+          if (!running) return finish(() => reject(new Error(`process exited before printing ${pattern}:\n${output}`)));
+        };
+        const timer = setTimeout(
+          () => finish(() => reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms:\n${output}`))),
+          timeoutMs,
+        );
+        const finish = (settle: () => void) => {
+          clearTimeout(timer);
+          listeners.delete(check);
+          settle();
+        };
+        listeners.add(check);
+        check();
+      });
+    },
+    async kill() {
+      if (running) child.kill('SIGKILL');
+      await exited;
+      process.off('exit', killOnExit);
+    },
+  };
+}
