@@ -3,7 +3,7 @@
  * result plugs into the DataLoaders in place of the direct readers.
  */
 import type { CacheConfig } from '../config.js';
-import type { Repositories } from '../db/repositories.js';
+import type { PostList, Repositories } from '../db/repositories.js';
 import type { PostRow, ProfileRow, UserRow } from '../db/schema.js';
 import type { EntityReaders } from '../loaders/entity-readers.js';
 import type { CacheAside, EntitySpec } from './cache-aside.js';
@@ -21,10 +21,14 @@ export interface EntitySpecs {
   readonly user: EntitySpec<UserRow>;
   readonly profile: EntitySpec<ProfileRow>;
   readonly post: EntitySpec<PostRow>;
-  readonly userPosts: EntitySpec<number[]>;
+  readonly userPosts: EntitySpec<PostList>;
 }
 
-export function createEntitySpecs({ keys, repositories, config }: Omit<CachedReaderDeps, 'cacheAside'>): EntitySpecs {
+export function createEntitySpecs({
+  keys,
+  repositories,
+  config,
+}: Omit<CachedReaderDeps, 'cacheAside'>): EntitySpecs {
   return {
     user: {
       entity: 'user',
@@ -40,7 +44,10 @@ export function createEntitySpecs({ keys, repositories, config }: Omit<CachedRea
       ttlSeconds: config.ttlSeconds,
       load: async (ids) => byId(await repositories.profilesByUserIds(ids), (r) => r.userId),
       versionOf: (row) => row.version,
-      codec: msgpackCodec('profile', (v): v is ProfileRow => isRow(v, 'userId') && v.updatedAt instanceof Date),
+      codec: msgpackCodec(
+        'profile',
+        (v): v is ProfileRow => isRow(v, 'userId') && v.updatedAt instanceof Date,
+      ),
     },
     post: {
       entity: 'post',
@@ -57,9 +64,16 @@ export function createEntitySpecs({ keys, repositories, config }: Omit<CachedRea
       ttlSeconds: config.volatileTtlSeconds,
       // Every author has a list, if an empty one: a missing author is the user loader's business.
       load: (ids) => repositories.newestPostIdsByAuthors(ids),
-      // The newest post id: a list that contains post N is at least as new as the creation of N.
-      versionOf: (ids) => (ids.length === 0 ? 0 : Math.max(...ids)),
-      codec: msgpackCodec('post list', (v): v is number[] => Array.isArray(v) && v.every(Number.isSafeInteger)),
+      versionOf: (list) => list.version,
+      codec: msgpackCodec(
+        'post list',
+        (v): v is PostList =>
+          typeof v === 'object' &&
+          v !== null &&
+          Number.isSafeInteger((v as PostList).version) &&
+          Array.isArray((v as PostList).ids) &&
+          (v as PostList).ids.every(Number.isSafeInteger),
+      ),
     },
   };
 }
@@ -71,7 +85,8 @@ export function createCachedReaders(deps: CachedReaderDeps): EntityReaders {
     user: (ids, report) => cacheAside.read(specs.user, ids, report),
     profile: (ids, report) => cacheAside.read(specs.profile, ids, report),
     post: (ids, report) => cacheAside.read(specs.post, ids, report),
-    postIdsByAuthor: (ids, report) => cacheAside.read(specs.userPosts, ids, report),
+    postIdsByAuthor: async (ids, report) =>
+      (await cacheAside.read(specs.userPosts, ids, report)).map((list) => list?.ids ?? null),
   };
 }
 
@@ -79,7 +94,10 @@ function byId<T>(rows: readonly T[], idOf: (row: T) => number): Map<number, T> {
   return new Map(rows.map((row) => [idOf(row), row]));
 }
 
-function isRow<K extends string>(value: unknown, idField: K): value is Record<K, number> & Record<string, unknown> {
+function isRow<K extends string>(
+  value: unknown,
+  idField: K,
+): value is Record<K, number> & Record<string, unknown> {
   return (
     typeof value === 'object' &&
     value !== null &&

@@ -22,7 +22,13 @@ export interface WriteThroughDeps {
   readonly onError?: (error: unknown) => void;
 }
 
-export function createWriteThrough({ store, specs, entries, logger, onError }: WriteThroughDeps): CacheWriter {
+export function createWriteThrough({
+  store,
+  specs,
+  entries,
+  logger,
+  onError,
+}: WriteThroughDeps): CacheWriter {
   const write = async (writes: CacheWrite[], what: string) => {
     try {
       await store.setMany(writes);
@@ -36,12 +42,12 @@ export function createWriteThrough({ store, specs, entries, logger, onError }: W
     profileChanged: (row: ProfileRow) =>
       write([entries.fill(specs.profile, specs.profile.keyOf(row.userId), row)], `profile ${row.userId}`),
 
-    postCreated: (row: PostRow) =>
+    postCreated: (row: PostRow, listVersion: number) =>
       write(
         [
           entries.fill(specs.post, specs.post.keyOf(row.id), row),
-          // The author's list now starts with this post: any list without it is older.
-          entries.tombstone(specs.userPosts.keyOf(row.authorId), row.id),
+          // The author's list now starts with this post: any list read before is older.
+          entries.tombstone(specs.userPosts.keyOf(row.authorId), listVersion),
         ],
         `post ${row.id}`,
       ),

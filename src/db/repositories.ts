@@ -7,7 +7,15 @@ import { timed } from '../observability/request-scope.js';
 import { rowsOf, type Db } from './client.js';
 import { classifyDatabaseError } from './errors.js';
 import type { LoadLimiter } from './load-limiter.js';
-import { posts, profiles, users, type PostRow, type ProfileRow, type UserRow } from './schema.js';
+import {
+  postListVersions,
+  posts,
+  profiles,
+  users,
+  type PostRow,
+  type ProfileRow,
+  type UserRow,
+} from './schema.js';
 
 /** The longest post-id list kept per author: the largest `posts(first:)` the API accepts. */
 export const MAX_POSTS_PER_AUTHOR = 50;
@@ -17,6 +25,12 @@ export interface ProfilePatch {
   bio?: string;
   location?: string | null;
   avatarUrl?: string | null;
+}
+
+/** An author's newest post ids, newest first, and the version of that list. */
+export interface PostList {
+  version: number;
+  ids: number[];
 }
 
 export interface NewPost {
@@ -86,24 +100,44 @@ export function createRepositories(db: Db, options: RepositoryOptions = {}) {
       );
     },
 
-    /** The newest `MAX_POSTS_PER_AUTHOR` post ids of each author, newest first, in one statement. */
-    newestPostIdsByAuthors(authorIds: readonly number[]): Promise<Map<number, number[]>> {
+    /**
+     * The newest `MAX_POSTS_PER_AUTHOR` post ids of each author, newest first, with the list's version
+     * (post_list_versions), in one statement: one snapshot, so the version matches the ids.
+     */
+    newestPostIdsByAuthors(authorIds: readonly number[]): Promise<Map<number, PostList>> {
       return read('postIdsByAuthor', authorIds, async () => {
         // A lateral join walks posts_author_newest_idx once per author instead of sorting all posts.
-        const rows = await db.execute<{ author_id: number; id: number }>(sql`
-        select a.author_id, p.id
-        from unnest(${`{${authorIds.join(',')}}`}::int[]) as a(author_id)
-        cross join lateral (
-          select id from ${posts}
-          where ${posts.authorId} = a.author_id
-          order by ${posts.createdAt} desc, ${posts.id} desc
-          limit ${MAX_POSTS_PER_AUTHOR}
-        ) as p`);
-        const byAuthor = new Map<number, number[]>(authorIds.map((id) => [id, []]));
-        for (const row of rowsOf<{ author_id: number; id: number }>(rows))
-          byAuthor.get(Number(row.author_id))?.push(Number(row.id));
-        return byAuthor;
+        const result = await db.execute(sql`
+          select a.author_id, coalesce(v.version, 0) as list_version, p.id
+          from unnest(${`{${authorIds.join(',')}}`}::int[]) as a(author_id)
+          left join ${postListVersions} v on v.author_id = a.author_id
+          left join lateral (
+            select ${posts.id} as id, ${posts.createdAt} as created_at from ${posts}
+            where ${posts.authorId} = a.author_id
+            order by ${posts.createdAt} desc, ${posts.id} desc
+            limit ${MAX_POSTS_PER_AUTHOR}
+          ) as p on true
+          order by a.author_id, p.created_at desc, p.id desc`);
+        const lists = new Map<number, PostList>(authorIds.map((id) => [id, { version: 0, ids: [] }]));
+        for (const row of rowsOf<{ author_id: number; list_version: number | string; id: number | null }>(
+          result,
+        )) {
+          const list = lists.get(Number(row.author_id));
+          if (list === undefined) continue;
+          list.version = Number(row.list_version);
+          if (row.id !== null) list.ids.push(Number(row.id));
+        }
+        return lists;
       });
+    },
+
+    /** The current version of an author's post list, in the caller's transaction. */
+    async postListVersion(tx: Db, authorId: number): Promise<number> {
+      const [row] = await tx
+        .select({ version: postListVersions.version })
+        .from(postListVersions)
+        .where(eq(postListVersions.authorId, authorId));
+      return Number(row?.version ?? 0);
     },
 
     /** Up to `limit` user ids greater than `after`, ascending. */
@@ -161,4 +195,3 @@ export function createRepositories(db: Db, options: RepositoryOptions = {}) {
     },
   };
 }
-

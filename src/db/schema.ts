@@ -48,6 +48,17 @@ export const posts = pgTable(
 );
 
 /**
+ * The version of each author's newest-posts list, bumped by the posts triggers on every insert,
+ * delete, re-dating or re-authoring of a post. A list cannot be versioned by its content (its newest
+ * id does not change when a post is deleted or re-dated), so it gets a counter of its own. No foreign
+ * key: the row may be bumped while its author is being deleted (cascading to the posts).
+ */
+export const postListVersions = pgTable('post_list_versions', {
+  authorId: integer('author_id').primaryKey(),
+  version: bigint('version', { mode: 'number' }).notNull().default(0),
+});
+
+/**
  * Invalidation events, written in the same transaction as the change they describe, so an event
  * exists exactly when its change committed. The relay publishes them (at least once) and marks them.
  */

@@ -81,7 +81,10 @@ export async function seedDatabase(db: Db, options: SeedOptions): Promise<SeedRe
       await tx.execute(sql`lock table ${users} in share row exclusive mode`);
       const existing = await tx.select({ id: users.id }).from(users).limit(1);
       if (existing.length > 0) {
-        throw new SeedError('SEED_NOT_EMPTY', 'the database already has users; seed an empty database or pass reset');
+        throw new SeedError(
+          'SEED_NOT_EMPTY',
+          'the database already has users; seed an empty database or pass reset',
+        );
       }
     }
 
@@ -91,7 +94,11 @@ export async function seedDatabase(db: Db, options: SeedOptions): Promise<SeedRe
       progress(last - first + 1);
       await insertProfiles(tx, first, last);
       progress(last - first + 1);
-      for (let firstPost = (first - 1) * postsPerUser + 1; firstPost <= last * postsPerUser; firstPost += batchSize) {
+      for (
+        let firstPost = (first - 1) * postsPerUser + 1;
+        firstPost <= last * postsPerUser;
+        firstPost += batchSize
+      ) {
         const lastPost = Math.min(last * postsPerUser, firstPost + batchSize - 1);
         await insertPosts(tx, postsPerUser, firstPost, lastPost);
         progress(lastPost - firstPost + 1);
@@ -115,10 +122,16 @@ function validate(options: SeedOptions): { users: number; postsPerUser: number; 
   const postsPerUser = options.postsPerUser ?? DEFAULT_POSTS_PER_USER;
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   if (!Number.isSafeInteger(userCount) || userCount < 1 || userCount > MAX_ID) {
-    throw new SeedError('SEED_OPTIONS_INVALID', `users must be an integer in 1..${MAX_ID}, got ${String(userCount)}`);
+    throw new SeedError(
+      'SEED_OPTIONS_INVALID',
+      `users must be an integer in 1..${MAX_ID}, got ${String(userCount)}`,
+    );
   }
   if (!Number.isSafeInteger(postsPerUser) || postsPerUser < 0) {
-    throw new SeedError('SEED_OPTIONS_INVALID', `postsPerUser must be a non-negative integer, got ${String(postsPerUser)}`);
+    throw new SeedError(
+      'SEED_OPTIONS_INVALID',
+      `postsPerUser must be a non-negative integer, got ${String(postsPerUser)}`,
+    );
   }
   if (userCount * postsPerUser > MAX_ID) {
     throw new SeedError(
@@ -127,7 +140,10 @@ function validate(options: SeedOptions): { users: number; postsPerUser: number; 
     );
   }
   if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
-    throw new SeedError('SEED_OPTIONS_INVALID', `batchSize must be an integer in 1..${MAX_BATCH_SIZE}, got ${String(batchSize)}`);
+    throw new SeedError(
+      'SEED_OPTIONS_INVALID',
+      `batchSize must be an integer in 1..${MAX_BATCH_SIZE}, got ${String(batchSize)}`,
+    );
   }
   return { users: userCount, postsPerUser, batchSize };
 }
@@ -149,7 +165,10 @@ async function insertProfiles(tx: Tx, first: number, last: number): Promise<void
     rows.push({
       userId,
       displayName: random() < 0.2 ? `${p.first} ${p.last[0]}.` : `${p.first} ${p.last}`,
-      bio: random() < 0.1 ? '' : `${pick(random, BIO_ROLES)} ${pick(random, BIO_TOPICS)}. ${pick(random, BIO_TAILS)}`,
+      bio:
+        random() < 0.1
+          ? ''
+          : `${pick(random, BIO_ROLES)} ${pick(random, BIO_TOPICS)}. ${pick(random, BIO_TAILS)}`,
       location: random() < 0.25 ? null : pick(random, CITIES),
       avatarUrl: random() < 0.3 ? null : `https://avatars.example.com/u/${userId}.png`,
       version: 1,
@@ -167,7 +186,8 @@ async function insertPosts(tx: Tx, postsPerUser: number, firstId: number, lastId
     const random = prng(mix(authorId, nth));
     const sentences = 2 + Math.floor(random() * 4);
     const body: string[] = [];
-    for (let s = 0; s < sentences; s += 1) body.push(`${pick(random, OPENINGS)} ${pick(random, TOPICS)} ${pick(random, ENDINGS)}`);
+    for (let s = 0; s < sentences; s += 1)
+      body.push(`${pick(random, OPENINGS)} ${pick(random, TOPICS)} ${pick(random, ENDINGS)}`);
     rows.push({
       id,
       authorId,
@@ -176,7 +196,9 @@ async function insertPosts(tx: Tx, postsPerUser: number, firstId: number, lastId
       version: 1,
       // The nth post lands in the nth hour after its author joined: posts of one author are strictly
       // ordered in time the same way as their ids.
-      createdAt: new Date(person(authorId).createdAtMs + nth * HOUR_MS + Math.floor(random() * (HOUR_MS - 1))),
+      createdAt: new Date(
+        person(authorId).createdAtMs + nth * HOUR_MS + Math.floor(random() * (HOUR_MS - 1)),
+      ),
     });
   }
   await tx.insert(posts).values(rows);
@@ -250,30 +272,169 @@ function pick<T>(random: () => number, list: readonly T[]): T {
 
 // Fixed word lists: changing any of them changes the seeded data (which is fine, but it is a change).
 const FIRST_NAMES = [
-  'Ada', 'Alan', 'Barbara', 'Claude', 'Dennis', 'Donald', 'Edsger', 'Frances', 'Grace', 'Guido',
-  'Hedy', 'Ivan', 'James', 'Jean', 'John', 'Ken', 'Leslie', 'Linus', 'Margaret', 'Mary',
-  'Niklaus', 'Radia', 'Richard', 'Robin', 'Shafi', 'Sophie', 'Tim', 'Tony', 'Vint', 'Whitfield',
-  'Yukihiro', 'Anders', 'Bjarne', 'Carol', 'Dana', 'Evelyn', 'Fran', 'Gordon', 'Hal', 'Irene',
+  'Ada',
+  'Alan',
+  'Barbara',
+  'Claude',
+  'Dennis',
+  'Donald',
+  'Edsger',
+  'Frances',
+  'Grace',
+  'Guido',
+  'Hedy',
+  'Ivan',
+  'James',
+  'Jean',
+  'John',
+  'Ken',
+  'Leslie',
+  'Linus',
+  'Margaret',
+  'Mary',
+  'Niklaus',
+  'Radia',
+  'Richard',
+  'Robin',
+  'Shafi',
+  'Sophie',
+  'Tim',
+  'Tony',
+  'Vint',
+  'Whitfield',
+  'Yukihiro',
+  'Anders',
+  'Bjarne',
+  'Carol',
+  'Dana',
+  'Evelyn',
+  'Fran',
+  'Gordon',
+  'Hal',
+  'Irene',
 ] as const;
 const LAST_NAMES = [
-  'Lovelace', 'Turing', 'Liskov', 'Shannon', 'Ritchie', 'Knuth', 'Dijkstra', 'Allen', 'Hopper', 'Rossum',
-  'Lamarr', 'Sutherland', 'Gosling', 'Sammet', 'McCarthy', 'Thompson', 'Lamport', 'Torvalds', 'Hamilton', 'Keller',
-  'Wirth', 'Perlman', 'Stallman', 'Milner', 'Goldwasser', 'Wilson', 'Berners-Lee', 'Hoare', 'Cerf', 'Diffie',
-  'Matsumoto', 'Hejlsberg', 'Stroustrup', 'Shaw', 'Scott', 'Clarke', 'Bilas', 'Moore', 'Abelson', 'Greif',
+  'Lovelace',
+  'Turing',
+  'Liskov',
+  'Shannon',
+  'Ritchie',
+  'Knuth',
+  'Dijkstra',
+  'Allen',
+  'Hopper',
+  'Rossum',
+  'Lamarr',
+  'Sutherland',
+  'Gosling',
+  'Sammet',
+  'McCarthy',
+  'Thompson',
+  'Lamport',
+  'Torvalds',
+  'Hamilton',
+  'Keller',
+  'Wirth',
+  'Perlman',
+  'Stallman',
+  'Milner',
+  'Goldwasser',
+  'Wilson',
+  'Berners-Lee',
+  'Hoare',
+  'Cerf',
+  'Diffie',
+  'Matsumoto',
+  'Hejlsberg',
+  'Stroustrup',
+  'Shaw',
+  'Scott',
+  'Clarke',
+  'Bilas',
+  'Moore',
+  'Abelson',
+  'Greif',
 ] as const;
 const CITIES = [
-  'London', 'Paris', 'Berlin', 'Zürich', 'Kraków', 'São Paulo', 'Montréal', 'Tokyo', 'Nairobi', 'Lagos',
-  'Bengaluru', 'Sydney', 'Toronto', 'Amsterdam', 'Helsinki', 'Reykjavík', 'Austin', 'Seattle', 'Lisbon', 'Seoul',
+  'London',
+  'Paris',
+  'Berlin',
+  'Zürich',
+  'Kraków',
+  'São Paulo',
+  'Montréal',
+  'Tokyo',
+  'Nairobi',
+  'Lagos',
+  'Bengaluru',
+  'Sydney',
+  'Toronto',
+  'Amsterdam',
+  'Helsinki',
+  'Reykjavík',
+  'Austin',
+  'Seattle',
+  'Lisbon',
+  'Seoul',
 ] as const;
-const BIO_ROLES = ['Engineer writing about', 'Student of', 'Curious about', 'Teaching', 'Building tools for', 'Reading up on'] as const;
-const BIO_TOPICS = ['distributed systems', 'type theory', 'databases', 'compilers', 'caching', 'GraphQL', 'networks', 'cryptography'] as const;
-const BIO_TAILS = ['Opinions my own.', 'Coffee first.', 'Mostly harmless.', 'Slow replies, long answers.', 'Ask me about invalidation.'] as const;
-const TITLE_LEADS = ['Notes on', 'A short guide to', 'Why I like', 'Rethinking', 'Lessons from', 'Benchmarking', 'Debugging'] as const;
+const BIO_ROLES = [
+  'Engineer writing about',
+  'Student of',
+  'Curious about',
+  'Teaching',
+  'Building tools for',
+  'Reading up on',
+] as const;
+const BIO_TOPICS = [
+  'distributed systems',
+  'type theory',
+  'databases',
+  'compilers',
+  'caching',
+  'GraphQL',
+  'networks',
+  'cryptography',
+] as const;
+const BIO_TAILS = [
+  'Opinions my own.',
+  'Coffee first.',
+  'Mostly harmless.',
+  'Slow replies, long answers.',
+  'Ask me about invalidation.',
+] as const;
+const TITLE_LEADS = [
+  'Notes on',
+  'A short guide to',
+  'Why I like',
+  'Rethinking',
+  'Lessons from',
+  'Benchmarking',
+  'Debugging',
+] as const;
 const TOPICS = [
-  'cache invalidation', 'connection pools', 'query planners', 'stampede locks', 'write-through caches',
-  'DataLoader batching', 'hash slots', 'optimistic concurrency', 'outbox relays', 'TTL jitter',
+  'cache invalidation',
+  'connection pools',
+  'query planners',
+  'stampede locks',
+  'write-through caches',
+  'DataLoader batching',
+  'hash slots',
+  'optimistic concurrency',
+  'outbox relays',
+  'TTL jitter',
 ] as const;
-const OPENINGS = ['Today I looked at', 'It turns out that', 'Nobody warned me about', 'Here is a trick for', 'Think twice about'] as const;
+const OPENINGS = [
+  'Today I looked at',
+  'It turns out that',
+  'Nobody warned me about',
+  'Here is a trick for',
+  'Think twice about',
+] as const;
 const ENDINGS = [
-  'and it was worth it.', 'under real load.', 'in production.', 'with a tiny benchmark.', 'before lunch.', 'the hard way.',
+  'and it was worth it.',
+  'under real load.',
+  'in production.',
+  'with a tiny benchmark.',
+  'before lunch.',
+  'the hard way.',
 ] as const;

@@ -25,7 +25,7 @@ export function createDirectReaders(repositories: Repositories): EntityReaders {
     post: async (ids) => inKeyOrder(ids, await repositories.postsByIds(ids), (r) => r.id),
     postIdsByAuthor: async (ids) => {
       const lists = await repositories.newestPostIdsByAuthors(ids);
-      return ids.map((id) => lists.get(id) ?? []);
+      return ids.map((id) => lists.get(id)?.ids ?? []);
     },
   };
 }

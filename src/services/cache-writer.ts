@@ -9,8 +9,8 @@ import type { PostRow, ProfileRow } from '../db/schema.js';
 export interface CacheWriter {
   /** Stores the new profile (if newer than what is cached). */
   profileChanged(row: ProfileRow): Promise<void>;
-  /** Stores the new post and tombstones its author's post-id list at the new post's id. */
-  postCreated(row: PostRow): Promise<void>;
+  /** Stores the new post and tombstones its author's post-id list at the list's new version. */
+  postCreated(row: PostRow, listVersion: number): Promise<void>;
 }
 
 export const noCacheWriter: CacheWriter = {

@@ -10,7 +10,12 @@ import type { PostRow, ProfileRow } from '../db/schema.js';
 import { conflict, notFound } from '../graphql/errors.js';
 import type { Loaders } from '../loaders/create-loaders.js';
 import type { CacheWriter } from './cache-writer.js';
-import { checkNewPost, toProfilePatch, type CreatePostInput, type UpdateProfileInput } from './input-rules.js';
+import {
+  checkNewPost,
+  toProfilePatch,
+  type CreatePostInput,
+  type UpdateProfileInput,
+} from './input-rules.js';
 
 export interface ServiceDeps {
   readonly db: Db;
@@ -36,10 +41,14 @@ export function createServices({ db, repositories, cacheWriter }: ServiceDeps): 
   return {
     async updateProfile(userId, input, loaders) {
       const { patch, expectedVersion } = toProfilePatch(input);
-      const result = await inTransaction((tx) => repositories.updateProfile(tx, userId, patch, expectedVersion));
+      const result = await inTransaction((tx) =>
+        repositories.updateProfile(tx, userId, patch, expectedVersion),
+      );
       if (result === undefined) throw notFound(`user ${userId} has no profile`);
       if (result === 'conflict') {
-        throw conflict(`profile of user ${userId} is no longer at version ${expectedVersion}`, { expectedVersion });
+        throw conflict(`profile of user ${userId} is no longer at version ${expectedVersion}`, {
+          expectedVersion,
+        });
       }
       await cacheWriter.profileChanged(result);
       loaders.profile.clear(userId).prime(userId, result);
@@ -48,8 +57,12 @@ export function createServices({ db, repositories, cacheWriter }: ServiceDeps): 
 
     async createPost(userId, input, loaders) {
       const post = checkNewPost(input);
-      const row = await inTransaction((tx) => repositories.insertPost(tx, { authorId: userId, ...post }));
-      await cacheWriter.postCreated(row);
+      // The list version is read in the same transaction, right after the insert's trigger bumped it.
+      const { row, listVersion } = await inTransaction(async (tx) => {
+        const inserted = await repositories.insertPost(tx, { authorId: userId, ...post });
+        return { row: inserted, listVersion: await repositories.postListVersion(tx, userId) };
+      });
+      await cacheWriter.postCreated(row, listVersion);
       loaders.post.prime(row.id, row);
       // The author's list changed: the next read in this request must not reuse the memoized one.
       loaders.postIdsByAuthor.clear(userId);
