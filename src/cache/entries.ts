@@ -16,6 +16,10 @@ export interface EntryFactory {
   fill<T>(spec: EntitySpec<T>, key: string, value: T | null): CacheWrite;
   /** Marks versions below `version` as stale; lives long enough to outlast any fill in flight. */
   tombstone(key: string, version: number): CacheWrite;
+  /** How long a tombstone lives, ms. */
+  readonly tombstoneTtlMs: number;
+  /** The shortest time that still outlasts every fill in flight (a lock's life or a waiter's wait), ms. */
+  readonly inFlightMs: number;
 }
 
 export interface EntryFactoryOptions {
@@ -26,25 +30,41 @@ export interface EntryFactoryOptions {
   readonly random?: () => number;
 }
 
-export function createEntryFactory({ config, now = Date.now, random = Math.random }: EntryFactoryOptions): EntryFactory {
+export function createEntryFactory({
+  config,
+  now = Date.now,
+  random = Math.random,
+}: EntryFactoryOptions): EntryFactory {
   const graceMs = config.staleGraceSeconds * 1000;
   // A fill can be in flight for at most a lock's lifetime (or a lock wait, for a waiter that gave up);
   // a tombstone that outlives both fences every fill that read the row before the change.
-  const tombstoneMs = Math.max(60_000, 2 * config.lockTtlMs, 2 * config.lockWaitMs);
+  const inFlightMs = 2 * Math.max(config.lockTtlMs, config.lockWaitMs);
+  const tombstoneMs = Math.max(60_000, inFlightMs);
   const jittered = (seconds: number) => Math.round(seconds * 1000 * (1 - JITTER + 2 * JITTER * random()));
 
   return {
+    tombstoneTtlMs: tombstoneMs,
+    inFlightMs,
     fill(spec, key, value) {
       const logicalMs = jittered(value === null ? config.negativeTtlSeconds : spec.ttlSeconds);
       const staleAt = now() + logicalMs;
       const entry =
         value === null
           ? { kind: 'negative' as const, version: 0, staleAt, payload: EMPTY }
-          : { kind: 'value' as const, version: spec.versionOf(value), staleAt, payload: spec.codec.encode(value) };
+          : {
+              kind: 'value' as const,
+              version: spec.versionOf(value),
+              staleAt,
+              payload: spec.codec.encode(value),
+            };
       return { key, entry, ttlMs: logicalMs + graceMs };
     },
     tombstone(key, version) {
-      return { key, entry: { kind: 'tombstone', version, staleAt: now(), payload: EMPTY }, ttlMs: tombstoneMs };
+      return {
+        key,
+        entry: { kind: 'tombstone', version, staleAt: now(), payload: EMPTY },
+        ttlMs: tombstoneMs,
+      };
     },
   };
 }

@@ -168,6 +168,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
       publish(channel, message);
     },
 
+    async scanKeys(prefix, onBatch) {
+      open('scanKeys');
+      assertPurgePrefix(prefix);
+      const keys = [...slots.keys()].filter((key) => key.startsWith(prefix) && live(key) !== undefined);
+      for (let i = 0; i < keys.length; i += 500) await onBatch(keys.slice(i, i + 500));
+      return keys.length;
+    },
+
     async purgePrefix(prefix) {
       open('purgePrefix');
       assertPurgePrefix(prefix);

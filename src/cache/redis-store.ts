@@ -185,6 +185,23 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       return call('publish', async () => void (await client.publish(channel, message)));
     },
 
+    async scanKeys(prefix, onBatch) {
+      assertPurgePrefix(prefix);
+      const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+      let visited = 0;
+      for (const node of nodes) {
+        const batches = scanNode(node, prefix);
+        for (;;) {
+          // Each SCAN step is a command of its own: a failure is a store error, like any other call.
+          const next = await call('scanKeys', () => batches.next());
+          if (next.done) break;
+          visited += next.value.length;
+          await onBatch(next.value);
+        }
+      }
+      return visited;
+    },
+
     async purgePrefix(prefix) {
       assertPurgePrefix(prefix);
       return call('purgePrefix', async () => {
@@ -266,14 +283,20 @@ export function slotOf(key: string): number {
   return crc % 16384;
 }
 
-async function purgeNode(node: Redis, prefix: string, isCluster: boolean): Promise<number> {
+/** Batches of the keys under `prefix` on one node: SCAN, which never blocks the server as KEYS would. */
+async function* scanNode(node: Redis, prefix: string): AsyncGenerator<string[]> {
   const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
-  let removed = 0;
   let cursor = '0';
   do {
     const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
     cursor = next;
-    if (keys.length === 0) continue;
+    if (keys.length > 0) yield keys;
+  } while (cursor !== '0');
+}
+
+async function purgeNode(node: Redis, prefix: string, isCluster: boolean): Promise<number> {
+  let removed = 0;
+  for await (const keys of scanNode(node, prefix)) {
     if (!isCluster) {
       removed += await node.unlink(...keys);
       continue;
@@ -286,7 +309,7 @@ async function purgeNode(node: Redis, prefix: string, isCluster: boolean): Promi
       if (error) throw error;
       removed += Number(count);
     }
-  } while (cursor !== '0');
+  }
   return removed;
 }
 

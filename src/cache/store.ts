@@ -107,6 +107,13 @@ export interface CacheStore {
   subscribe(channel: string, listener: MessageListener): Promise<Unsubscribe>;
 
   /**
+   * Visits every key under `prefix` (SCAN in batches, never `KEYS`), awaiting `onBatch` for each batch
+   * of at most a few hundred keys. Keys written during the walk may or may not be visited. Returns the
+   * number of keys visited. Operators' purge.
+   */
+  scanKeys(prefix: string, onBatch: (keys: string[]) => Promise<void>): Promise<number>;
+
+  /**
    * Removes every key under `prefix` without blocking the server (SCAN + UNLINK in batches, never
    * `KEYS`). Operators' purge and test teardown; returns the number of keys removed.
    */
