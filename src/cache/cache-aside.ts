@@ -316,7 +316,10 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
         }
         const flight = flights.get(keys[i]!);
         // A tombstone we saw names a committed version the flight may predate (it may have read the
-        // row before that commit): its result counts for us only if it is at least that new.
+        // row before that commit): its result counts for us only if it is at least that new. This is
+        // enough because a returned write always leaves the key holding a servable value at its
+        // version (write-through) or a tombstone (relay, derived keys) — never nothing: a tombstone
+        // at the held version leaves the value alone (store.ts). consistency.test.ts, race 2.
         if (flight !== undefined)
           joined.push({ id, key: keys[i]!, flight, fence: entry?.kind === 'tombstone' ? entry.version : 0 });
         else mine.push({ id, key: keys[i]!, stale: entry?.kind === 'tombstone' ? undefined : entry });
