@@ -86,7 +86,9 @@ export function createCachedReaders(deps: CachedReaderDeps): EntityReaders {
     profile: (ids, report) => cacheAside.read(specs.profile, ids, report),
     post: (ids, report) => cacheAside.read(specs.post, ids, report),
     postIdsByAuthor: async (ids, report) =>
-      (await cacheAside.read(specs.userPosts, ids, report)).map((list) => list?.ids ?? null),
+      (await cacheAside.read(specs.userPosts, ids, report)).map((list) =>
+        list instanceof Error ? list : (list?.ids ?? null),
+      ),
   };
 }
 

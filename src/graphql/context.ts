@@ -10,7 +10,8 @@ import { createLoaders, type Loaders } from '../loaders/create-loaders.js';
 import type { EntityReaders } from '../loaders/entity-readers.js';
 import type { RequestStats } from '../observability/request-scope.js';
 import type { Services } from '../services/create-services.js';
-import { unauthenticated } from './errors.js';
+import { DatabaseUnavailableError } from '../db/errors.js';
+import { serviceUnavailable, unauthenticated } from './errors.js';
 import { requestStateOf } from './request-state.js';
 
 export interface Viewer {
@@ -71,6 +72,9 @@ async function authenticate(
   // Read through the cache like any user, but outside the request's report: checking the caller is
   // not a lookup the client asked for, and must not turn a mutation's BYPASS into a HIT.
   const [user] = await readers.user([userId], new CacheReport());
+  // PostgreSQL down and the caller not cached: the operation cannot be authorized at all.
+  if (user instanceof DatabaseUnavailableError) throw serviceUnavailable(undefined, { httpStatus: 503 });
+  if (user instanceof Error) throw user;
   if (user === null || user === undefined)
     throw unauthenticated(`the token names user ${userId}, who does not exist`);
   return { userId };

@@ -35,8 +35,20 @@ export function conflict(message: string, extra: Record<string, unknown> = {}) {
   return createGraphQLError(message, { extensions: { code: 'CONFLICT', ...extra } });
 }
 
-export function serviceUnavailable(message = 'the database is unavailable; try again shortly') {
-  return createGraphQLError(message, { extensions: { code: 'SERVICE_UNAVAILABLE' } });
+/**
+ * As a field error it is HTTP 200 like any other; raised before execution (nothing could be answered)
+ * it carries `httpStatus` 503 and a Retry-After.
+ */
+export function serviceUnavailable(
+  message = 'the database is unavailable; try again shortly',
+  { httpStatus }: { httpStatus?: 503 } = {},
+) {
+  return createGraphQLError(message, {
+    extensions: {
+      code: 'SERVICE_UNAVAILABLE',
+      ...(httpStatus ? { http: { status: httpStatus, headers: { 'Retry-After': '1' } } } : {}),
+    },
+  });
 }
 
 type MaskErrorFn = NonNullable<

@@ -7,8 +7,11 @@ import type { CacheReport } from '../cache/report.js';
 import type { Repositories } from '../db/repositories.js';
 import type { PostRow, ProfileRow, UserRow } from '../db/schema.js';
 
-/** Values for ids, in order; `null` for an id that does not exist. */
-export type BatchRead<T> = (ids: readonly number[], report: CacheReport) => Promise<(T | null)[]>;
+/**
+ * Values for ids, in order; `null` for an id that does not exist; an Error for an id that could not
+ * be answered (DataLoader rejects that key alone).
+ */
+export type BatchRead<T> = (ids: readonly number[], report: CacheReport) => Promise<(T | null | Error)[]>;
 
 export interface EntityReaders {
   readonly user: BatchRead<UserRow>;
