@@ -13,7 +13,12 @@ import { migrateDatabase } from './db/migrate.js';
 import { createRepositories, type RepositoryOptions } from './db/repositories.js';
 import { ensureDemoData } from './db/demo-data.js';
 import { createCachesideYoga, type CachesideYoga } from './graphql/create-yoga.js';
+import type { Resolvers } from './graphql/generated/resolvers-types.js';
+import { createDirectReaders } from './loaders/entity-readers.js';
+import type { Plugin } from 'graphql-yoga';
+import { useReadiness } from './graphql/plugins/use-readiness.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { createReadinessProbe } from './observability/readiness.js';
 import { createServices } from './services/create-services.js';
 import { createCacheAside } from './cache/cache-aside.js';
 import { createCachedReaders, createEntitySpecs } from './cache/cached-readers.js';
@@ -37,6 +42,12 @@ export interface AppOverrides {
   readonly repositoryOptions?: RepositoryOptions;
   /** Start the outbox relay's polling loop. Tests that drive it by hand (`relay.runOnce()`) pass false. @default true */
   readonly startRelay?: boolean;
+  /** Answer reads from PostgreSQL through the DataLoaders, without the cache (the benchmark's "DataLoaders only"). @default false */
+  readonly directReads?: boolean;
+  /** Resolvers to serve instead of ours, over the same schema and plugins (the benchmark's naive and static variants). */
+  readonly resolvers?: Resolvers;
+  /** Extra yoga plugins, after ours (the benchmark's response-cache variant). */
+  readonly plugins?: readonly Plugin[];
 }
 
 export interface App {
@@ -47,6 +58,10 @@ export interface App {
   readonly logger: Logger;
   readonly relay: OutboxRelay;
   readonly invalidations: InvalidationSubscriber;
+  /** True once `beginDraining()` was called: /ready answers 503 so no new traffic is routed here. */
+  readonly draining: boolean;
+  /** Marks the instance as shutting down (readiness 503); in-flight and new requests are still served. */
+  beginDraining(): void;
   /** Closes what the app opened itself. Idempotent. */
   close(): Promise<void>;
 }
@@ -79,7 +94,9 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     const entries = createEntryFactory({ config: config.cache });
     const specs = createEntitySpecs({ keys, repositories, config: config.cache });
     const cacheAside = createCacheAside({ store, config: config.cache, logger });
-    const readers = createCachedReaders({ cacheAside, keys, repositories, config: config.cache });
+    const readers = overrides.directReads
+      ? createDirectReaders(repositories)
+      : createCachedReaders({ cacheAside, keys, repositories, config: config.cache });
     const cacheWriter = createWriteThrough({ store, specs, entries, logger });
     const services = createServices({ db: database.db, repositories, cacheWriter });
 
@@ -105,6 +122,14 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     });
     if (overrides.startRelay !== false) relay.start();
 
+    let draining = false;
+    const readiness = createReadinessProbe({
+      db: database.db,
+      store,
+      probeKey: `${keys.namespace}ready-probe`,
+      isDraining: () => draining,
+    });
+
     const yoga = createCachesideYoga({
       readers,
       repositories,
@@ -115,6 +140,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       cacheHeaders: config.cache.headers,
       cacheDebug: config.cache.debug,
       introspection: config.graphql.introspection,
+      plugins: [useReadiness({ probe: readiness }), ...(overrides.plugins ?? [])],
+      resolvers: overrides.resolvers,
     });
 
     let closed: Promise<void> | undefined;
@@ -126,6 +153,12 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       logger,
       relay,
       invalidations,
+      get draining() {
+        return draining;
+      },
+      beginDraining() {
+        draining = true;
+      },
       close: () => (closed ??= closeAll(owned)),
     };
   } catch (error) {
@@ -174,6 +207,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    app.beginDraining();
     // Stop accepting, let in-flight requests finish, drop idle keep-alive sockets so close() can end.
     server.close(() => {
       void app.close().then(() => {

@@ -17,7 +17,8 @@ import { useBodyLimit } from './plugins/use-body-limit.js';
 import { useQueryLimits } from './plugins/use-query-limits.js';
 import { useRequestErrorStatus } from './plugins/use-request-error-status.js';
 import { useRequestScope } from './plugins/use-request-scope.js';
-import { resolvers } from './resolvers/index.js';
+import { resolvers as cachesideResolvers } from './resolvers/index.js';
+import type { Resolvers } from './generated/resolvers-types.js';
 
 export const SCHEMA_FILE = fileURLToPath(new URL('../../schema/schema.graphql', import.meta.url));
 
@@ -50,6 +51,8 @@ export interface YogaDeps extends ContextDeps {
   readonly cacheDebug: boolean;
   readonly introspection: boolean;
   readonly plugins?: readonly Plugin[];
+  /** Resolvers to serve instead of ours, over the same schema and plugins (the benchmark's variants A and S). */
+  readonly resolvers?: Resolvers;
 }
 
 /** What the node:http adapter passes as server context. */
@@ -63,7 +66,7 @@ export type CachesideYoga = YogaServerInstance<ServerContext, GraphQLContext>;
 export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
   const typeDefs = readFileSync(SCHEMA_FILE, 'utf8');
   return createYoga<ServerContext, GraphQLContext>({
-    schema: createSchema<GraphQLContext>({ typeDefs, resolvers }),
+    schema: createSchema<GraphQLContext>({ typeDefs, resolvers: deps.resolvers ?? cachesideResolvers }),
     context: createContextFactory(deps) as never,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
