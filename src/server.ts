@@ -28,6 +28,7 @@ import { instrumentStore } from './cache/instrumented-store.js';
 import { createCacheKeys } from './cache/keys.js';
 import { createInvalidationSubscriber, type InvalidationSubscriber } from './cache/invalidation-subscriber.js';
 import { createOutboxRelay, type OutboxRelay } from './cache/outbox-relay.js';
+import { createCircuitBreaker, type BreakerStore, type CircuitBreakerOptions } from './cache/circuit-breaker.js';
 import { createWriteThrough } from './cache/write-through.js';
 import { createOutboxRepository } from './db/outbox-repository.js';
 import { createLoadLimiter } from './db/load-limiter.js';
@@ -40,6 +41,8 @@ export interface AppOverrides {
   readonly logger?: Logger;
   /** Test hooks that hold or slow SQL loads. */
   readonly repositoryOptions?: RepositoryOptions;
+  /** Circuit breaker settings (tests shorten the open period). */
+  readonly breaker?: Omit<CircuitBreakerOptions, 'beforeClose'>;
   /** Start the outbox relay's polling loop. Tests that drive it by hand (`relay.runOnce()`) pass false. @default true */
   readonly startRelay?: boolean;
   /** Answer reads from PostgreSQL through the DataLoaders, without the cache (the benchmark's "DataLoaders only"). @default false */
@@ -58,6 +61,8 @@ export interface App {
   readonly logger: Logger;
   readonly relay: OutboxRelay;
   readonly invalidations: InvalidationSubscriber;
+  /** The breaker in front of the store: its state and the calls it refused. */
+  readonly breaker: BreakerStore['breaker'];
   /** True once `beginDraining()` was called: /ready answers 503 so no new traffic is routed here. */
   readonly draining: boolean;
   /** Marks the instance as shutting down (readiness 503); in-flight and new requests are still served. */
@@ -84,7 +89,18 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       rawStore = createStoreFromConfig(config, logger);
       owned.push(rawStore.close);
     }
-    const store = instrumentStore(rawStore);
+    // Requests reach the store through the breaker (skip Redis while it fails; close only after the
+    // relay applied what the outage held back) and the instrumentation (round trips per request).
+    // The relay and the event subscriber use the raw store: they must reach Redis as soon as it is back.
+    const breakerStore = createCircuitBreaker(rawStore, {
+      ...overrides.breaker,
+      beforeClose: () => relay.drain(),
+      onTransition: (from, to) => {
+        logger.warn({ from, to }, `cache circuit ${to}`);
+        overrides.breaker?.onTransition?.(from, to);
+      },
+    });
+    const store = instrumentStore(breakerStore);
 
     const repositories = createRepositories(database.db, {
       limiter: createLoadLimiter(config.db.maxConcurrentLoads),
@@ -103,14 +119,14 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     const relay = createOutboxRelay({
       db: database.db,
       outbox: createOutboxRepository(),
-      store,
+      store: rawStore,
       keys,
       specs,
       entries,
       logger,
       intervalMs: config.outbox.pollIntervalMs,
     });
-    const invalidations = createInvalidationSubscriber({ store, keys, logger });
+    const invalidations = createInvalidationSubscriber({ store: rawStore, keys, logger });
     // Stopped first on close: the relay finishes its batch while the store and database are still up.
     owned.push(async () => {
       await relay.stop();
@@ -125,7 +141,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     let draining = false;
     const readiness = createReadinessProbe({
       db: database.db,
-      store,
+      store: rawStore,
+      breaker: breakerStore.breaker,
       probeKey: `${keys.namespace}ready-probe`,
       isDraining: () => draining,
     });
@@ -153,6 +170,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       logger,
       relay,
       invalidations,
+      breaker: breakerStore.breaker,
       get draining() {
         return draining;
       },

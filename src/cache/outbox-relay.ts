@@ -44,6 +44,8 @@ export interface OutboxRelay {
   stop(): Promise<void>;
   /** Claims, applies and publishes one batch now; returns the number of rows it published. */
   runOnce(): Promise<number>;
+  /** Runs batches until the backlog is empty (rows other relays hold right now excepted). */
+  drain(): Promise<void>;
 }
 
 const PRUNE_EVERY_MS = 60_000;
@@ -144,5 +146,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       loop = undefined;
     },
     runOnce,
+    async drain() {
+      while ((await runOnce()) >= batchSize) {
+        // A full batch: more may be waiting.
+      }
+    },
   };
 }

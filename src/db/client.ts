@@ -29,9 +29,9 @@ export interface Database {
 export interface DatabaseOptions {
   /** Connections in the postgres.js pool. @default 10 */
   readonly poolSize?: number;
-  /** Give up connecting after this many seconds. @default 5 */
+  /** Give up connecting after this many seconds: an unreachable database fails requests fast. @default 2 */
   readonly connectTimeoutSeconds?: number;
-  /** Server-side statement timeout in ms, so a stuck query cannot hold a request. @default 10000 */
+  /** Server-side statement timeout in ms, so a stuck query cannot hold a request. @default 5000 */
   readonly statementTimeoutMs?: number;
 }
 
@@ -50,11 +50,11 @@ export async function createDatabase(
   if (config.kind === 'postgres') {
     const client = postgres(config.url, {
       max: options.poolSize ?? 10,
-      connect_timeout: options.connectTimeoutSeconds ?? 5,
+      connect_timeout: options.connectTimeoutSeconds ?? 2,
       idle_timeout: 30,
       onnotice: () => {},
       connection: {
-        statement_timeout: options.statementTimeoutMs ?? 10_000,
+        statement_timeout: options.statementTimeoutMs ?? 5_000,
         application_name: 'cacheside',
       },
     });

@@ -23,6 +23,8 @@ export interface ReadinessReport {
 export interface ReadinessDeps {
   readonly db: Db;
   readonly store: CacheStore;
+  /** The request path's breaker: while it is not closed the instance is degraded. */
+  readonly breaker?: { readonly state: string };
   /** A key the probe reads; its absence is fine, the round trip is the point. */
   readonly probeKey: string;
   readonly isDraining: () => boolean;
@@ -55,7 +57,8 @@ export function createReadinessProbe(deps: ReadinessDeps): ReadinessProbe {
   };
   const cache = async (): Promise<CheckResult> => {
     await deps.store.ttlMany([deps.probeKey]);
-    return { ok: true };
+    const state = deps.breaker?.state ?? 'closed';
+    return state === 'closed' ? { ok: true } : { ok: false, detail: `Redis answers; circuit ${state}` };
   };
 
   return {
