@@ -26,12 +26,21 @@ import { createStoreFromConfig, describeStore } from './cache/create-store.js';
 import { createEntryFactory } from './cache/entries.js';
 import { instrumentStore } from './cache/instrumented-store.js';
 import { createCacheKeys } from './cache/keys.js';
-import { createInvalidationSubscriber, type InvalidationSubscriber } from './cache/invalidation-subscriber.js';
+import {
+  createInvalidationSubscriber,
+  type InvalidationSubscriber,
+} from './cache/invalidation-subscriber.js';
 import { createOutboxRelay, type OutboxRelay } from './cache/outbox-relay.js';
-import { createCircuitBreaker, type BreakerStore, type CircuitBreakerOptions } from './cache/circuit-breaker.js';
+import {
+  createCircuitBreaker,
+  type BreakerStore,
+  type CircuitBreakerOptions,
+} from './cache/circuit-breaker.js';
 import { createWriteThrough } from './cache/write-through.js';
 import { createOutboxRepository } from './db/outbox-repository.js';
 import { createLoadLimiter } from './db/load-limiter.js';
+import { createDrainingTracker } from './graphql/plugins/use-draining.js';
+import { shutDown } from './shutdown.js';
 
 export interface AppOverrides {
   /** An already open (and migrated) database; the app does not close it. */
@@ -113,7 +122,13 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     const readers = overrides.directReads
       ? createDirectReaders(repositories)
       : createCachedReaders({ cacheAside, keys, repositories, config: config.cache });
-    const cacheWriter = createWriteThrough({ store, specs, entries, logger });
+    const cacheWriter = createWriteThrough({
+      store,
+      specs,
+      entries,
+      logger,
+      onError: () => breakerStore.breaker.trip(),
+    });
     const services = createServices({ db: database.db, repositories, cacheWriter });
 
     const relay = createOutboxRelay({
@@ -209,9 +224,12 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
   if (config.auth.usingDevSecret) {
-    logger.warn('AUTH_SECRET is not set: using the built-in development secret (never do this in production)');
+    logger.warn(
+      'AUTH_SECRET is not set: using the built-in development secret (never do this in production)',
+    );
   }
-  const app = await createApp(config, { logger });
+  const draining = createDrainingTracker();
+  const app = await createApp(config, { logger, plugins: [draining.plugin] });
   const server = await listen(app);
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.http.port;
@@ -224,16 +242,19 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down: finishing in-flight requests');
-    app.beginDraining();
-    // Stop accepting, let in-flight requests finish, drop idle keep-alive sockets so close() can end.
-    server.close(() => {
-      void app.close().then(() => {
-        logger.info('shut down cleanly');
-        process.exit(0);
-      });
-    });
-    server.closeIdleConnections();
+    const { delayMs } = config.shutdown;
+    logger.info({ signal, delayMs }, 'shutting down: draining, then finishing in-flight requests');
+    // /ready 503 → keep serving delayMs → stop accepting → in-flight finish → relay, store, database.
+    void shutDown({ server, app, tracker: draining, logger, delayMs }).then(
+      (clean) => {
+        if (clean) logger.info('shut down cleanly');
+        process.exit(clean ? 0 : 1);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -38,6 +38,11 @@ export interface BreakerStore extends CacheStore {
     readonly state: BreakerState;
     /** Calls refused without reaching the store since creation. */
     readonly shortCircuited: number;
+    /**
+     * Opens the circuit now. A failed write-through calls it: Redis may still hold the value that
+     * write replaced, so reads go to PostgreSQL until the relay has applied the write's tombstone.
+     */
+    trip(): void;
   };
 }
 
@@ -147,6 +152,9 @@ export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerO
       },
       get shortCircuited() {
         return shortCircuited;
+      },
+      trip() {
+        if (state !== 'open') open();
       },
     },
   };

@@ -4,8 +4,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import type { App } from '../../src/server.js';
+import { freePort } from './ports.js';
+
+export { freePort };
 
 export interface HttpTestServer {
   /** http://127.0.0.1:<port> */
@@ -36,18 +38,6 @@ export async function startHttpServer(app: App): Promise<HttpTestServer> {
   };
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createNetServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface ChildServer {
   readonly child: ChildProcess;
