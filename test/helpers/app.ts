@@ -11,7 +11,7 @@ import { createDatabase } from '../../src/db/client.js';
 import type { RepositoryOptions } from '../../src/db/repositories.js';
 import { seedDatabase } from '../../src/db/seed.js';
 import { signToken } from '../../src/auth/tokens.js';
-import { createApp, type App } from '../../src/server.js';
+import { createApp, type App, type AppOverrides } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { purgeKeys, REDIS_URL } from './redis.js';
 
@@ -30,6 +30,8 @@ export interface TestAppOptions {
   readonly repositoryOptions?: RepositoryOptions;
   /** Run the outbox relay's polling loop; false to drive it with `app.relay.runOnce()`. @default true */
   readonly startRelay?: boolean;
+  /** Circuit breaker settings (e.g. a short open period). */
+  readonly breaker?: AppOverrides['breaker'];
   /** Another test app whose database and prefix this one shares. */
   readonly share?: TestApp;
 }
@@ -86,6 +88,7 @@ export async function createTestApp(options: TestAppOptions): Promise<TestApp> {
     ...(typeof storeChoice === 'object' ? { store: storeChoice } : {}),
     ...(options.repositoryOptions ? { repositoryOptions: options.repositoryOptions } : {}),
     ...(options.startRelay === false ? { startRelay: false } : {}),
+    ...(options.breaker ? { breaker: options.breaker } : {}),
   });
 
   const fetchIn = (path: string, init?: RequestInit) => 
