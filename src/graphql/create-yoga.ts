@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from '../observability/logger.js';
+import { currentRequestStats } from '../observability/request-scope.js';
 import { createContextFactory, type ContextDeps, type GraphQLContext } from './context.js';
 import { createErrorMasker } from './errors.js';
 import { useCacheDebug } from './plugins/use-cache-debug.js';
@@ -50,7 +51,7 @@ export interface YogaDeps extends ContextDeps {
   /** Honour `x-cache-debug: 1`. */
   readonly cacheDebug: boolean;
   readonly introspection: boolean;
-  readonly plugins?: readonly Plugin[];
+  readonly plugins?: readonly (Plugin | Plugin<GraphQLContext>)[];
   /** Resolvers to serve instead of ours, over the same schema and plugins (the benchmark's variants A and S). */
   readonly resolvers?: Resolvers;
 }
@@ -80,7 +81,10 @@ export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
     logging: deps.logger,
     maskedErrors: {
       maskError: createErrorMasker((error) =>
-        deps.logger.error({ err: error }, 'unexpected error in a resolver'),
+        deps.logger.error(
+          { err: error, reqId: currentRequestStats()?.requestId },
+          'unexpected error in a resolver',
+        ),
       ),
     },
     plugins: [

@@ -6,8 +6,13 @@
  * request whose resolver caused it, not against whatever else the process is doing.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
 
 export interface RequestStats {
+  /** Correlates this request's log lines (from `x-request-id`, or generated). */
+  requestId: string;
+  /** `query`, `mutation`, `batch`… once known; labels the request's duration metric and log line. */
+  operation: string;
   /** SQL statements sent on behalf of this request. */
   sqlStatements: number;
   /** Milliseconds this request spent waiting on PostgreSQL. */
@@ -18,8 +23,8 @@ export interface RequestStats {
   storeMs: number;
 }
 
-export function createRequestStats(): RequestStats {
-  return { sqlStatements: 0, dbMs: 0, storeRoundTrips: 0, storeMs: 0 };
+export function createRequestStats(requestId: string = randomUUID()): RequestStats {
+  return { requestId, operation: 'none', sqlStatements: 0, dbMs: 0, storeRoundTrips: 0, storeMs: 0 };
 }
 
 const scope = new AsyncLocalStorage<RequestStats>();
