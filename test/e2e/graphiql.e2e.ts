@@ -1,0 +1,150 @@
+/**
+ * GraphiQL in a real browser: the page at /graphql renders offline (no CDN), runs its default query,
+ * shows the answer in the result pane, and the answer carries the cache headers — a MISS the first
+ * time, a HIT the second. A screenshot of the page is kept in test-artifacts/graphiql.png.
+ */
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { Page, Response as BrowserResponse } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createTestApp, type TestApp } from '../helpers/app.js';
+import { startHttpServer, type HttpTestServer } from '../helpers/http-server.js';
+import { launchChromium, type Browser } from './browser.js';
+
+const ARTIFACTS_DIR = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const SCREENSHOT = `${ARTIFACTS_DIR}graphiql.png`;
+
+/** The operation name of DEFAULT_GRAPHIQL_QUERY (src/graphql/create-yoga.ts). */
+const DEFAULT_OPERATION = 'UserWithPosts';
+
+interface SeenResponse {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: { data?: { user?: { name?: string } | null } | null; errors?: unknown[] };
+}
+
+describe('GraphiQL in headless Chromium', () => {
+  let t: TestApp;
+  let server: HttpTestServer;
+  let browser: Browser;
+  let page: Page;
+  /** Every POST /graphql of the default operation, as the browser received it, in order. */
+  const operationResponses: Promise<SeenResponse>[] = [];
+  /** Every URL the page requested: GraphiQL must load everything from the app itself. */
+  const requestedUrls: string[] = [];
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    t = await createTestApp({
+      label: 'e2e_graphiql',
+      seed: { users: 5, postsPerUser: 3 },
+      // E2E_LOG_LEVEL=info shows the app's log lines (one `request` line per request) while debugging.
+      env: { LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'silent' },
+    });
+    server = await startHttpServer(t.app);
+    browser = await launchChromium();
+    page = await browser.context.newPage();
+    page.on('request', (request) => requestedUrls.push(request.url()));
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('response', (response) => {
+      if (isDefaultOperationPost(response)) operationResponses.push(readResponse(response));
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await t?.close();
+  });
+
+  test('opens at /graphql with the default query, offline', async () => {
+    const response = await page.goto(`${server.origin}/graphql`);
+    expect(response?.status()).toBe(200);
+    expect(response?.headers()['content-type']).toContain('text/html');
+
+    await page.locator('.graphiql-execute-button').waitFor();
+    await page.locator('.graphiql-query-editor').getByText(DEFAULT_OPERATION).waitFor();
+    await expect(page.title()).resolves.toBe('cacheside');
+
+    expect(requestsElsewhere()).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  });
+
+  test('runs the query: the result pane shows the answer, the headers say MISS, then HIT', async () => {
+    const first = await execute(page);
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    expect(first.body.errors).toBeUndefined();
+    const name = first.body.data?.user?.name;
+    expect(name).toEqual(expect.any(String));
+    expect(first.headers['x-cache']).toBe('MISS');
+    expect(first.headers['cache-status']).toMatch(/^cacheside-redis; fwd=miss; stored/);
+    expect(first.headers['x-request-id']).toMatch(/\S/);
+    expect(first.headers['server-timing']).toMatch(/^cache;dur=[\d.]+, db;dur=[\d.]+$/);
+    await resultLine(page, `"name": "${name}"`).waitFor();
+
+    const second = await execute(page);
+    expect(second.body).toEqual(first.body);
+    expect(second.headers['x-cache']).toBe('HIT');
+    expect(Number(second.headers['x-cache-hits'])).toBeGreaterThan(0);
+    expect(second.headers['x-cache-misses']).toBe('0');
+    expect(second.headers['cache-status']).toMatch(/^cacheside-redis; hit/);
+    expect(second.headers['x-request-id']).not.toBe(first.headers['x-request-id']);
+
+    await resultLine(page, `"name": "${name}"`).waitFor();
+    const resultPane = normalize(await page.locator('.graphiql-response').innerText());
+    expect(resultPane).toContain('"user": {');
+    expect(resultPane).toContain(`"name": "${name}"`);
+    expect(requestsElsewhere()).toEqual([]);
+    expect(pageErrors).toEqual([]);
+
+    await mkdir(ARTIFACTS_DIR, { recursive: true });
+    await page.screenshot({ path: SCREENSHOT });
+  });
+
+  /** Requests that left the app's origin (GraphiQL must not need a CDN). */
+  function requestsElsewhere(): string[] {
+    return requestedUrls.filter(
+      (url) => !url.startsWith(server.origin) && !url.startsWith('data:') && !url.startsWith('blob:'),
+    );
+  }
+
+  /** Clicks GraphiQL's run button and resolves with the response the browser got. */
+  async function execute(on: Page): Promise<SeenResponse> {
+    const before = operationResponses.length;
+    await Promise.all([
+      on.waitForResponse(isDefaultOperationPost),
+      on.locator('.graphiql-execute-button').click(),
+    ]);
+    const seen = operationResponses[before];
+    if (seen === undefined) throw new Error('the response listener did not see the operation');
+    return seen;
+  }
+});
+
+// Private:
+
+/** A POST /graphql of the default operation (GraphiQL also POSTs its introspection query there). */
+function isDefaultOperationPost(response: BrowserResponse): boolean {
+  const request = response.request();
+  if (request.method() !== 'POST' || new URL(request.url()).pathname !== '/graphql') return false;
+  const payload = request.postDataJSON() as { operationName?: string } | null;
+  return payload?.operationName === DEFAULT_OPERATION;
+}
+
+async function readResponse(response: BrowserResponse): Promise<SeenResponse> {
+  return {
+    status: response.status(),
+    headers: await response.allHeaders(),
+    body: (await response.json()) as SeenResponse['body'],
+  };
+}
+
+/** A line of GraphiQL's result pane (a read-only Monaco editor) containing `text`. */
+function resultLine(on: Page, text: string) {
+  return on.locator('.graphiql-response .view-line').filter({ hasText: text }).first();
+}
+
+/** Monaco draws spaces as U+00A0. */
+function normalize(text: string): string {
+  return text.replace(/\u00a0/g, ' ');
+}
