@@ -44,6 +44,8 @@ function envSchema(production: boolean) {
     CACHE_STALE_GRACE_SECONDS: int(0, 30 * 86_400, 300),
     DB_MAX_CONCURRENT_LOADS: int(1, 1000, 4),
     OUTBOX_POLL_INTERVAL_MS: int(10, 60_000, 250),
+    // Behind a load balancer the instance must keep serving until it has seen /ready turn 503.
+    SHUTDOWN_DELAY_MS: int(0, 600_000, production ? 5000 : 0),
     CACHE_L1_MAX_ENTRIES: int(0, 10_000_000, 0),
     CACHE_L1_TTL_MS: int(1, 86_400_000, 1000),
     CACHE_HEADERS: onOff(true),
@@ -75,6 +77,8 @@ export interface Config {
   readonly db: { readonly maxConcurrentLoads: number };
   /** The outbox relay polls for unpublished events this often (ms) while the backlog is empty. @default 250 */
   readonly outbox: { readonly pollIntervalMs: number };
+  /** On SIGTERM, keep serving (with /ready at 503) this long before closing the listener, ms. @default 5000 in production, else 0 */
+  readonly shutdown: { readonly delayMs: number };
   readonly graphql: { readonly introspection: boolean };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -167,6 +171,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     },
     db: { maxConcurrentLoads: e.DB_MAX_CONCURRENT_LOADS },
     outbox: { pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS },
+    shutdown: { delayMs: e.SHUTDOWN_DELAY_MS },
     graphql: { introspection: e.GRAPHQL_INTROSPECTION },
     logLevel: e.LOG_LEVEL,
   };

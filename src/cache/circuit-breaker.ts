@@ -46,8 +46,12 @@ export interface BreakerStore extends CacheStore {
   };
 }
 
-/** Store methods on the request path; pub/sub and maintenance go straight through. */
-const GUARDED = ['getMany', 'setMany', 'ttlMany', 'acquireLocks', 'releaseLocks', 'onFill'] as const;
+/**
+ * Store methods on the request path; pub/sub and maintenance go straight through. Releasing a lock
+ * is never skipped: a held lock left behind while the circuit is open would make other instances
+ * wait its whole TTL (the call fails fast anyway when Redis is down).
+ */
+const GUARDED = ['getMany', 'setMany', 'ttlMany', 'acquireLocks', 'onFill'] as const;
 
 export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerOptions = {}): BreakerStore {
   const threshold = options.failureThreshold ?? 3;
@@ -141,6 +145,7 @@ export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerO
   return {
     tier: inner.tier,
     ...guarded,
+    releaseLocks: (keys, token) => inner.releaseLocks(keys, token),
     publish: (channel, message) => inner.publish(channel, message),
     subscribe: (channel, listener) => inner.subscribe(channel, listener),
     scanKeys: (prefix, onBatch) => inner.scanKeys(prefix, onBatch),

@@ -15,6 +15,7 @@ import { useCacheDebug } from './plugins/use-cache-debug.js';
 import { CACHE_HEADER_NAMES, useCacheHeaders } from './plugins/use-cache-headers.js';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { useBodyLimit } from './plugins/use-body-limit.js';
+import { useRequestShape } from './plugins/use-request-shape.js';
 import { useQueryLimits } from './plugins/use-query-limits.js';
 import { useRequestErrorStatus } from './plugins/use-request-error-status.js';
 import { useRequestScope } from './plugins/use-request-scope.js';
@@ -90,6 +91,7 @@ export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
     plugins: [
       useRequestScope(),
       useBodyLimit({ maxBytes: MAX_BODY_BYTES }),
+      useRequestShape(),
       useQueryLimits(),
       ...(deps.introspection ? [] : [useDisableIntrospection()]),
       useCacheHeaders({ tier: deps.cacheTier, enabled: deps.cacheHeaders }),

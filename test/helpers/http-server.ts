@@ -53,7 +53,17 @@ export interface ChildServer {
 
 /** Spawns `node <args>` with exactly `env` (plus PATH), capturing its output. */
 export function spawnNode(args: readonly string[], env: Readonly<Record<string, string>>, cwd: string): ChildServer {
-  const child = spawn(process.execPath, [...args], {
+  return spawnCommand(process.execPath, args, env, cwd);
+}
+
+/** Spawns `command <args>` (e.g. `npm start`) with exactly `env` (plus PATH), capturing its output. */
+export function spawnCommand(
+  command: string,
+  args: readonly string[],
+  env: Readonly<Record<string, string>>,
+  cwd: string,
+): ChildServer {
+  const child = spawn(command, [...args], {
     cwd,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -20,6 +20,11 @@ export function useRequestErrorStatus(): Plugin {
         for (const error of (single.errors ?? []) as GraphQLError[]) {
           const http = error.extensions?.http as HttpExtension | undefined;
           if (http?.spec) http.spec = false;
+          // Variables that cannot be coerced (`$id: ID!` given `true`) leave graphql-tools' execute with
+          // status 400 and no code; they are the client's input: BAD_USER_INPUT (DESIGN §3).
+          if (http?.status === 400 && error.extensions.code === undefined) {
+            (error.extensions as Record<string, unknown>).code = 'BAD_USER_INPUT';
+          }
         }
       }
     },
