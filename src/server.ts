@@ -16,7 +16,11 @@ import { createCachesideYoga, type CachesideYoga } from './graphql/create-yoga.j
 import type { Resolvers } from './graphql/generated/resolvers-types.js';
 import { createDirectReaders } from './loaders/entity-readers.js';
 import type { Plugin } from 'graphql-yoga';
+import { useHttpMetrics } from './graphql/plugins/use-http-metrics.js';
+import { useMetricsEndpoint } from './graphql/plugins/use-metrics-endpoint.js';
 import { useReadiness } from './graphql/plugins/use-readiness.js';
+import { useRequestId } from './graphql/plugins/use-request-id.js';
+import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createReadinessProbe } from './observability/readiness.js';
 import { createServices } from './services/create-services.js';
@@ -26,6 +30,7 @@ import { createStoreFromConfig, describeStore } from './cache/create-store.js';
 import { createEntryFactory } from './cache/entries.js';
 import { instrumentStore } from './cache/instrumented-store.js';
 import { createCacheKeys } from './cache/keys.js';
+import { connectL1, createL1TierFromConfig, type L1Tier } from './cache/l1-tier.js';
 import {
   createInvalidationSubscriber,
   type InvalidationSubscriber,
@@ -70,6 +75,10 @@ export interface App {
   readonly logger: Logger;
   readonly relay: OutboxRelay;
   readonly invalidations: InvalidationSubscriber;
+  /** This instance's Prometheus registry and metrics. */
+  readonly metrics: Metrics;
+  /** The in-process tier, when CACHE_L1_MAX_ENTRIES > 0. */
+  readonly l1: L1Tier | undefined;
   /** The breaker in front of the store: its state and the calls it refused. */
   readonly breaker: BreakerStore['breaker'];
   /** True once `beginDraining()` was called: /ready answers 503 so no new traffic is routed here. */
@@ -101,29 +110,51 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     // Requests reach the store through the breaker (skip Redis while it fails; close only after the
     // relay applied what the outage held back) and the instrumentation (round trips per request).
     // The relay and the event subscriber use the raw store: they must reach Redis as soon as it is back.
+    const outbox = createOutboxRepository();
+    const metrics = createMetrics({ outboxBacklog: () => outbox.backlog(database.db) });
     const breakerStore = createCircuitBreaker(rawStore, {
       ...overrides.breaker,
       beforeClose: () => relay.drain(),
       onTransition: (from, to) => {
         logger.warn({ from, to }, `cache circuit ${to}`);
+        metrics.breakerMoved(to);
         overrides.breaker?.onTransition?.(from, to);
       },
     });
     const store = instrumentStore(breakerStore);
+    // The optional in-process tier: the read path consults it first, and it sees what the read path
+    // and the write-through read and store (docs/scaling.md, "The L1 tier").
+    const l1 = createL1TierFromConfig(config.cache);
+    const cacheStore = l1 ? l1.over(store) : store;
 
     const repositories = createRepositories(database.db, {
       limiter: createLoadLimiter(config.db.maxConcurrentLoads),
+      onQuery: (query, seconds, result) => {
+        metrics.sqlStatements.inc({ query, result });
+        metrics.sqlDuration.observe({ query }, seconds);
+      },
       ...overrides.repositoryOptions,
     });
     const keys = createCacheKeys(config.cache.prefix);
     const entries = createEntryFactory({ config: config.cache });
     const specs = createEntitySpecs({ keys, repositories, config: config.cache });
-    const cacheAside = createCacheAside({ store, config: config.cache, logger });
+    const cacheAside = createCacheAside({
+      store: cacheStore,
+      l1,
+      config: config.cache,
+      logger,
+      events: {
+        lookup: (entity, result, count) => metrics.lookups.inc({ entity, result }, count),
+        lockWait: (entity, keys) => metrics.lockWaits.inc({ entity }, keys),
+        lockWaitTimeout: (entity, keys) => metrics.lockWaitTimeouts.inc({ entity }, keys),
+        storeError: (_error, operation) => metrics.storeErrors.inc({ operation }),
+      },
+    });
     const readers = overrides.directReads
       ? createDirectReaders(repositories)
       : createCachedReaders({ cacheAside, keys, repositories, config: config.cache });
     const cacheWriter = createWriteThrough({
-      store,
+      store: cacheStore,
       specs,
       entries,
       logger,
@@ -133,15 +164,18 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
 
     const relay = createOutboxRelay({
       db: database.db,
-      outbox: createOutboxRepository(),
+      outbox,
       store: rawStore,
       keys,
       specs,
       entries,
       logger,
       intervalMs: config.outbox.pollIntervalMs,
+      onApplied: (events) => metrics.relayPublished.inc(events.length),
+      onError: () => metrics.relayErrors.inc(),
     });
     const invalidations = createInvalidationSubscriber({ store: rawStore, keys, logger });
+    if (l1) connectL1(l1, { invalidations, store: rawStore, keys });
     // Stopped first on close: the relay finishes its batch while the store and database are still up.
     owned.push(async () => {
       await relay.stop();
@@ -172,7 +206,13 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       cacheHeaders: config.cache.headers,
       cacheDebug: config.cache.debug,
       introspection: config.graphql.introspection,
-      plugins: [useReadiness({ probe: readiness }), ...(overrides.plugins ?? [])],
+      plugins: [
+        useRequestId(),
+        useHttpMetrics({ metrics, logger }),
+        useMetricsEndpoint({ registry: metrics.registry }),
+        useReadiness({ probe: readiness }),
+        ...(overrides.plugins ?? []),
+      ],
       resolvers: overrides.resolvers,
     });
 
@@ -185,6 +225,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       logger,
       relay,
       invalidations,
+      metrics,
+      l1,
       breaker: breakerStore.breaker,
       get draining() {
         return draining;

@@ -106,6 +106,7 @@ export function createChaosStore(inner: CacheStore): ChaosStore {
     onFill: (key, listener) => run('onFill', () => inner.onFill(key, listener)),
     publish: (channel, message) => run('publish', () => inner.publish(channel, message)),
     subscribe: (channel, listener) => run('subscribe', () => inner.subscribe(channel, listener)),
+    ...(inner.onReconnect && { onReconnect: inner.onReconnect.bind(inner) }),
     scanKeys: (prefix, onBatch) => run('scanKeys', () => inner.scanKeys(prefix, onBatch)),
     purgePrefix: (prefix) => run('purgePrefix', () => inner.purgePrefix(prefix)),
     close: () => inner.close(),

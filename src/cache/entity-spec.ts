@@ -27,6 +27,8 @@ export interface Resolution<T> {
   readonly ttlMs: number | undefined;
   /** Set when the key could not be answered (PostgreSQL down and nothing stale to serve). */
   readonly error?: Error;
+  /** The tier that answered, when not the store (the in-process L1). */
+  readonly tier?: string;
 }
 
 export interface Miss {

@@ -32,6 +32,7 @@ export function instrumentStore(inner: CacheStore): CacheStore {
     onFill: measure((key, listener) => inner.onFill(key, listener)),
     publish: (channel, message) => inner.publish(channel, message),
     subscribe: (channel, listener) => inner.subscribe(channel, listener),
+    ...(inner.onReconnect && { onReconnect: inner.onReconnect.bind(inner) }),
     scanKeys: (prefix, onBatch) => inner.scanKeys(prefix, onBatch),
     purgePrefix: (prefix) => inner.purgePrefix(prefix),
     close: () => inner.close(),

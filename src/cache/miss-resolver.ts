@@ -149,6 +149,7 @@ export function createMissResolver({
         const toWatch = keys.filter((k) => !held.has(k) && !subscribed.has(k));
         subscriptions.push(...(await Promise.all(toWatch.map((key) => store.onFill(key, onSignal)))));
         toWatch.forEach((key) => subscribed.add(key));
+        if (toWatch.length > 0) events.lockWait?.(spec.entity, toWatch.length);
 
         // The holder re-reads too: another instance may have filled the key between our first read
         // and our lock (its lock expired or was released just before we asked).

@@ -151,6 +151,11 @@ export interface SubscriptionHub {
    * caller resolves only once the server has confirmed it; the last one to leave unsubscribes.
    */
   add(channel: string, listener: MessageListener): Promise<Unsubscribe>;
+  /**
+   * Calls `listener` each time the subscriber connection is ready again after a loss, once its
+   * channels were re-subscribed (or that failed): what was published meanwhile was missed.
+   */
+  onReconnect(listener: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -168,6 +173,7 @@ export function createSubscriptionHub(options: {
   const { connections, onError } = options;
   const timeoutMs = connections.commandTimeoutMs;
   const channels = new Map<string, { listeners: Set<MessageListener>; settled: Promise<void> }>();
+  const reconnectListeners = new Set<() => void>();
   let subscriber: RedisClient | undefined;
   let closed = false;
 
@@ -185,14 +191,28 @@ export function createSubscriptionHub(options: {
         }
       }
     });
+    let readyBefore = false;
+    const reconnected = () => {
+      for (const listener of [...reconnectListeners]) {
+        try {
+          listener();
+        } catch (error) {
+          onError(error instanceof Error ? error : new Error(String(error)));
+        }
+      }
+    };
     events.on('ready', () => {
+      const isReconnect = readyBefore;
+      readyBefore = true;
       // After a reconnect the server has forgotten every subscription (see `autoResubscribe` above).
       const active = [...channels]
         .filter(([, state]) => state.listeners.size > 0)
         .map(([channel]) => channel);
-      if (active.length > 0) {
-        withTimeout(client.subscribe(...active), timeoutMs, 're-subscribe').catch(onError);
-      }
+      const resubscribed =
+        active.length > 0
+          ? withTimeout(client.subscribe(...active), timeoutMs, 're-subscribe').catch(onError)
+          : Promise.resolve();
+      if (isReconnect) void resubscribed.then(reconnected);
     });
     subscriber = client;
     return client;
@@ -242,9 +262,16 @@ export function createSubscriptionHub(options: {
       let removing: Promise<void> | undefined;
       return () => (removing ??= remove(channel, own));
     },
+    onReconnect(listener) {
+      // Wrapped, like `add`'s listeners: the same function registered twice is removed one at a time.
+      const own = () => listener();
+      reconnectListeners.add(own);
+      return () => void reconnectListeners.delete(own);
+    },
     async close() {
       closed = true;
       channels.clear();
+      reconnectListeners.clear();
     },
   };
 }

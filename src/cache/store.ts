@@ -107,6 +107,13 @@ export interface CacheStore {
   subscribe(channel: string, listener: MessageListener): Promise<Unsubscribe>;
 
   /**
+   * Calls `listener` each time the subscriber connection is back after a loss and its subscriptions
+   * were sent again: messages published meanwhile were missed (the L1 tier clears itself). Returns a
+   * function that removes it. Absent from stores that cannot lose messages (memory).
+   */
+  onReconnect?(listener: () => void): () => void;
+
+  /**
    * Visits every key under `prefix` (SCAN in batches, never `KEYS`), awaiting `onBatch` for each batch
    * of at most a few hundred keys. Keys written during the walk may or may not be visited. Returns the
    * number of keys visited. Operators' purge.

@@ -6,11 +6,28 @@
 export class DatabaseUnavailableError extends Error {
   static readonly code = 'DATABASE_UNAVAILABLE';
   readonly code = DatabaseUnavailableError.code;
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * The statement failed on a connection that was lost (the server restarted, a proxy dropped it):
+   * the pool replaces it, so a read may be retried at once. Refused connections and timeouts are not
+   * retryable: trying again would only double the wait.
+   */
+  readonly retryable: boolean;
+  constructor(message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(message, options);
     this.name = 'DatabaseUnavailableError';
+    this.retryable = options?.retryable ?? false;
   }
 }
+
+const LOST_CONNECTION = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  '57P01',
+  '57P02',
+]);
 
 // Connection-level failures: the server is down, unreachable, restarting or out of connections.
 const UNAVAILABLE_ERRNOS = new Set([
@@ -35,7 +52,10 @@ export function classifyDatabaseError(error: unknown): unknown {
   const e = error as { code?: unknown; errno?: unknown; cause?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : typeof e?.errno === 'string' ? e.errno : undefined;
   if (code !== undefined && (UNAVAILABLE_ERRNOS.has(code) || UNAVAILABLE_SQLSTATE.test(code))) {
-    return new DatabaseUnavailableError(`database unavailable (${code})`, { cause: error });
+    return new DatabaseUnavailableError(`database unavailable (${code})`, {
+      cause: error,
+      retryable: LOST_CONNECTION.has(code),
+    });
   }
   // drizzle wraps driver errors ("Failed query: …") with the driver's error as `cause`.
   if (e?.cause !== undefined && e.cause !== error) {

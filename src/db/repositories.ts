@@ -5,7 +5,7 @@
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import { timed } from '../observability/request-scope.js';
 import { rowsOf, type Db } from './client.js';
-import { classifyDatabaseError } from './errors.js';
+import { classifyDatabaseError, DatabaseUnavailableError } from './errors.js';
 import type { LoadLimiter } from './load-limiter.js';
 import {
   postListVersions,
@@ -49,6 +49,12 @@ export interface RepositoryOptions {
   readonly afterQuery?: BeforeQueryHook;
   /** Bounds concurrent reads (DB_MAX_CONCURRENT_LOADS); unbounded without one. */
   readonly limiter?: LoadLimiter;
+  /** Observes every read: its duration in seconds and whether PostgreSQL answered (metrics). */
+  readonly onQuery?: (
+    query: RepositoryQuery,
+    seconds: number,
+    result: 'ok' | 'error' | 'unavailable',
+  ) => void;
 }
 
 export type Repositories = ReturnType<typeof createRepositories>;
@@ -62,11 +68,22 @@ export function createRepositories(db: Db, options: RepositoryOptions = {}) {
       limit(async () => {
         if (options.beforeQuery) await options.beforeQuery(query, ids);
         let rows: T;
+        const started = performance.now();
         try {
-          rows = await run();
+          rows = await run().catch((error: unknown) => {
+            // A read that met a connection lost since its last use (PostgreSQL restarted) runs once
+            // more on a fresh one, so recovery costs no failed request.
+            const classified = classifyDatabaseError(error);
+            if (classified instanceof DatabaseUnavailableError && classified.retryable) return run();
+            throw error;
+          });
         } catch (error) {
-          throw classifyDatabaseError(error);
+          const classified = classifyDatabaseError(error);
+          const result = classified instanceof DatabaseUnavailableError ? 'unavailable' : 'error';
+          options.onQuery?.(query, (performance.now() - started) / 1000, result);
+          throw classified;
         }
+        options.onQuery?.(query, (performance.now() - started) / 1000, 'ok');
         if (options.afterQuery) await options.afterQuery(query, ids);
         return rows;
       }),

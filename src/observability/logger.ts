@@ -12,7 +12,14 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       level,
       base: { service: 'cacheside' },
       redact: {
-        paths: ['req.headers.authorization', 'headers.authorization', 'authorization', 'token', 'secret', '*.password'],
+        paths: [
+          'req.headers.authorization',
+          'headers.authorization',
+          'authorization',
+          'token',
+          'secret',
+          '*.password',
+        ],
         censor: '[redacted]',
       },
     },

@@ -53,7 +53,10 @@ export function createReadinessProbe(deps: ReadinessDeps): ReadinessProbe {
     const applied = Number(rows[0]?.applied ?? 0);
     return applied >= expectedMigrations
       ? { ok: true }
-      : { ok: false, detail: `${expectedMigrations - applied} of ${expectedMigrations} migrations not applied` };
+      : {
+          ok: false,
+          detail: `${expectedMigrations - applied} of ${expectedMigrations} migrations not applied`,
+        };
   };
   const cache = async (): Promise<CheckResult> => {
     await deps.store.ttlMany([deps.probeKey]);

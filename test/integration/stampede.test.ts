@@ -26,8 +26,17 @@ const loadsOf = (query: RepositoryQuery, id?: number) =>
 let a: TestApp;
 let b: TestApp;
 beforeAll(async () => {
-  a = await createTestApp({ label: 'stampede', seed: { users: 220, postsPerUser: 1 }, repositoryOptions: hooks });
-  b = await createTestApp({ label: 'stampede', share: a, repositoryOptions: hooks });
+  // 500 requests in one process can hold the event loop past the production command timeout; a
+  // timed-out command would (rightly) trip the breaker and send reads to PostgreSQL. This file is
+  // about locks, not timeouts (faults-redis.test.ts covers those), so Redis gets time to answer.
+  const env = { REDIS_COMMAND_TIMEOUT_MS: '5000' };
+  a = await createTestApp({
+    label: 'stampede',
+    seed: { users: 220, postsPerUser: 1 },
+    repositoryOptions: hooks,
+    env,
+  });
+  b = await createTestApp({ label: 'stampede', share: a, repositoryOptions: hooks, env });
 });
 afterAll(async () => {
   await b?.close();

@@ -4,7 +4,7 @@
  * included. Set in `onResponse`, after everything else, from the request's CacheReport.
  */
 import type { Plugin } from 'graphql-yoga';
-import type { CacheReport } from '../../cache/report.js';
+import { CacheReport } from '../../cache/report.js';
 import { requestStateOf } from '../request-state.js';
 
 export const CACHE_HEADER_NAMES = [
@@ -39,7 +39,10 @@ export function useCacheHeaders({
       response.headers.set('X-Cache', xCache(report));
       response.headers.set('X-Cache-Hits', String(report.hits));
       response.headers.set('X-Cache-Misses', String(report.misses));
-      response.headers.set('Cache-Status', cacheStatus(tier, report));
+      response.headers.set(
+        'Cache-Status',
+        report.l1Tier === undefined ? cacheStatus(tier, report) : tieredCacheStatus(tier, report),
+      );
       response.headers.set('Server-Timing', `cache;dur=${ms(stats.storeMs)}, db;dur=${ms(stats.dbMs)}`);
     },
   };
@@ -74,6 +77,26 @@ export function cacheStatus(tier: string, report: CacheReport): string {
   if (report.count('collapsed') > 0) params.push('collapsed');
   params.push(`detail="hit=${report.hits} miss=${report.misses}"`);
   return params.join('; ');
+}
+
+/**
+ * With the in-process tier on (`report.l1Tier`): one member per tier consulted, origin-nearest first
+ * (RFC 9211 §2) — the store's, when any lookup reached it, then L1's:
+ * `cacheside-redis; hit; detail="hit=2 miss=0", cacheside-l1; fwd=miss; detail="hit=0 miss=2"`.
+ */
+export function tieredCacheStatus(storeTier: string, report: CacheReport): string {
+  const l1Tier = report.l1Tier ?? 'cacheside-l1';
+  const forwarded = new CacheReport();
+  for (const lookup of report.lookups) if (lookup.tier !== l1Tier) forwarded.record(lookup);
+  forwarded.stored = report.stored;
+  const answered = report.lookups.length - forwarded.lookups.length;
+  const l1 = [
+    l1Tier,
+    forwarded.lookups.length === 0 ? 'hit' : answered === 0 ? 'fwd=miss' : 'fwd=partial',
+    `detail="hit=${answered} miss=${forwarded.lookups.length}"`,
+  ];
+  const members = forwarded.lookups.length > 0 ? [cacheStatus(storeTier, forwarded)] : [];
+  return [...members, l1.join('; ')].join(', ');
 }
 
 function ms(value: number): string {
