@@ -17,7 +17,7 @@ import { profiles, users } from '../../src/db/schema.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/redis.js';
 
-const COMMAND_TIMEOUT_MS = 100;
+const COMMAND_TIMEOUT_MS = 200;
 const MAX_LOADS = 4;
 /** A liveness bound, not a speed claim: a request stuck on Redis would take far longer. */
 const LIVENESS_MS = 50 * COMMAND_TIMEOUT_MS;
@@ -151,8 +151,13 @@ describe('Redis faults under load', () => {
     });
     expectCorrect(results);
     await untilClosed();
-    await t.gql(query(5));
-    expect((await t.gql(query(5))).headers.get('x-cache')).toBe('HIT');
+    // Bounded: on a loaded machine a late command may time out and send a read around Redis once more.
+    let cache = '';
+    for (let i = 0; i < 50 && cache !== 'HIT'; i += 1) {
+      cache = (await t.gql(query(5))).headers.get('x-cache') ?? '';
+      if (cache !== 'HIT') await sleep(20);
+    }
+    expect(cache).toBe('HIT');
   });
 
   test('the breaker opens, goes half-open and closes again', async () => {
