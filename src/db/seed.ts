@@ -16,6 +16,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { Db } from './client.js';
+import { mulberry32 } from './prng.js';
 import { posts, profiles, users } from './schema.js';
 
 export interface SeedOptions {
@@ -161,7 +162,7 @@ async function insertProfiles(tx: Tx, first: number, last: number): Promise<void
   const rows = [];
   for (let userId = first; userId <= last; userId += 1) {
     const p = person(userId);
-    const random = prng(mix(userId, 0x51ed27));
+    const random = mulberry32(mix(userId, 0x51ed27));
     rows.push({
       userId,
       displayName: random() < 0.2 ? `${p.first} ${p.last[0]}.` : `${p.first} ${p.last}`,
@@ -183,7 +184,7 @@ async function insertPosts(tx: Tx, postsPerUser: number, firstId: number, lastId
   for (let id = firstId; id <= lastId; id += 1) {
     const authorId = Math.floor((id - 1) / postsPerUser) + 1;
     const nth = id - (authorId - 1) * postsPerUser; // 1..postsPerUser
-    const random = prng(mix(authorId, nth));
+    const random = mulberry32(mix(authorId, nth));
     const sentences = 2 + Math.floor(random() * 4);
     const body: string[] = [];
     for (let s = 0; s < sentences; s += 1)
@@ -231,7 +232,7 @@ interface Person {
 }
 
 function person(id: number): Person {
-  const random = prng(mix(id, 0x7a3c11));
+  const random = mulberry32(mix(id, 0x7a3c11));
   const first = pick(random, FIRST_NAMES);
   const last = pick(random, LAST_NAMES);
   return {
@@ -242,18 +243,6 @@ function person(id: number): Person {
     email: `${first}.${last}.${id}@example.com`.toLowerCase().replace(/[^a-z0-9.@]/g, ''),
     // About one sign-up a minute, with a random second and millisecond.
     createdAtMs: BASE_TIME_MS + id * 60_000 + Math.floor(random() * 60_000),
-  };
-}
-
-/** mulberry32: tiny, fast, and the same sequence on every platform (32-bit integer math only). */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
   };
 }
 

@@ -2,12 +2,92 @@
  * Real HTTP for the few tests that must not go through `yoga.fetch`: an in-process app behind a
  * node:http server on a free port, or the built server (`node dist/server.js`) as a child process.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { App } from '../../src/server.js';
+import { TEST_AUTH_SECRET } from './app.js';
 import { freePort } from './ports.js';
+import { REDIS_URL } from './redis.js';
 
 export { freePort };
+
+/** The repository's root (with a trailing slash): the working directory of the built server. */
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The built server's entry point, relative to ROOT, as `npm start` runs it. */
+export const SERVER_ENTRY = 'dist/server.js';
+
+/** The one rebuild of this process, shared by every test file that asks while it runs or after. */
+const REBUILD = Symbol.for('cacheside.test.ensureBuilt');
+type WithRebuild = typeof globalThis & { [REBUILD]?: Promise<void> };
+
+/**
+ * Builds dist/ (`tsc -p tsconfig.build.json`) when dist/server.js is missing or a source file under
+ * src/ is newer than its compiled counterpart. CI builds before the tests, so there dist/ is fresh
+ * and nothing is built. A rebuild runs at most once per process, however many test files ask; two
+ * processes may each rebuild at the same time, which is harmless: tsc writes the same output.
+ */
+export async function ensureBuilt(): Promise<void> {
+  if (!isStale()) return;
+  await ((globalThis as WithRebuild)[REBUILD] ??= rebuild());
+}
+
+async function rebuild(): Promise<void> {
+  try {
+    // maxBuffer: past it execFile would kill tsc halfway through its output.
+    await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json'], {
+      cwd: ROOT,
+      timeout: 170_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+  } catch (error) {
+    // tsc emits despite type errors elsewhere in src/; only a missing entry point stops us.
+    if (!existsSync(join(ROOT, SERVER_ENTRY))) throw error;
+  }
+}
+
+/** Whether dist/server.js is missing, or some source file under src/ is newer than its output. */
+function isStale(): boolean {
+  return !existsSync(join(ROOT, SERVER_ENTRY)) || hasNewerSource(join(ROOT, 'src'));
+}
+
+/** Whether a .ts file under `dir` has no compiled .js under dist/, or one older than itself. */
+function hasNewerSource(dir: string): boolean {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (hasNewerSource(path)) return true;
+    } else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
+      const out = join(ROOT, 'dist', path.slice(join(ROOT, 'src').length).replace(/\.ts$/, '.js'));
+      if (!existsSync(out) || statSync(out).mtimeMs < statSync(path).mtimeMs) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * The environment of a built server under test: on `port` of 127.0.0.1, with the given database and
+ * cache prefix, the machine's Redis, the tests' AUTH_SECRET (TEST_AUTH_SECRET: sign tokens with it)
+ * and info logs (tests wait for the `listening` line); then `env`, which may override any of these.
+ */
+export function builtServerEnv(
+  port: number,
+  opts: { databaseUrl: string; prefix: string; env?: Record<string, string> },
+): Record<string, string> {
+  return {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: opts.databaseUrl,
+    REDIS_URL,
+    CACHE_PREFIX: opts.prefix,
+    AUTH_SECRET: TEST_AUTH_SECRET,
+    LOG_LEVEL: 'info',
+    ...opts.env,
+  };
+}
 
 export interface HttpTestServer {
   /** http://127.0.0.1:<port> */
@@ -38,7 +118,6 @@ export async function startHttpServer(app: App): Promise<HttpTestServer> {
   };
 }
 
-
 export interface ChildServer {
   readonly child: ChildProcess;
   /** Everything the process wrote to stdout and stderr so far. */
@@ -52,7 +131,11 @@ export interface ChildServer {
 }
 
 /** Spawns `node <args>` with exactly `env` (plus PATH), capturing its output. */
-export function spawnNode(args: readonly string[], env: Readonly<Record<string, string>>, cwd: string): ChildServer {
+export function spawnNode(
+  args: readonly string[],
+  env: Readonly<Record<string, string>>,
+  cwd: string,
+): ChildServer {
   return spawnCommand(process.execPath, args, env, cwd);
 }
 
@@ -96,10 +179,12 @@ export function spawnCommand(
         const check = () => {
           const line = output.split('\n').find((l) => pattern.test(l));
           if (line !== undefined) return finish(() => resolve(line));
-          if (!running) return finish(() => reject(new Error(`process exited before printing ${pattern}:\n${output}`)));
+          if (!running)
+            return finish(() => reject(new Error(`process exited before printing ${pattern}:\n${output}`)));
         };
         const timer = setTimeout(
-          () => finish(() => reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms:\n${output}`))),
+          () =>
+            finish(() => reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms:\n${output}`))),
           timeoutMs,
         );
         const finish = (settle: () => void) => {

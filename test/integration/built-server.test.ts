@@ -3,40 +3,31 @@
  * and Redis, spoken to over HTTP. It starts, logs where it listens and what it uses, serves queries
  * through the cache (MISS, then HIT), answers /health, and on SIGTERM shuts down with exit code 0.
  *
- * It builds nothing unless dist/server.js is missing (then `tsc -p tsconfig.build.json`).
+ * dist/ is built by CI before the tests; when it is missing or older than src/, it is built here.
  */
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../src/auth/tokens.js';
 import { profiles, users } from '../../src/db/schema.js';
 import { seedDatabase } from '../../src/db/seed.js';
+import { TEST_AUTH_SECRET } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { freePort, spawnNode, type ChildServer } from '../helpers/http-server.js';
-import { REDIS_URL, purgeKeys, scanKeys, uniquePrefix } from '../helpers/redis.js';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SERVER_ENTRY = 'dist/server.js';
-const AUTH_SECRET = 'built-server-test-secret-0123456789abcdef';
+import {
+  builtServerEnv,
+  ensureBuilt,
+  freePort,
+  ROOT,
+  SERVER_ENTRY,
+  spawnNode,
+  type ChildServer,
+} from '../helpers/http-server.js';
+import { purgeKeys, scanKeys, uniquePrefix } from '../helpers/redis.js';
 
 let testDb: TestDatabase;
 let server: ChildServer | undefined;
 let origin: string;
 let listeningLine: string;
 const prefix = uniquePrefix('built_server');
-
-async function ensureBuilt(): Promise<void> {
-  if (existsSync(`${ROOT}${SERVER_ENTRY}`)) return;
-  try {
-    await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 170_000 });
-  } catch (error) {
-    // tsc emits despite type errors elsewhere in src/; only a missing entry point stops us.
-    if (!existsSync(`${ROOT}${SERVER_ENTRY}`)) throw error;
-  }
-}
 
 interface Body {
   data?: Record<string, unknown> | null;
@@ -59,19 +50,7 @@ beforeAll(async () => {
 
   const port = await freePort();
   origin = `http://127.0.0.1:${port}`;
-  server = spawnNode(
-    [SERVER_ENTRY],
-    {
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: testDb.url,
-      REDIS_URL,
-      CACHE_PREFIX: prefix,
-      AUTH_SECRET,
-      LOG_LEVEL: 'info',
-    },
-    ROOT,
-  );
+  server = spawnNode([SERVER_ENTRY], builtServerEnv(port, { databaseUrl: testDb.url, prefix }), ROOT);
   listeningLine = await server.waitForLine(/listening/, 30_000);
 }, 240_000);
 
@@ -97,7 +76,9 @@ describe('node dist/server.js', () => {
     const query = '{ user(id: "3") { id name profile { displayName } } }';
     const [user] = await testDb.database.db.select().from(users).where(eq(users.id, 3));
     const [profile] = await testDb.database.db.select().from(profiles).where(eq(profiles.userId, 3));
-    const expected = { data: { user: { id: '3', name: user!.name, profile: { displayName: profile!.displayName } } } };
+    const expected = {
+      data: { user: { id: '3', name: user!.name, profile: { displayName: profile!.displayName } } },
+    };
 
     const first = await gql(query);
     expect(first.status).toBe(200);
@@ -115,9 +96,12 @@ describe('node dist/server.js', () => {
     expect(keys).toContain(`${prefix}:v1:profile:{3}`);
   });
 
-  it('accepts a token signed with AUTH_SECRET and serves the mutation\'s result to the next read', async () => {
-    const token = await signToken(AUTH_SECRET, 4);
-    const update = await gql('mutation { updateProfile(input: { bio: "over real HTTP" }) { bio version } }', token);
+  it("accepts a token signed with AUTH_SECRET and serves the mutation's result to the next read", async () => {
+    const token = await signToken(TEST_AUTH_SECRET, 4);
+    const update = await gql(
+      'mutation { updateProfile(input: { bio: "over real HTTP" }) { bio version } }',
+      token,
+    );
     expect(update.status).toBe(200);
     expect(update.body).toEqual({ data: { updateProfile: { bio: 'over real HTTP', version: 2 } } });
 

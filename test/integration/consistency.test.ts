@@ -30,6 +30,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createChaosStore } from '../../src/cache/chaos-store.js';
 import { createStoreFromConfig } from '../../src/cache/create-store.js';
 import type { CacheStore } from '../../src/cache/store.js';
+import { mulberry32 } from '../../src/db/prng.js';
 import type { BeforeQueryHook, RepositoryQuery } from '../../src/db/repositories.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createTestApp, REDIS_URL, type GraphQLResponse, type TestApp } from '../helpers/app.js';
@@ -864,6 +865,7 @@ describe('two instances, relays polling every 20 ms, TTL 2 s', () => {
       const READERS = 8;
       const WRITERS = 4;
       const OPERATIONS = 5000;
+      // A seeded PRNG, so that a failing run's choices can be replayed with STRESS_SEED.
       const seed = Number(process.env.STRESS_SEED ?? Date.now() % 1_000_000);
       const random = mulberry32(seed);
       const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
@@ -1022,17 +1024,3 @@ describe('two instances, relays polling every 20 ms, TTL 2 s', () => {
     },
   );
 });
-
-// Private:
-
-/** A small seeded PRNG, so that a failing run's choices can be replayed with STRESS_SEED. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -12,45 +12,25 @@
  *
  * dist/ is built by CI before the tests; when it is missing or older than src/, it is built here.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { signToken } from '../../src/auth/tokens.js';
 import type { CacheDebugExtension } from '../../src/graphql/plugins/use-cache-debug.js';
 import { seedDatabase } from '../../src/db/seed.js';
+import { TEST_AUTH_SECRET } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { freePort, spawnNode, type ChildServer } from '../helpers/http-server.js';
-import { purgeKeys, REDIS_URL, uniquePrefix } from '../helpers/redis.js';
+import {
+  builtServerEnv,
+  ensureBuilt,
+  freePort,
+  ROOT,
+  SERVER_ENTRY,
+  spawnNode,
+  type ChildServer,
+} from '../helpers/http-server.js';
+import { purgeKeys, uniquePrefix } from '../helpers/redis.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SERVER_ENTRY = 'dist/server.js';
-const AUTH_SECRET = 'multi-process-test-secret-0123456789abcdef';
 const PROCESSES = 3;
-
-/** Newest modification time under `dir`, ms. */
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-async function ensureBuilt(): Promise<void> {
-  const entry = join(ROOT, SERVER_ENTRY);
-  if (existsSync(entry) && statSync(entry).mtimeMs >= newestMtime(join(ROOT, 'src'))) return;
-  try {
-    await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 170_000 });
-  } catch (error) {
-    // tsc emits despite type errors elsewhere in src/; only a missing entry point stops us.
-    if (!existsSync(entry)) throw error;
-  }
-}
 
 interface Body {
   data?: Record<string, unknown> | null;
@@ -87,20 +67,17 @@ async function startProcessSet(label: string, env: Record<string, string>): Prom
         const port = await freePort();
         const server = spawnNode(
           [SERVER_ENTRY],
-          {
-            PORT: String(port),
-            HOST: '127.0.0.1',
-            DATABASE_URL: testDb.url,
-            REDIS_URL,
-            CACHE_PREFIX: prefix,
-            AUTH_SECRET,
-            LOG_LEVEL: 'info',
-            // These tests assert answers, not speed: a burst of requests at a process that has just
-            // started (cold JIT, two cores shared with other test files) must not time out Redis
-            // commands and send the stampede to PostgreSQL by way of the circuit breaker.
-            REDIS_COMMAND_TIMEOUT_MS: '2000',
-            ...env,
-          },
+          builtServerEnv(port, {
+            databaseUrl: testDb.url,
+            prefix,
+            env: {
+              // These tests assert answers, not speed: a burst of requests at a process that has just
+              // started (cold JIT, two cores shared with other test files) must not time out Redis
+              // commands and send the stampede to PostgreSQL by way of the circuit breaker.
+              REDIS_COMMAND_TIMEOUT_MS: '2000',
+              ...env,
+            },
+          }),
           ROOT,
         );
         return { port, server };
@@ -155,7 +132,7 @@ async function versionOn(instance: Instance, userId: number): Promise<number> {
 
 async function write(instance: Instance, userId: number, bio: string): Promise<number> {
   const body = await instance.gql(UPDATE, {
-    token: await signToken(AUTH_SECRET, userId),
+    token: await signToken(TEST_AUTH_SECRET, userId),
     variables: { bio },
   });
   expect(body.errors).toBeUndefined();

@@ -19,12 +19,9 @@
  * Each wait is kept well under the server's 5 s statement timeout.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { asc, lte } from 'drizzle-orm';
 import postgres from 'postgres';
@@ -36,12 +33,20 @@ import { createDrainingTracker } from '../../src/graphql/plugins/use-draining.js
 import { createLogger } from '../../src/observability/logger.js';
 import { createApp } from '../../src/server.js';
 import { shutDown } from '../../src/shutdown.js';
+import { TEST_AUTH_SECRET } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { freePort, spawnCommand, spawnNode, type ChildServer } from '../helpers/http-server.js';
+import {
+  builtServerEnv,
+  ensureBuilt,
+  freePort,
+  ROOT,
+  SERVER_ENTRY,
+  spawnCommand,
+  spawnNode,
+  type ChildServer,
+} from '../helpers/http-server.js';
 import { REDIS_URL, purgeKeys, scanKeys, uniquePrefix } from '../helpers/redis.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const AUTH_SECRET = 'shutdown-test-secret-0123456789abcdef0123';
 const IN_FLIGHT = 50;
 /** How long the server keeps serving after SIGTERM, /ready at 503, before it closes its listener. */
 const DELAY_MS = 400;
@@ -52,43 +57,6 @@ let testDb: TestDatabase;
 let control: postgres.Sql;
 const prefix = uniquePrefix('shutdown');
 const started: ChildServer[] = [];
-
-/** Builds dist/ when a source file is newer than its output (CI builds before the tests). */
-async function ensureBuilt(): Promise<void> {
-  if (!isStale()) return;
-  try {
-    await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 170_000 });
-  } catch (error) {
-    // tsc emits despite type errors elsewhere in src/; only a missing entry point stops us.
-    if (!existsSync(join(ROOT, 'dist/server.js'))) throw error;
-  }
-}
-
-function isStale(dir = join(ROOT, 'src')): boolean {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) {
-      if (isStale(path)) return true;
-    } else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
-      const out = join(ROOT, 'dist', path.slice(join(ROOT, 'src').length).replace(/\.ts$/, '.js'));
-      if (!existsSync(out) || statSync(out).mtimeMs < statSync(path).mtimeMs) return true;
-    }
-  }
-  return false;
-}
-
-function serverEnv(port: number, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    DATABASE_URL: testDb.url,
-    REDIS_URL,
-    CACHE_PREFIX: prefix,
-    AUTH_SECRET,
-    LOG_LEVEL: 'info',
-    ...extra,
-  };
-}
 
 /**
  * Takes `lock table <table> in <mode> mode` in a transaction of its own and holds it until
@@ -201,16 +169,20 @@ describe('SIGTERM on node dist/server.js with 50 requests in flight', () => {
     const port = await freePort();
     const origin = `http://127.0.0.1:${port}`;
     const server = spawnNode(
-      ['dist/server.js'],
-      serverEnv(port, {
-        SHUTDOWN_DELAY_MS: String(DELAY_MS),
-        CACHE_LOCK_TTL_MS: '60000',
-        OUTBOX_POLL_INTERVAL_MS: '20',
-        // On a machine busy with the other test files, a Redis reply can take longer than the default
-        // 200 ms; three such time-outs open the circuit breaker, which also refuses lock releases
-        // (src/cache/circuit-breaker.ts guards releaseLocks), leaving locks to expire by their TTL.
-        // This test is about shutdown, not about Redis time-outs.
-        REDIS_COMMAND_TIMEOUT_MS: '5000',
+      [SERVER_ENTRY],
+      builtServerEnv(port, {
+        databaseUrl: testDb.url,
+        prefix,
+        env: {
+          SHUTDOWN_DELAY_MS: String(DELAY_MS),
+          CACHE_LOCK_TTL_MS: '60000',
+          OUTBOX_POLL_INTERVAL_MS: '20',
+          // On a machine busy with the other test files, a Redis reply can take longer than the default
+          // 200 ms; three such time-outs open the circuit breaker, which also refuses lock releases
+          // (src/cache/circuit-breaker.ts guards releaseLocks), leaving locks to expire by their TTL.
+          // This test is about shutdown, not about Redis time-outs.
+          REDIS_COMMAND_TIMEOUT_MS: '5000',
+        },
       }),
       ROOT,
     );
@@ -322,7 +294,7 @@ describe('shutDown() in-process: the requests it waits for, and the one it gives
         DATABASE_URL: testDb.url,
         REDIS_URL,
         CACHE_PREFIX: appPrefix,
-        AUTH_SECRET,
+        AUTH_SECRET: TEST_AUTH_SECRET,
         LOG_LEVEL: 'silent',
         CACHE_LOCK_TTL_MS: '60000',
       }),
@@ -417,7 +389,7 @@ describe('SIGTERM through npm start', () => {
     const npm = spawnCommand(
       'npm',
       ['start', '--ignore-scripts'],
-      { ...serverEnv(port), HOME: process.env.HOME ?? '/tmp' },
+      builtServerEnv(port, { databaseUrl: testDb.url, prefix, env: { HOME: process.env.HOME ?? '/tmp' } }),
       ROOT,
     );
     started.push(npm);
