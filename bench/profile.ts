@@ -1,0 +1,248 @@
+/**
+ * The cache-hit path under a profiler: `npm run bench -- --profile` runs C (warm) and S under
+ * `node --cpu-prof` on the same workloads, then summarizes where the CPU went in the measured window
+ * only (startup and warm-up left out): self time by component, the hottest functions, and the
+ * inclusive time of cacheside's own code.
+ *
+ * `tsx bench/profile.ts FILE.cpuprofile [FILE…]` summarizes profiles taken some other way.
+ */
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BenchServer, LoadProcess } from './harness.js';
+import type { VariantName } from './server.js';
+import { buildWorkloads, WORKLOAD_TITLES, type Workload, type WorkloadName } from './workloads.js';
+
+interface CpuProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  children?: number[];
+}
+
+interface CpuProfile {
+  nodes: CpuProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface ProfileSummary {
+  readonly file: string;
+  /** Samples in the window, and how many of them were idle. */
+  readonly samples: number;
+  readonly idle: number;
+  /** Self time by component, % of busy samples. */
+  readonly components: Record<string, number>;
+  /** Hottest functions by self time, % of busy samples. */
+  readonly topSelf: { frame: string; pct: number }[];
+  /** cacheside functions (src/) by inclusive time, % of busy samples. */
+  readonly topInclusiveOurs: { frame: string; pct: number }[];
+}
+
+/** Component of a frame: which package or which folder of ours its code lives in. */
+export function componentOf(url: string, functionName: string): string {
+  if (url === '') {
+    if (functionName === '(garbage collector)') return 'GC';
+    if (functionName === '(idle)') return 'idle';
+    if (functionName === '(program)') return 'V8 / native (program)';
+    return 'V8 / native';
+  }
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1];
+  if (pkg !== undefined) {
+    if (pkg === 'graphql') return 'graphql-js';
+    if (/^(graphql-yoga|@graphql-yoga\/|@envelop\/|@whatwg-node\/|@graphql-tools\/)/.test(pkg)) return 'yoga + envelop + whatwg-node';
+    if (/^(ioredis|@ioredis\/|redis-parser|denque|cluster-key-slot|standard-as-callback)/.test(pkg)) return 'ioredis';
+    if (pkg === '@escape.tech/graphql-armor-cost-limit' || pkg.startsWith('@escape.tech/')) return 'graphql-armor (limits)';
+    return pkg;
+  }
+  const ours = /\/(src|bench)\/(.+)$/.exec(url);
+  if (ours !== undefined && ours !== null) {
+    if (ours[1] === 'bench') return 'bench harness';
+    const folder = ours[2]!.split('/')[0]!;
+    return `cacheside src/${folder.endsWith('.ts') ? folder : `${folder}/`}`;
+  }
+  if (url.startsWith('node:')) return `node ${url.slice(5).split('/')[0]!.replace(/^internal\//, '')}`;
+  return 'other';
+}
+
+export function summarizeProfile(file: string, window?: { fromUs: number; toUs: number }): ProfileSummary {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parentOf = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
+
+  // Keep the window only when it overlaps the profile: otherwise the clocks did not agree.
+  let from = -Infinity;
+  let to = Infinity;
+  if (window && window.fromUs < profile.endTime && window.toUs > profile.startTime) {
+    from = window.fromUs;
+    to = window.toUs;
+  }
+
+  const self = new Map<number, number>();
+  let t = profile.startTime;
+  let samples = 0;
+  for (let i = 0; i < profile.samples.length; i += 1) {
+    t += profile.timeDeltas[i] ?? 0;
+    if (t < from || t > to) continue;
+    const id = profile.samples[i]!;
+    self.set(id, (self.get(id) ?? 0) + 1);
+    samples += 1;
+  }
+
+  const frameOf = (n: CpuProfileNode) => {
+    const { functionName, url, lineNumber } = n.callFrame;
+    const where = url === '' ? '' : ` ${shortUrl(url)}:${lineNumber + 1}`;
+    return `${functionName || '(anonymous)'}${where}`;
+  };
+
+  let idle = 0;
+  const components = new Map<string, number>();
+  const selfByFrame = new Map<string, number>();
+  const inclusiveOurs = new Map<string, number>();
+  for (const [id, count] of self) {
+    const node = byId.get(id)!;
+    const component = componentOf(node.callFrame.url, node.callFrame.functionName);
+    if (component === 'idle') {
+      idle += count;
+      continue;
+    }
+    components.set(component, (components.get(component) ?? 0) + count);
+    const frame = frameOf(node);
+    selfByFrame.set(frame, (selfByFrame.get(frame) ?? 0) + count);
+    // Inclusive: every distinct frame of ours on the stack gets the sample once.
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
+      const n = byId.get(at)!;
+      if (!/\/src\//.test(n.callFrame.url)) continue;
+      const f = frameOf(n);
+      if (seen.has(f)) continue;
+      seen.add(f);
+      inclusiveOurs.set(f, (inclusiveOurs.get(f) ?? 0) + count);
+    }
+  }
+  const busy = Math.max(1, samples - idle);
+  const pct = (n: number) => Math.round((n / busy) * 1000) / 10;
+  const top = (m: Map<string, number>, k: number) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, k)
+      .map(([frame, n]) => ({ frame, pct: pct(n) }));
+  return {
+    file,
+    samples,
+    idle,
+    components: Object.fromEntries([...components.entries()].sort((a, b) => b[1] - a[1]).map(([c, n]) => [c, pct(n)])),
+    topSelf: top(selfByFrame, 25),
+    topInclusiveOurs: top(inclusiveOurs, 20),
+  };
+}
+
+export interface ProfileDeps {
+  startServer(variant: VariantName, nodeFlags: readonly string[]): Promise<BenchServer>;
+  startLoad(): LoadProcess;
+  prime(server: BenchServer, workload: Workload): Promise<void>;
+  reference(server: BenchServer, workload: Workload): Promise<string[]>;
+  outDir: string;
+  /** Names the summary file: results/profile-<label>-<date>.json. */
+  label: string;
+  connections: number;
+  log(message: string): void;
+}
+
+/** Seconds of load per profiled window. */
+const PROFILE_SECONDS = 10;
+const PROFILED: readonly WorkloadName[] = ['users20', 'zipf'];
+
+export async function profileHitPath(deps: ProfileDeps): Promise<void> {
+  mkdirSync(deps.outDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const workloads = buildWorkloads();
+  const variants: VariantName[] = ['C', 'S'];
+  const dirs = new Map<VariantName, string>();
+  const servers = new Map<VariantName, BenchServer>();
+  for (const v of variants) {
+    // A directory per server: tsx's loader hooks run on a thread of their own, which writes a
+    // profile too; the main thread's is picked afterwards.
+    const dir = `${deps.outDir}/${v}-${stamp}`;
+    dirs.set(v, dir);
+    servers.set(v, await deps.startServer(v, ['--cpu-prof', `--cpu-prof-dir=${dir}`]));
+  }
+  const load = deps.startLoad();
+  const windows = new Map<string, { variant: VariantName; fromUs: number; toUs: number }>();
+  const rps: Record<string, number> = {};
+  const cpuPerRequestUs: Record<string, number> = {};
+  try {
+    for (const w of PROFILED) {
+      const expected = await deps.reference(servers.get('S')!, workloads[w]);
+      load.send({ type: 'expect', workload: w, expected });
+      await deps.prime(servers.get('C')!, workloads[w]);
+    }
+    for (const v of variants) {
+      const server = servers.get(v)!;
+      for (const w of PROFILED) {
+        await load.run({ url: server.origin, workload: w, connections: deps.connections, durationSec: 3 });
+        const before = await server.stats();
+        const fromUs = await server.mark();
+        deps.log(`profiling ${v} on ${WORKLOAD_TITLES[w]} for ${PROFILE_SECONDS} s`);
+        const result = await load.run({ url: server.origin, workload: w, connections: deps.connections, durationSec: PROFILE_SECONDS });
+        const toUs = await server.mark();
+        const after = await server.stats();
+        if (result.bad > 0) throw new Error(`${v} ${w}: ${result.bad} bad responses, e.g. ${result.badSamples[0]}`);
+        rps[`${v} ${w}`] = Math.round(result.rps);
+        const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
+        const sql = sum(after.sql) - sum(before.sql);
+        const trips = sum({ ...after.store }) - sum({ ...before.store });
+        const cpuUs = after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system;
+        cpuPerRequestUs[`${v} ${w}`] = Math.round(cpuUs / result.requests);
+        deps.log(
+          `  ${Math.round(result.rps)} req/s; per request ${Math.round(cpuUs / result.requests)} µs of server CPU, ${(sql / result.requests).toFixed(2)} SQL, ${(trips / result.requests).toFixed(2)} store round trips`,
+        );
+        windows.set(`${v} ${w}`, { variant: v, fromUs, toUs });
+      }
+    }
+  } finally {
+    await load.stop();
+    await Promise.all([...servers.values()].map((s) => s.stop()));
+  }
+
+  const report: string[] = ['# Profile of the cache-hit path', ''];
+  report.push('| window | req/s (profiler on) | server CPU per request |', '|---|---:|---:|');
+  for (const [k, r] of Object.entries(rps)) report.push(`| ${k} | ${r} | ${cpuPerRequestUs[k]} µs |`);
+  const summaries: Record<string, ProfileSummary> = {};
+  for (const [name, window] of windows) {
+    const dir = dirs.get(window.variant)!;
+    const candidates = readdirSync(dir).map((f) => summarizeProfile(`${dir}/${f}`, window));
+    const summary = candidates.sort((a, b) => b.samples - b.idle - (a.samples - a.idle))[0]!;
+    summaries[name] = summary;
+    report.push('', renderSummary(`${name} (${basename(dir)}/${basename(summary.file)})`, summary));
+  }
+  const text = report.join('\n');
+  console.log(text);
+  writeFileSync(`${deps.outDir}/../profile-${deps.label}-${stamp}.json`, `${JSON.stringify({ rps, cpuPerRequestUs, summaries }, null, 1)}\n`);
+  deps.log(`profiles in ${deps.outDir}; open them in Chrome DevTools (Performance) or speedscope`);
+}
+
+export function renderSummary(title: string, s: ProfileSummary): string {
+  const lines = [`## ${title}`, '', `${s.samples} samples in the window, ${s.idle} idle.`, '', '| component (self time) | % of busy |', '|---|---:|'];
+  for (const [c, p] of Object.entries(s.components)) if (p >= 0.5) lines.push(`| ${c} | ${p} |`);
+  lines.push('', '| hottest functions (self) | % |', '|---|---:|');
+  for (const { frame, pct } of s.topSelf.slice(0, 20)) lines.push(`| \`${frame}\` | ${pct} |`);
+  lines.push('', '| cacheside code (inclusive) | % |', '|---|---:|');
+  for (const { frame, pct } of s.topInclusiveOurs.slice(0, 15)) lines.push(`| \`${frame}\` | ${pct} |`);
+  return lines.join('\n');
+}
+
+function shortUrl(url: string): string {
+  const nm = url.lastIndexOf('node_modules/');
+  if (nm !== -1) return url.slice(nm + 'node_modules/'.length);
+  const src = /\/((?:src|bench)\/.+)$/.exec(url);
+  if (src) return src[1]!;
+  return url.replace(/^file:\/\//, '');
+}
+
+const isEntryPoint = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
+if (isEntryPoint) {
+  for (const file of process.argv.slice(2)) console.log(renderSummary(basename(file), summarizeProfile(file)), '\n');
+}
