@@ -358,10 +358,16 @@ function backoff(settings: Settings): (attempt: number) => number {
   };
 }
 
+/** ioredis' own timeout on the command connection, in multiples of commandTimeoutMs. */
+const BACKSTOP_FACTOR = 5;
+
 function connectionOptions(settings: Settings, role: RedisConnectionRole) {
   return {
     connectionName: `${settings.connectionName}:${role}`,
-    commandTimeout: settings.commandTimeoutMs,
+    // On the command connection this is only a backstop: the store enforces commandTimeoutMs itself,
+    // without failing replies that arrived while the event loop was busy (redis-store.ts `withDeadline`).
+    commandTimeout:
+      role === 'command' ? settings.commandTimeoutMs * BACKSTOP_FACTOR : settings.commandTimeoutMs,
     connectTimeout: settings.connectTimeoutMs,
     // A command caught by a disconnect fails once rather than waiting through reconnect attempts:
     // by then the engine has gone to PostgreSQL and nobody awaits the answer.

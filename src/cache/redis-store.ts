@@ -14,7 +14,7 @@
 import type { EventEmitter } from 'node:events';
 import type { ChainableCommander, Result } from 'ioredis';
 import { Cluster, type Redis } from 'ioredis';
-import { StoreUnavailableError, toStoreError } from './errors.js';
+import { StoreTimeoutError, StoreUnavailableError, toStoreError } from './errors.js';
 import { fillChannelOf, hashTagOf, lockKeyOf } from './keys.js';
 import { createSubscriptionHub, whenReady, type RedisConnections } from './redis-client.js';
 import { assertCacheWrite, assertLockToken, assertPurgePrefix, assertTtlMs } from './store.js';
@@ -77,7 +77,7 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
     if (closed) throw new StoreUnavailableError(`cache store ${operation} failed: the store is closed`);
     try {
       if (!everReady) await whenReady(client, connections.commandTimeoutMs);
-      return await body();
+      return await withDeadline(body(), connections.commandTimeoutMs, operation);
     } catch (error) {
       throw toStoreError(error, operation);
     }
@@ -272,6 +272,28 @@ function decimalAt(raw: Buffer, from: number, to: number): number {
     value = value * 10 + digit;
   }
   return value;
+}
+
+/**
+ * Rejects with a StoreTimeoutError when `work` has not settled `ms` after the call — but only after
+ * letting the event loop read its sockets once more. A timer is served before pending I/O, so when
+ * the loop was busy (a burst of requests) a plain timeout would fail a command whose reply had already
+ * arrived, send its request to PostgreSQL and count toward opening the breaker. Deferring the
+ * rejection with setImmediate (which runs after the poll phase) lets such a reply win; a Redis that
+ * really is slow or gone still fails at the deadline. bench/README.md, "Stampede".
+ */
+function withDeadline<T>(work: Promise<T>, ms: number, operation: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        setImmediate(() =>
+          reject(new StoreTimeoutError(`cache store ${operation} failed: no answer within ${ms} ms`)),
+        ),
+      ms,
+    );
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 /**
