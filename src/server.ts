@@ -182,8 +182,9 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       await invalidations.stop();
     });
     await invalidations.start().catch((error: unknown) => {
-      // Redis may be down at startup; the cache is not primary storage, so the app starts anyway.
-      logger.warn({ err: error }, 'could not subscribe to invalidation events yet');
+      // Redis may be down at startup; the cache is not primary storage, so the app starts anyway and
+      // the subscriber keeps retrying in the background.
+      logger.warn({ err: error }, 'could not subscribe to invalidation events yet; retrying');
     });
     if (overrides.startRelay !== false) relay.start();
 

@@ -11,8 +11,13 @@ import type { CacheStore, Unsubscribe } from './store.js';
 export type EventsListener = (events: readonly InvalidationEvent[]) => void;
 
 export interface InvalidationSubscriber {
-  /** Subscribes; resolves once the subscription is active. */
+  /**
+   * Subscribes; resolves once the subscription is active. If it fails (Redis down at startup), it
+   * rejects, and keeps retrying in the background (backoff up to 5 s) until it succeeds or `stop()`.
+   */
   start(): Promise<void>;
+  /** Called when a subscription that failed at first finally succeeds: events may have been missed. */
+  onLateStart(listener: () => void): () => void;
   stop(): Promise<void>;
   /** Adds a consumer; returns a function that removes it. */
   onEvents(listener: EventsListener): () => void;
@@ -24,7 +29,28 @@ export function createInvalidationSubscriber(deps: {
   readonly logger: Logger;
 }): InvalidationSubscriber {
   const listeners = new Set<EventsListener>();
+  const lateStartListeners = new Set<() => void>();
   let unsubscribe: Unsubscribe | undefined;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+
+  const subscribe = async () => {
+    unsubscribe ??= await deps.store.subscribe(deps.keys.eventsChannel, deliver);
+  };
+  const retryLater = (delayMs: number) => {
+    if (stopped) return;
+    retry = setTimeout(() => {
+      subscribe().then(
+        () => {
+          deps.logger.info('subscribed to invalidation events');
+          for (const listener of lateStartListeners) listener();
+        },
+        () => retryLater(Math.min(5000, delayMs * 2)),
+      );
+    }, delayMs);
+    // A pending retry must not keep a stopping process alive.
+    retry.unref();
+  };
 
   const deliver = (_channel: string, message: string) => {
     const events = decodeEvents(message);
@@ -43,9 +69,21 @@ export function createInvalidationSubscriber(deps: {
 
   return {
     async start() {
-      unsubscribe ??= await deps.store.subscribe(deps.keys.eventsChannel, deliver);
+      stopped = false;
+      try {
+        await subscribe();
+      } catch (error) {
+        retryLater(250);
+        throw error;
+      }
+    },
+    onLateStart(listener) {
+      lateStartListeners.add(listener);
+      return () => lateStartListeners.delete(listener);
     },
     async stop() {
+      stopped = true;
+      clearTimeout(retry);
       const current = unsubscribe;
       unsubscribe = undefined;
       await current?.();

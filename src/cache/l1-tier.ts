@@ -184,9 +184,12 @@ export function connectL1(
     for (const event of events) l1.invalidate(deps.keys.entity(event.entity, event.id), event.version);
   });
   const offReconnect = deps.store.onReconnect?.(() => l1.clear()) ?? (() => {});
+  // Started while Redis was down: whatever L1 took meanwhile was never covered by events.
+  const offLateStart = deps.invalidations.onLateStart(() => l1.clear());
   return () => {
     offEvents();
     offReconnect();
+    offLateStart();
   };
 }
 
