@@ -7,6 +7,7 @@
  * `updatedAt`), so one expected body per distinct request stays right for the whole run, whatever
  * the mix wrote before.
  */
+import { mulberry32 as prng } from '../src/db/prng.js';
 
 /** Users seeded for the benchmark (ids 1..USERS), each with POSTS_PER_USER posts. */
 export const USERS = 10_000;
@@ -89,7 +90,14 @@ export function buildWorkloads(): Record<WorkloadName, Workload> {
 
   return {
     users20: { name: 'users20', bodies: users20Bodies, sequence: users20Bodies.map((_, i) => i) },
-    userPage: { name: 'userPage', bodies: pageBodies, sequence: shuffle(pageBodies.map((_, i) => i), 0x5eed_9a9e) },
+    userPage: {
+      name: 'userPage',
+      bodies: pageBodies,
+      sequence: shuffle(
+        pageBodies.map((_, i) => i),
+        0x5eed_9a9e,
+      ),
+    },
     zipf: {
       name: 'zipf',
       bodies: zipfIds.map((id) => body(QUERIES.zipf, { id: String(id) })),
@@ -153,16 +161,4 @@ function shuffle<T>(items: T[], seed: number): T[] {
     [items[i], items[j]] = [items[j]!, items[i]!];
   }
   return items;
-}
-
-/** mulberry32, as in src/db/seed.ts: the same sequence on every platform. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }

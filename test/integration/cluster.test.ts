@@ -20,7 +20,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import { Redis, type Cluster } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import type { InvalidationEvent } from '../../src/cache/invalidation-events.js';
 import { L1_TIER } from '../../src/cache/l1-tier.js';
 import { createRedisConnections, type RedisConnections } from '../../src/cache/redis-client.js';
 import { createRedisStore, slotOf } from '../../src/cache/redis-store.js';
@@ -29,6 +28,7 @@ import type { BeforeQueryHook, RepositoryQuery } from '../../src/db/repositories
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { DEBUG, debugOf, statusesOf } from '../helpers/debug.js';
 import { startPrivateRedisCluster, type PrivateRedisCluster } from '../helpers/redis.js';
+import { eventReaching, updateBio } from '../helpers/updates.js';
 
 const TWENTY_IDS = Array.from({ length: 20 }, (_, i) => String(i + 1));
 const USERS_QUERY = `query Users($ids: [ID!]!) {
@@ -36,7 +36,6 @@ const USERS_QUERY = `query Users($ids: [ID!]!) {
 }`;
 const PROFILE = `query Profile($id: ID!) { user(id: $id) { profile { bio version } } }`;
 const POSTS = `query Posts($id: ID!) { user(id: $id) { posts(first: 1) { id title } } }`;
-const UPDATE = `mutation Update($input: UpdateProfileInput!) { updateProfile(input: $input) { version } }`;
 const CREATE = `mutation Create($input: CreatePostInput!) { createPost(input: $input) { id } }`;
 
 let cluster: PrivateRedisCluster;
@@ -181,27 +180,6 @@ async function readProfile(t: TestApp, userId: number) {
     tier: debug.lookups.find((l) => l.key.endsWith(`:profile:{${userId}}`))?.tier,
     sql: debug.sqlStatements,
   };
-}
-
-async function updateBio(t: TestApp, userId: number, bio: string): Promise<number> {
-  const response = await t.gql<{ updateProfile: { version: number } }>(UPDATE, {
-    variables: { input: { bio } },
-    token: await t.token(userId),
-  });
-  expect(response.body.errors).toBeUndefined();
-  return response.body.data!.updateProfile.version;
-}
-
-/** Resolves once `t`'s events subscriber has received the event of `entity` `id`. */
-function eventReaching(t: TestApp, entity: string, id: number): Promise<InvalidationEvent> {
-  return new Promise((resolve) => {
-    const off = t.app.invalidations.onEvents((events) => {
-      const event = events.find((e) => e.entity === entity && e.id === id);
-      if (event === undefined) return;
-      off();
-      resolve(event);
-    });
-  });
 }
 
 /** Socket writes to each master while `operation` runs: each is one request (a command or a pipeline). */

@@ -24,12 +24,12 @@ import type { CacheStore } from '../../src/cache/store.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
-import { DEBUG, debugOf, statusesOf } from '../helpers/debug.js';
+import { DEBUG, debugOf } from '../helpers/debug.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/redis.js';
+import { eventReaching, updateBio } from '../helpers/updates.js';
 
 const PROFILE = `query Profile($id: ID!) { user(id: $id) { id profile { bio version } } }`;
 const POSTS = `query Posts($id: ID!) { user(id: $id) { posts(first: 1) { id title } } }`;
-const UPDATE = `mutation Update($input: UpdateProfileInput!) { updateProfile(input: $input) { version } }`;
 const CREATE = `mutation Create($input: CreatePostInput!) { createPost(input: $input) { id } }`;
 
 const L1_ENV = { CACHE_L1_MAX_ENTRIES: '1000', CACHE_L1_TTL_MS: '60000' };
@@ -52,27 +52,6 @@ async function readProfile(t: TestApp, userId: number) {
     storeRoundTrips: debug.storeRoundTrips,
     sql: debug.sqlStatements,
   };
-}
-
-async function updateBio(t: TestApp, userId: number, bio: string): Promise<number> {
-  const response = await t.gql<{ updateProfile: { version: number } }>(UPDATE, {
-    variables: { input: { bio } },
-    token: await t.token(userId),
-  });
-  expect(response.body.errors).toBeUndefined();
-  return response.body.data!.updateProfile.version;
-}
-
-/** Resolves with the event for `entity` `id` once `t`'s subscriber (and so its L1) has received it. */
-function eventReaching(t: TestApp, entity: string, id: number): Promise<InvalidationEvent> {
-  return new Promise((resolve) => {
-    const off = t.app.invalidations.onEvents((events) => {
-      const event = events.find((e) => e.entity === entity && e.id === id);
-      if (event === undefined) return;
-      off();
-      resolve(event);
-    });
-  });
 }
 
 describe('two instances with L1 on, relays driven by hand', () => {
