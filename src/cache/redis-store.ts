@@ -16,7 +16,8 @@ import type { ChainableCommander, Result } from 'ioredis';
 import { Cluster, type Redis } from 'ioredis';
 import { StoreTimeoutError, StoreUnavailableError, toStoreError } from './errors.js';
 import { fillChannelOf, hashTagOf, lockKeyOf } from './keys.js';
-import { createSubscriptionHub, whenReady, type RedisConnections } from './redis-client.js';
+import { whenReady, type RedisConnections } from './redis-client.js';
+import { createSubscriptionHub } from './redis-subscriptions.js';
 import { assertCacheWrite, assertLockToken, assertPurgePrefix, assertTtlMs } from './store.js';
 import type { CacheEntry, CacheStore, CacheWrite, EntryKind } from './store.js';
 
