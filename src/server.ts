@@ -107,11 +107,11 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       rawStore = createStoreFromConfig(config, logger);
       owned.push(rawStore.close);
     }
+    const outbox = createOutboxRepository();
+    const metrics = createMetrics({ outboxBacklog: () => outbox.backlog(database.db) });
     // Requests reach the store through the breaker (skip Redis while it fails; close only after the
     // relay applied what the outage held back) and the instrumentation (round trips per request).
     // The relay and the event subscriber use the raw store: they must reach Redis as soon as it is back.
-    const outbox = createOutboxRepository();
-    const metrics = createMetrics({ outboxBacklog: () => outbox.backlog(database.db) });
     const breakerStore = createCircuitBreaker(rawStore, {
       ...overrides.breaker,
       beforeClose: () => relay.drain(),
