@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
+    include: ['test/**/*.test.ts'],
     // Every file creates its own database and Redis prefix, so files may run in parallel; two
     // workers match the two cores of the machine this runs on.
     pool: 'forks',

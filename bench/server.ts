@@ -10,9 +10,9 @@
  */
 import { createServer } from 'node:http';
 import { useResponseCache, createInMemoryCache } from '@graphql-yoga/plugin-response-cache';
-import { createStoreFromConfig } from '../src/cache/create-store.js';
-import { createRedisConnections } from '../src/cache/redis-client.js';
-import { createRedisStore } from '../src/cache/redis-store.js';
+import { createStoreFromConfig } from '../src/cache/store/from-config.js';
+import { createRedisConnections } from '../src/cache/store/redis/connections.js';
+import { createRedisStore } from '../src/cache/store/redis/redis-store.js';
 import { loadConfig } from '../src/config.js';
 import { createDatabase } from '../src/db/client.js';
 import { createLoadLimiter } from '../src/db/load-limiter.js';

@@ -11,7 +11,7 @@
  * product code: each is a value handed to `createApp` through its overrides.
  */
 import { asc, desc, eq, gt, inArray } from 'drizzle-orm';
-import type { CacheStore } from '../src/cache/store.js';
+import type { CacheStore } from '../src/cache/store/contract.js';
 import type { Db } from '../src/db/client.js';
 import type { LoadLimiter } from '../src/db/load-limiter.js';
 import { posts, profiles, users, type PostRow, type ProfileRow, type UserRow } from '../src/db/schema.js';

@@ -6,7 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
-import type { CacheStore } from './cache/store.js';
+import type { CacheStore } from './cache/store/contract.js';
 import { loadConfig, type Config } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
 import { migrateDatabase } from './db/migrate.js';
@@ -14,7 +14,7 @@ import { createRepositories, type RepositoryOptions } from './db/repositories.js
 import { ensureDemoData } from './db/demo-data.js';
 import { createCachesideYoga, type CachesideYoga } from './graphql/create-yoga.js';
 import type { Resolvers } from './graphql/generated/resolvers-types.js';
-import { createDirectReaders } from './loaders/entity-readers.js';
+import { createDirectReaders } from './loaders/direct-readers.js';
 import type { Plugin } from 'graphql-yoga';
 import { useHttpMetrics } from './graphql/plugins/use-http-metrics.js';
 import { useMetricsEndpoint } from './graphql/plugins/use-metrics-endpoint.js';
@@ -22,30 +22,30 @@ import { useReadiness } from './graphql/plugins/use-readiness.js';
 import { useRequestId } from './graphql/plugins/use-request-id.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { createReadinessProbe } from './observability/readiness.js';
+import { createReadinessProbe } from './app/readiness.js';
 import { createServices } from './services/create-services.js';
-import { createCacheAside } from './cache/cache-aside.js';
-import { createCachedReaders, createEntitySpecs } from './cache/cached-readers.js';
-import { createStoreFromConfig, describeStore } from './cache/create-store.js';
-import { createEntryFactory } from './cache/entries.js';
-import { instrumentStore } from './cache/instrumented-store.js';
-import { createCacheKeys } from './cache/keys.js';
-import { connectL1, createL1TierFromConfig, type L1Tier } from './cache/l1-tier.js';
+import { createCacheAside } from './cache/read/cache-aside.js';
+import { createCachedReaders, createEntitySpecs } from './cache/read/cached-readers.js';
+import { createStoreFromConfig, describeStore } from './cache/store/from-config.js';
+import { createEntryFactory } from './cache/entities/entries.js';
+import { instrumentStore } from './cache/store/layers/instrumentation.js';
+import { createCacheKeys } from './cache/entities/keys.js';
+import { connectL1, createL1TierFromConfig, type L1Tier } from './cache/read/l1-tier.js';
 import {
   createInvalidationSubscriber,
   type InvalidationSubscriber,
-} from './cache/invalidation-subscriber.js';
-import { createOutboxRelay, type OutboxRelay } from './cache/outbox-relay.js';
+} from './cache/events/invalidation-subscriber.js';
+import { createOutboxRelay, type OutboxRelay } from './cache/write/outbox-relay.js';
 import {
   createCircuitBreaker,
   type BreakerStore,
   type CircuitBreakerOptions,
-} from './cache/circuit-breaker.js';
-import { createWriteThrough } from './cache/write-through.js';
+} from './cache/store/layers/circuit-breaker.js';
+import { createWriteThrough } from './cache/write/write-through.js';
 import { createOutboxRepository } from './db/outbox-repository.js';
 import { createLoadLimiter } from './db/load-limiter.js';
 import { createDrainingTracker } from './graphql/plugins/use-draining.js';
-import { shutDown } from './shutdown.js';
+import { shutDown } from './app/shutdown.js';
 
 export interface AppOverrides {
   /** An already open (and migrated) database; the app does not close it. */

@@ -8,10 +8,10 @@
 import { parseArgs } from 'node:util';
 import { parseUserId } from '../auth/tokens.js';
 import { loadConfig } from '../config.js';
-import { createStoreFromConfig, describeStore } from '../cache/create-store.js';
-import { createEntryFactory } from '../cache/entries.js';
-import { CACHED_ENTITIES, createCacheKeys, type CachedEntity } from '../cache/keys.js';
-import { invalidateAll, invalidateEntity } from '../cache/purge.js';
+import { createStoreFromConfig, describeStore } from '../cache/store/from-config.js';
+import { createEntryFactory } from '../cache/entities/entries.js';
+import { CACHED_ENTITIES, createCacheKeys, type CachedEntity } from '../cache/entities/keys.js';
+import { invalidateAll, invalidateEntity } from '../cache/write/purge.js';
 import { createLogger } from '../observability/logger.js';
 import { describeError } from './describe-error.js';
 

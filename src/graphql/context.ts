@@ -4,10 +4,10 @@
  */
 import type { YogaInitialContext } from 'graphql-yoga';
 import { verifyToken, TokenError } from '../auth/tokens.js';
-import { CacheReport } from '../cache/report.js';
+import { CacheReport } from '../observability/cache-report.js';
 import type { Repositories } from '../db/repositories.js';
 import { createLoaders, type Loaders } from '../loaders/create-loaders.js';
-import type { EntityReaders } from '../loaders/entity-readers.js';
+import type { EntityReaders } from '../loaders/direct-readers.js';
 import type { RequestStats } from '../observability/request-scope.js';
 import type { Services } from '../services/create-services.js';
 import { DatabaseUnavailableError } from '../db/errors.js';

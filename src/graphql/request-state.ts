@@ -3,7 +3,7 @@
  * and timing figures behind the response headers. Keyed by the Request object, so a batched request
  * (several operations, several GraphQL contexts) shares one tally and gets one set of headers.
  */
-import { CacheReport } from '../cache/report.js';
+import { CacheReport } from '../observability/cache-report.js';
 import { createRequestStats, type RequestStats } from '../observability/request-scope.js';
 
 export interface RequestState {

@@ -3,10 +3,10 @@
  * request never sees another's in-flight state. Every entity read of a resolver goes through here.
  */
 import DataLoader from 'dataloader';
-import type { CacheReport } from '../cache/report.js';
+import type { CacheReport } from '../observability/cache-report.js';
 import type { Repositories } from '../db/repositories.js';
 import type { PostRow, ProfileRow, UserRow } from '../db/schema.js';
-import type { BatchRead, EntityReaders } from './entity-readers.js';
+import type { BatchRead, EntityReaders } from './direct-readers.js';
 
 /** DESIGN §1: at most 100 keys per batch, so one SQL statement and one multi-get stay bounded. */
 export const MAX_BATCH_SIZE = 100;

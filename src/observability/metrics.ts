@@ -4,7 +4,7 @@
  * rename one and the dashboard goes blank.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { LookupOutcome } from '../cache/report.js';
+import type { LookupOutcome } from './cache-report.js';
 
 export const LOOKUP_RESULTS: readonly LookupOutcome[] = [
   'hit',

@@ -9,7 +9,7 @@ import type { Repositories } from '../db/repositories.js';
 import type { PostRow, ProfileRow } from '../db/schema.js';
 import { conflict, notFound } from '../graphql/errors.js';
 import type { Loaders } from '../loaders/create-loaders.js';
-import type { CacheWriter } from './cache-writer.js';
+import type { CacheWriter } from '../cache/write/cache-writer.js';
 import {
   checkNewPost,
   toProfilePatch,

@@ -7,8 +7,8 @@ import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Page, Response as BrowserResponse } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/app.js';
-import { startHttpServer, type HttpTestServer } from '../helpers/http-server.js';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { startHttpServer, type HttpTestServer } from '../support/http-server.js';
 import { launchChromium, type Browser } from './browser.js';
 
 const ARTIFACTS_DIR = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));

@@ -4,7 +4,7 @@
  * included. Set in `onResponse`, after everything else, from the request's CacheReport.
  */
 import type { Plugin } from 'graphql-yoga';
-import { CacheReport } from '../../cache/report.js';
+import { CacheReport } from '../../observability/cache-report.js';
 import { requestStateOf } from '../request-state.js';
 
 export const CACHE_HEADER_NAMES = [

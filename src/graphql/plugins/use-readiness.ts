@@ -1,5 +1,5 @@
 import type { Plugin } from 'graphql-yoga';
-import type { ReadinessProbe } from '../../observability/readiness.js';
+import type { ReadinessProbe } from '../../app/readiness.js';
 
 /**
  * `GET /ready`: 200 when the instance can serve (`ready`, or `degraded` with Redis down), 503 with

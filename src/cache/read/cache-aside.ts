@@ -1,0 +1,185 @@
+/**
+ * The read path: one DataLoader batch of ids in, their values out, with the cache in front of
+ * PostgreSQL.
+ *
+ *   getMany ─▶ hits (and negative entries) are answered
+ *      │ misses
+ *      ▼
+ *   join this instance's flight for the key, or start one ─▶ miss-resolver.ts (locks, one SQL
+ *   statement for the keys we hold, fenced fills, waiting for other instances' fills)
+ *
+ * So a cold key is loaded once across all instances (the lock), and once per instance for however
+ * many concurrent requests want it (the flight). A store that fails is never the client's problem:
+ * the batch is answered from PostgreSQL ("bypass").
+ */
+import type { CacheConfig } from '../../config.js';
+import type { Logger } from '../../observability/logger.js';
+import { createEntryFactory } from '../entities/entries.js';
+import { freshValue, type EntitySpec, type Miss, type Resolution } from '../entities/entity-spec.js';
+import { isCacheStoreError } from '../store/errors.js';
+import type { CachedEntity } from '../entities/keys.js';
+import type { L1Tier } from './l1-tier.js';
+import { createMissResolver } from './miss-resolver.js';
+import type { CacheReport, LookupOutcome } from '../../observability/cache-report.js';
+import type { CacheEntry, CacheStore } from '../store/contract.js';
+
+export type { EntitySpec } from '../entities/entity-spec.js';
+
+/** Things worth counting or logging that the engine notices; metrics hook in here. */
+export interface CacheAsideEvents {
+  /** Keys whose lock another caller holds: this request waits for that caller's fill. */
+  lockWait?(entity: CachedEntity, keys: number): void;
+  /** Waiters gave up on another caller's fill after `lockWaitMs` and loaded the keys themselves. */
+  lockWaitTimeout?(entity: CachedEntity, keys: number): void;
+  /** `count` lookups of one batch had this outcome (one call per outcome and batch, not per key). */
+  lookup?(entity: CachedEntity, outcome: LookupOutcome, count: number): void;
+  /** The store failed; the batch went to PostgreSQL. */
+  storeError?(error: unknown, operation: string): void;
+}
+
+export interface CacheAsideOptions {
+  /** The store; with an L1 tier, `l1.over(store)`, so that what it reads and fills reaches L1. */
+  readonly store: CacheStore;
+  /** The optional in-process tier, consulted before the store. @default none */
+  readonly l1?: L1Tier;
+  readonly config: CacheConfig;
+  readonly logger: Logger;
+  readonly events?: CacheAsideEvents;
+  /** @default Date.now */
+  readonly now?: () => number;
+  /** Source of the ±10 % TTL jitter. @default Math.random */
+  readonly random?: () => number;
+}
+
+export interface CacheAside {
+  /**
+   * Values of ids in order, `null` for ids without a row, an Error for an id that could not be
+   * answered (DataLoader rejects just that key). Records every lookup in `report`.
+   */
+  read<T>(spec: EntitySpec<T>, ids: readonly number[], report: CacheReport): Promise<(T | null | Error)[]>;
+}
+
+interface Joined {
+  readonly id: number;
+  readonly key: string;
+  readonly flight: Promise<Resolution<unknown>>;
+  /** The version of a tombstone this request saw; the flight's result must be at least as new. */
+  readonly fence: number;
+}
+
+export function createCacheAside(options: CacheAsideOptions): CacheAside {
+  const { store, l1, config, logger, events = {} } = options;
+  const now = options.now ?? Date.now;
+  const entries = createEntryFactory({ config, now, ...(options.random ? { random: options.random } : {}) });
+  const misses = createMissResolver({ store, config, logger, events, entries, now });
+
+  // In-process single flight: concurrent batches (other requests) that miss a key another batch of
+  // this instance is already resolving wait for that result instead of taking the lock themselves.
+  const flights = new Map<string, Promise<Resolution<unknown>>>();
+
+  function startFlights<T>(spec: EntitySpec<T>, mine: readonly Miss[], report: CacheReport) {
+    const work = misses.resolve(spec, mine, report);
+    // Registered before the first await, so batches arriving meanwhile join instead of racing.
+    for (const miss of mine) {
+      const flight = work.then((resolved) => resolved.get(miss.id)!);
+      flights.set(miss.key, flight);
+      // Forget the flight once settled; its result lives on in the cache.
+      const forget = () => flights.get(miss.key) === flight && flights.delete(miss.key);
+      void flight.then(forget, forget);
+    }
+    return work;
+  }
+
+  async function read<T>(spec: EntitySpec<T>, asked: readonly number[], report: CacheReport) {
+    const resolutions = new Map<number, Resolution<T>>();
+    const take = (resolved: Map<number, Resolution<T>>) => {
+      for (const [id, r] of resolved) resolutions.set(id, r);
+    };
+    // The in-process tier first, when on: the ids it answers go no further.
+    if (l1) {
+      report.l1Tier = l1.tier;
+      take(l1.resolve(spec, asked, logger));
+      if (resolutions.size === asked.length)
+        return finish(spec, asked, asked.map(spec.keyOf), resolutions, report);
+    }
+    const ids = resolutions.size === 0 ? asked : asked.filter((id) => !resolutions.has(id));
+    const keys = ids.map(spec.keyOf);
+
+    let cached: (CacheEntry | undefined)[];
+    try {
+      cached = await store.getMany(keys);
+    } catch (error) {
+      if (!isCacheStoreError(error)) throw error;
+      events.storeError?.(error, 'getMany');
+      take(await misses.bypass(spec, ids));
+      return finish(spec, asked, asked.map(spec.keyOf), resolutions, report);
+    }
+
+    const at = now();
+    const mine: Miss[] = [];
+    const joined: Joined[] = [];
+    ids.forEach((id, i) => {
+      const entry = cached[i];
+      const key = keys[i]!;
+      const hit = freshValue(spec, entry, at, logger);
+      if (hit !== undefined) {
+        const outcome = hit.value === null ? 'negative_hit' : 'hit';
+        resolutions.set(id, { value: hit.value, outcome, ttlMs: entry!.staleAt - at });
+        return;
+      }
+      const flight = flights.get(key);
+      // A tombstone we saw names a committed version the flight may predate (it may have read the
+      // row before that commit): its result counts for us only if it is at least that new. This is
+      // enough because a returned write always leaves the key holding a servable value at its
+      // version (write-through) or a tombstone (relay, derived keys) — never nothing: a tombstone
+      // at the held version leaves the value alone (store.ts). consistency.test.ts, race 2.
+      if (flight !== undefined)
+        joined.push({ id, key, flight, fence: entry?.kind === 'tombstone' ? entry.version : 0 });
+      else mine.push({ id, key, stale: entry?.kind === 'tombstone' ? undefined : entry });
+    });
+
+    if (mine.length > 0) take(await startFlights(spec, mine, report));
+
+    const tooOld: Miss[] = [];
+    for (const { id, key, flight, fence } of joined) {
+      const r = (await flight) as Resolution<T>;
+      if ((r.value === null ? 0 : spec.versionOf(r.value)) < fence) {
+        tooOld.push({ id, key, stale: undefined });
+        continue;
+      }
+      // Another request of this instance did the work: for this one it was a wait for a fill.
+      const outcome = r.outcome === 'miss' || r.outcome === 'hit' ? 'collapsed' : r.outcome;
+      resolutions.set(id, { ...r, outcome });
+    }
+    if (tooOld.length > 0) take(await misses.resolve(spec, tooOld, report));
+
+    return finish(spec, asked, ids === asked ? keys : asked.map(spec.keyOf), resolutions, report);
+  }
+
+  function finish<T>(
+    spec: EntitySpec<T>,
+    ids: readonly number[],
+    keys: readonly string[],
+    resolutions: Map<number, Resolution<T>>,
+    report: CacheReport,
+  ): (T | null | Error)[] {
+    const tally = new Map<LookupOutcome, number>();
+    const values = ids.map((id, i) => {
+      const r = resolutions.get(id)!;
+      report.record({
+        entity: spec.entity,
+        key: keys[i]!,
+        tier: r.tier ?? store.tier,
+        outcome: r.outcome,
+        ttlMs: r.ttlMs,
+      });
+      tally.set(r.outcome, (tally.get(r.outcome) ?? 0) + 1);
+      return r.error ?? r.value;
+    });
+    // One counter update per outcome and batch: labelled increments per key were ~1 % of the hit path.
+    if (events.lookup) for (const [outcome, count] of tally) events.lookup(spec.entity, outcome, count);
+    return values;
+  }
+
+  return { read };
+}

@@ -1,0 +1,244 @@
+/**
+ * The optional in-process tier ("L1", `CACHE_L1_MAX_ENTRIES` > 0): a size-bounded LRU of cache
+ * entries in front of the store, so the hottest keys are answered without a network round trip.
+ *
+ *   DataLoader ─▶ L1 (this file) ─▶ store (Redis) ─▶ PostgreSQL
+ *
+ * L1 is a copy of a copy. It only ever holds what the store held or accepted a moment ago — entries
+ * reach it through `over(store)`, which watches the store's reads and fenced writes — and keeps each
+ * for at most `CACHE_L1_TTL_MS`, never past the entry's logical expiry. Coherence across instances:
+ *
+ * - an invalidation event (the relay publishes one per committed change) evicts every entry older
+ *   than the version it names, and that version is remembered as a *fence*: a read that was in flight
+ *   when the event arrived cannot put the older version back (the L1 twin of the store's fence);
+ * - a tombstone read from the store, and a write the store refused, are fences too;
+ * - when the event subscription comes back after a disconnect, events may have been missed: L1 is
+ *   cleared, and reads that started before the clear are not allowed to refill it (`generation`).
+ *
+ * So after a mutation returns, another instance may serve the older version until the event reaches
+ * it (the relay's poll interval plus a publish), and never longer than `CACHE_L1_TTL_MS` even if the
+ * event is lost: the coherence window of docs/scaling.md, measured by test/integration/l1-tier.test.ts.
+ * The writing instance itself never lags: its write-through passes through `over(store)`.
+ */
+import { LRUCache } from 'lru-cache';
+import type { CacheConfig } from '../../config.js';
+import type { Logger } from '../../observability/logger.js';
+import { freshValue, type EntitySpec, type Resolution } from '../entities/entity-spec.js';
+import type { InvalidationSubscriber } from '../events/invalidation-subscriber.js';
+import type { CacheKeys } from '../entities/keys.js';
+import type { CacheEntry, CacheStore, CacheWrite } from '../store/contract.js';
+
+/** The RFC 9211 cache name of this tier in `Cache-Status`. */
+export const L1_TIER = 'cacheside-l1';
+
+export interface L1Options {
+  /** Most entries held at once; the least recently used go first. A positive integer. */
+  readonly maxEntries: number;
+  /** Longest an entry is served from L1 after the store held it, ms. A positive integer. */
+  readonly ttlMs: number;
+  /**
+   * How long the version of an invalidation is remembered as a fence, ms: longer than any store call
+   * can be in flight, so that a reply read before the event cannot land after it. @default 60_000
+   */
+  readonly fenceTtlMs?: number;
+  /** The clock, epoch ms (entries' `staleAt` is epoch ms). Tests pass a fake one. @default Date.now */
+  readonly now?: () => number;
+}
+
+export interface L1Tier {
+  readonly tier: typeof L1_TIER;
+  /** Entries currently held (fences not counted). */
+  readonly size: number;
+  /**
+   * Answers the ids L1 holds fresh, as resolutions (outcome `hit` or `negative_hit`, tier
+   * `cacheside-l1`); ids absent from the result go on to the store. No I/O.
+   */
+  resolve<T>(spec: EntitySpec<T>, ids: readonly number[], logger: Logger): Map<number, Resolution<T>>;
+  /** A servable entry for `key`, or undefined. */
+  get(key: string): CacheEntry | undefined;
+  /**
+   * Offers an entry the store held (or accepted) at `since`, epoch ms. Kept unless L1 knows a newer
+   * version (held or fenced) or was cleared since; kept until `since + ttlMs` or its `staleAt`,
+   * whichever is first. A tombstone is a fence, never an entry.
+   */
+  offer(key: string, entry: CacheEntry, since: number, generation?: number): void;
+  /**
+   * `key` changed at `version`: evicts a held entry older than that and fences older ones out for
+   * `fenceTtlMs`. Idempotent and order-tolerant: a duplicate or an older event changes nothing.
+   */
+  invalidate(key: string, version: number): void;
+  /** Forgets every entry (events may have been missed); reads in flight may not refill it. */
+  clear(): void;
+  /** Bumped by `clear()`; an offer made for an older generation is dropped. */
+  readonly generation: number;
+  /**
+   * The store with L1 kept in step: entries it reads or stores are offered, tombstones it reads or
+   * stores invalidate, and a write it refused or failed invalidates at the write's version.
+   */
+  over(store: CacheStore): CacheStore;
+}
+
+/** The L1 tier the configuration asks for, or undefined when it is off (`CACHE_L1_MAX_ENTRIES=0`). */
+export function createL1TierFromConfig(config: CacheConfig): L1Tier | undefined {
+  if (config.l1MaxEntries === 0) return undefined;
+  return createL1Tier({ maxEntries: config.l1MaxEntries, ttlMs: config.l1TtlMs });
+}
+
+export function createL1Tier(options: L1Options): L1Tier {
+  const { maxEntries, ttlMs } = options;
+  const fenceTtlMs = options.fenceTtlMs ?? 60_000;
+  const now = options.now ?? Date.now;
+  for (const [name, value] of [
+    ['maxEntries', maxEntries],
+    ['ttlMs', ttlMs],
+    ['fenceTtlMs', fenceTtlMs],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new TypeError(`L1 ${name} must be a positive integer, got ${String(value)}`);
+    }
+  }
+  // Our clock for lru-cache's TTLs too (ttlResolution 0: read it on every check, no timers), so an
+  // entry's life and its `staleAt` are measured by one clock.
+  const perf = { now };
+  const entries = new LRUCache<string, CacheEntry>({ max: maxEntries, perf, ttlResolution: 0 });
+  const fences = new LRUCache<string, number>({ max: maxEntries, ttl: fenceTtlMs, perf, ttlResolution: 0 });
+  let generation = 0;
+
+  function get(key: string): CacheEntry | undefined {
+    const entry = entries.get(key);
+    // lru-cache expires by TTL; the logical expiry is checked too, for an entry offered at its edge.
+    return entry !== undefined && entry.staleAt > now() ? entry : undefined;
+  }
+
+  function invalidate(key: string, version: number): void {
+    if ((fences.get(key) ?? -1) < version) fences.set(key, version);
+    const held = entries.peek(key);
+    if (held !== undefined && held.version < version) entries.delete(key);
+  }
+
+  function offer(key: string, entry: CacheEntry, since: number, offeredIn = generation): void {
+    if (entry.kind === 'tombstone') return invalidate(key, entry.version);
+    if (offeredIn !== generation) return;
+    if (entry.version < (fences.get(key) ?? 0)) return;
+    const held = entries.peek(key);
+    if (held !== undefined && held.version > entry.version) return;
+    const life = Math.floor(Math.min(since + ttlMs, entry.staleAt) - now());
+    if (life < 1) return;
+    // A copy: a Redis reply's payload is a view into a larger buffer we must not keep alive.
+    entries.set(key, { ...entry, payload: entry.payload.slice() }, { ttl: life });
+  }
+
+  function resolve<T>(spec: EntitySpec<T>, ids: readonly number[], logger: Logger) {
+    const at = now();
+    const resolved = new Map<number, Resolution<T>>();
+    for (const id of ids) {
+      const entry = get(spec.keyOf(id));
+      const hit = freshValue(spec, entry, at, logger);
+      if (hit === undefined) continue;
+      resolved.set(id, {
+        value: hit.value,
+        outcome: hit.value === null ? 'negative_hit' : 'hit',
+        ttlMs: entry!.staleAt - at,
+        tier: L1_TIER,
+      });
+    }
+    return resolved;
+  }
+
+  const l1: L1Tier = {
+    tier: L1_TIER,
+    get size() {
+      return entries.size;
+    },
+    get generation() {
+      return generation;
+    },
+    resolve,
+    get,
+    offer,
+    invalidate,
+    clear() {
+      generation += 1;
+      entries.clear();
+    },
+    over: (store) => layer(store, l1, now),
+  };
+  return l1;
+}
+
+/**
+ * Keeps `l1` coherent with the other instances: invalidation events evict (and fence) older entries;
+ * the subscriber connection coming back (events may have been missed meanwhile) clears it. Returns a
+ * function that disconnects it.
+ */
+export function connectL1(
+  l1: L1Tier,
+  deps: {
+    readonly invalidations: InvalidationSubscriber;
+    /** The store whose subscriber connection carries the events (the raw one: wrappers may hide hooks). */
+    readonly store: CacheStore;
+    readonly keys: CacheKeys;
+  },
+): () => void {
+  const offEvents = deps.invalidations.onEvents((events) => {
+    for (const event of events) l1.invalidate(deps.keys.entity(event.entity, event.id), event.version);
+  });
+  const offReconnect = deps.store.onReconnect?.(() => l1.clear()) ?? (() => {});
+  // Started while Redis was down: whatever L1 took meanwhile was never covered by events.
+  const offLateStart = deps.invalidations.onLateStart(() => l1.clear());
+  return () => {
+    offEvents();
+    offReconnect();
+    offLateStart();
+  };
+}
+
+// Private:
+
+function layer(store: CacheStore, l1: L1Tier, now: () => number): CacheStore {
+  const watched: CacheStore = {
+    tier: store.tier,
+    async getMany(keys) {
+      const since = now();
+      const generation = l1.generation;
+      const found = await store.getMany(keys);
+      found.forEach((entry, i) => entry !== undefined && l1.offer(keys[i]!, entry, since, generation));
+      return found;
+    },
+    async setMany(writes) {
+      const since = now();
+      const generation = l1.generation;
+      let landed: boolean[];
+      try {
+        landed = await store.setMany(writes);
+      } catch (error) {
+        // The write may or may not have landed; either way its version is committed in PostgreSQL
+        // (a fill read it, a write-through wrote it), so anything older must go — the writer's own
+        // L1 included, or it would serve the old value after its own mutation returned.
+        fenceAll(l1, writes);
+        throw error;
+      }
+      writes.forEach((write, i) => {
+        if (landed[i]) l1.offer(write.key, write.entry, since, generation);
+        // Refused: the store holds this version or a newer one.
+        else l1.invalidate(write.key, write.entry.version);
+      });
+      return landed;
+    },
+    ttlMany: (keys) => store.ttlMany(keys),
+    acquireLocks: (keys, token, ttlMs) => store.acquireLocks(keys, token, ttlMs),
+    releaseLocks: (keys, token) => store.releaseLocks(keys, token),
+    onFill: (key, listener) => store.onFill(key, listener),
+    publish: (channel, message) => store.publish(channel, message),
+    subscribe: (channel, listener) => store.subscribe(channel, listener),
+    scanKeys: (prefix, onBatch) => store.scanKeys(prefix, onBatch),
+    purgePrefix: (prefix) => store.purgePrefix(prefix),
+    close: () => store.close(),
+    ...(store.onReconnect && { onReconnect: store.onReconnect.bind(store) }),
+  };
+  return watched;
+}
+
+function fenceAll(l1: L1Tier, writes: readonly CacheWrite[]): void {
+  for (const write of writes) l1.invalidate(write.key, write.entry.version);
+}

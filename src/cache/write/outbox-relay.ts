@@ -1,0 +1,155 @@
+/**
+ * Turns committed outbox rows into cache invalidations, at least once. Every instance runs one; they
+ * share the backlog through `FOR UPDATE SKIP LOCKED`. For each claimed batch, in one transaction:
+ * apply versioned tombstones to the store, publish the events to every instance, mark the rows
+ * published — and only then commit. If the store fails, the transaction rolls back and the rows are
+ * claimed again later, so a Redis outage (or a crash between a mutation's commit and its
+ * write-through) delays invalidation but never loses it.
+ */
+import type { Db } from '../../db/client.js';
+import type { OutboxEvent, OutboxRepository } from '../../db/outbox-repository.js';
+import type { Logger } from '../../observability/logger.js';
+import type { EntitySpecs } from '../read/cached-readers.js';
+import type { EntryFactory } from '../entities/entries.js';
+import { encodeEvents, isCachedEntity, type InvalidationEvent } from '../events/invalidation-events.js';
+import type { CacheKeys } from '../entities/keys.js';
+import type { CacheStore } from '../store/contract.js';
+
+export interface OutboxRelayOptions {
+  readonly db: Db;
+  readonly outbox: OutboxRepository;
+  readonly store: CacheStore;
+  readonly keys: CacheKeys;
+  readonly specs: EntitySpecs;
+  readonly entries: EntryFactory;
+  readonly logger: Logger;
+  /** Pause between polls when the backlog is empty, ms. @default 250 */
+  readonly intervalMs?: number;
+  /** Rows per claim. @default 200 */
+  readonly batchSize?: number;
+  /** Longest pause after repeated failures, ms (the pause doubles from `intervalMs`). @default 5000 */
+  readonly maxBackoffMs?: number;
+  /** Published rows older than this are deleted, ms. @default 3_600_000 (1 h) */
+  readonly retentionMs?: number;
+  /** Called after a batch is applied and published. */
+  readonly onApplied?: (events: readonly InvalidationEvent[]) => void;
+  /** Called when a run fails (it will be retried). */
+  readonly onError?: (error: unknown) => void;
+}
+
+export interface OutboxRelay {
+  /** Starts polling in the background. */
+  start(): void;
+  /** Stops polling; resolves once a batch in progress has finished. */
+  stop(): Promise<void>;
+  /** Claims, applies and publishes one batch now; returns the number of rows it published. */
+  runOnce(): Promise<number>;
+  /** Runs batches until the backlog is empty (rows other relays hold right now excepted). */
+  drain(): Promise<void>;
+}
+
+const PRUNE_EVERY_MS = 60_000;
+
+export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const { db, outbox, store, keys, specs, entries, logger } = options;
+  const intervalMs = options.intervalMs ?? 250;
+  const batchSize = options.batchSize ?? 200;
+  const maxBackoffMs = options.maxBackoffMs ?? 5000;
+  const retentionMs = options.retentionMs ?? 3_600_000;
+
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+  let lastPrune = 0;
+
+  async function runOnce(): Promise<number> {
+    const applied = await db.transaction(async (txAny) => {
+      const tx = txAny as unknown as Db;
+      const rows = await outbox.claimUnpublished(tx, batchSize);
+      if (rows.length === 0) return [];
+      const events = toEvents(rows);
+      if (events.length > 0) {
+        // Fenced: a tombstone never replaces a newer value, so a duplicate or late event is harmless.
+        await store.setMany(events.map((e) => entries.tombstone(specs[e.entity].keyOf(e.id), e.version)));
+        await store.publish(keys.eventsChannel, encodeEvents(events));
+      }
+      await outbox.markPublished(
+        tx,
+        rows.map((r) => r.id),
+      );
+      return events;
+    });
+    if (applied.length > 0) options.onApplied?.(applied);
+    return applied.length;
+  }
+
+  function toEvents(rows: readonly OutboxEvent[]): InvalidationEvent[] {
+    const events: InvalidationEvent[] = [];
+    for (const row of rows) {
+      // A row this build does not know (written by a newer schema) is published-and-skipped rather
+      // than retried forever; the newer instances handle it.
+      if (!isCachedEntity(row.entity)) {
+        logger.warn({ entity: row.entity, outboxId: row.id }, 'skipping outbox row of an unknown entity');
+        continue;
+      }
+      events.push({ entity: row.entity, id: row.entityId, version: Number(row.version) });
+    }
+    return events;
+  }
+
+  async function pruneIfDue(): Promise<void> {
+    if (Date.now() - lastPrune < PRUNE_EVERY_MS) return;
+    lastPrune = Date.now();
+    const pruned = await outbox.prunePublished(db, retentionMs);
+    if (pruned > 0) logger.debug({ pruned }, 'pruned published outbox rows');
+  }
+
+  async function run(): Promise<void> {
+    let failures = 0;
+    while (running) {
+      let pause = intervalMs;
+      try {
+        const published = await runOnce();
+        await pruneIfDue();
+        failures = 0;
+        // A full batch means more is waiting: go again at once.
+        if (published >= batchSize) pause = 0;
+      } catch (error) {
+        failures += 1;
+        pause = Math.min(maxBackoffMs, intervalMs * 2 ** failures);
+        options.onError?.(error);
+        logger.warn({ err: error, failures, retryInMs: pause }, 'outbox relay run failed; will retry');
+      }
+      if (running && pause > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, pause);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = undefined;
+      }
+    }
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      loop = run();
+    },
+    async stop() {
+      running = false;
+      wake?.();
+      await loop;
+      loop = undefined;
+    },
+    runOnce,
+    async drain() {
+      while ((await runOnce()) >= batchSize) {
+        // A full batch: more may be waiting.
+      }
+    },
+  };
+}

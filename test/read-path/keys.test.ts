@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CACHED_ENTITIES,
+  createCacheKeys,
+  fillChannelOf,
+  hashTagOf,
+  lockKeyOf,
+} from '../../src/cache/entities/keys.js';
+
+describe('cache keys', () => {
+  const keys = createCacheKeys('cs');
+
+  it('builds the key grammar of DESIGN §6', () => {
+    expect(keys.namespace).toBe('cs:v1:');
+    expect(keys.eventsChannel).toBe('cs:v1:events');
+    expect(keys.entity('user', 42)).toBe('cs:v1:user:{42}');
+    expect(keys.entity('profile', 42)).toBe('cs:v1:profile:{42}');
+    expect(keys.entity('post', 7)).toBe('cs:v1:post:{7}');
+    expect(keys.entity('userPosts', 42)).toBe('cs:v1:user:{42}:posts');
+    expect(keys.entity('user', 2147483647)).toBe('cs:v1:user:{2147483647}');
+  });
+
+  it('puts every key of one id, its lock and its fill channel under one hash tag', () => {
+    for (const entity of CACHED_ENTITIES) {
+      const key = keys.entity(entity, 42);
+      expect(hashTagOf(key)).toBe('42');
+      expect(lockKeyOf(key)).toBe(`${key}:lock`);
+      expect(hashTagOf(lockKeyOf(key))).toBe('42');
+      expect(fillChannelOf(key)).toBe(`${key}:filled`);
+      expect(hashTagOf(fillChannelOf(key))).toBe('42');
+    }
+    expect(lockKeyOf('cs:v1:profile:{42}')).toBe('cs:v1:profile:{42}:lock');
+  });
+
+  it('reads hash tags as Redis Cluster does', () => {
+    expect(hashTagOf('plain')).toBe('plain');
+    expect(hashTagOf('a{}b')).toBe('a{}b');
+    expect(hashTagOf('a{b')).toBe('a{b');
+    expect(hashTagOf('a{x}{y}')).toBe('x');
+    expect(hashTagOf('{}{x}')).toBe('{}{x}');
+  });
+
+  it.each([0, -1, 1.5, 2147483648, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53])(
+    'refuses the id %s',
+    (id) => {
+      expect(() => keys.entity('user', id)).toThrow(RangeError);
+      expect(() => keys.entity('user', id)).toThrow(String(id));
+    },
+  );
+
+  it.each(['', 'a b', 'cs:x', 'a{b}', 'x'.repeat(65), 'é'])('refuses the prefix %j', (prefix) => {
+    expect(() => createCacheKeys(prefix)).toThrow(TypeError);
+  });
+
+  it('accepts the prefixes test files use', () => {
+    expect(createCacheKeys('t_store_0a1b2c3d4e').entity('post', 1)).toBe('t_store_0a1b2c3d4e:v1:post:{1}');
+  });
+});

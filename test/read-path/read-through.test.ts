@@ -1,0 +1,110 @@
+/**
+ * The read path against the real Redis and PostgreSQL: a warm request touches no SQL for entities,
+ * makes exactly one store round trip per DataLoader batch, and every key it wrote carries a TTL
+ * and the test's prefix in the exact key grammar of DESIGN §6.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { DEBUG, debugOf } from '../support/debug.js';
+import { scanKeys } from '../support/redis.js';
+
+const TWENTY_IDS = Array.from({ length: 20 }, (_, i) => String(i + 1));
+const USERS_QUERY = `query Users($ids: [ID!]!) {
+  users(ids: $ids) { id profile { bio } posts(first: 3) { title author { name } } }
+}`;
+const PAGE_QUERY = `{ userPage(first: 20) { nodes { profile { bio } posts(first: 3) { title author { name profile { displayName } } } } } }`;
+
+describe.each(['redis', 'memory'] as const)('read path on the %s store', (store) => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ label: `readpath_${store}`, store, seed: { users: 40, postsPerUser: 5 } });
+  });
+  afterAll(() => t?.close());
+
+  test('a cold users(ids) request misses, loads the misses in one statement per batch, and stores them', async () => {
+    const cold = await t.gql(USERS_QUERY, { variables: { ids: TWENTY_IDS }, headers: DEBUG });
+    expect(cold.body.errors).toBeUndefined();
+    expect(cold.headers.get('x-cache')).toBe('MISS');
+    // Batches: users, profiles + post-id lists (same tick), posts; authors are memoized users.
+    expect(debugOf(cold).sqlStatements).toBe(4);
+    // 20 users + 20 profiles + 20 lists + 60 posts, each looked up once after de-duplication.
+    expect(debugOf(cold).lookups).toHaveLength(120);
+    expect(cold.headers.get('x-cache-misses')).toBe('120');
+    expect(cold.headers.get('cache-status')).toContain('stored');
+  });
+
+  test('the same request warm runs 0 SQL statements and one store round trip per loader batch', async () => {
+    const warm = await t.gql(USERS_QUERY, { variables: { ids: TWENTY_IDS }, headers: DEBUG });
+    const debug = debugOf(warm);
+    expect(warm.headers.get('x-cache')).toBe('HIT');
+    expect(warm.headers.get('x-cache-hits')).toBe('120');
+    expect(debug.sqlStatements).toBe(0);
+    // Four loader batches (users; profiles and post lists; posts) → four multi-gets, nothing else.
+    expect(debug.storeRoundTrips).toBe(4);
+    expect(new Set(debug.lookups.map((l) => l.status))).toEqual(new Set(['hit']));
+  });
+
+  test('the userPage nested query warm runs exactly 1 SQL statement: the page of ids', async () => {
+    await t.gql(PAGE_QUERY);
+    const warm = await t.gql(PAGE_QUERY, { headers: DEBUG });
+    expect(warm.body.errors).toBeUndefined();
+    expect(debugOf(warm).sqlStatements).toBe(1);
+    expect(warm.headers.get('x-cache')).toBe('HIT');
+  });
+
+  test('unknown ids are cached as negative entries and count as hits', async () => {
+    const first = await t.gql(`{ a: user(id: "9999") { id } b: post(id: "99999") { id } }`, { headers: DEBUG });
+    expect(first.body.data).toEqual({ a: null, b: null });
+    expect(debugOf(first).sqlStatements).toBe(2);
+    const again = await t.gql(`{ a: user(id: "9999") { id } b: post(id: "99999") { id } }`, { headers: DEBUG });
+    expect(debugOf(again).sqlStatements).toBe(0);
+    expect(debugOf(again).lookups.map((l) => l.status)).toEqual(['negative_hit', 'negative_hit']);
+    expect(again.headers.get('x-cache')).toBe('HIT');
+  });
+
+  test('DateTime values round-trip exactly through the cache', async () => {
+    const query = `{ user(id: "3") { createdAt profile { updatedAt } posts(first: 5) { createdAt } } }`;
+    const cold = await t.gql(query);
+    const warm = await t.gql(query);
+    expect(warm.headers.get('x-cache')).toBe('HIT');
+    expect(warm.body).toEqual(cold.body);
+    expect(JSON.stringify(warm.body)).toMatch(/"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"/);
+  });
+});
+
+describe('keys in Redis', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ label: 'readpath_keys', seed: { users: 10, postsPerUser: 3 } });
+  });
+  afterAll(() => t?.close());
+
+  test('every key has the prefix, the key grammar of DESIGN §6 and a TTL within its class', async () => {
+    await t.gql(`{ users(ids: ["1", "2", "404"]) { profile { bio } posts(first: 2) { title } } }`);
+    const keys = await scanKeys(`${t.prefix}:`);
+    const names = keys.map((k) => k.key.slice(t.prefix.length + 1));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'v1:user:{1}',
+        'v1:user:{2}',
+        'v1:user:{404}',
+        'v1:profile:{1}',
+        'v1:user:{1}:posts',
+        'v1:post:{3}',
+      ]),
+    );
+    for (const name of names) expect(name).toMatch(/^v1:(user|profile|post):\{[1-9]\d*\}(:posts)?$/);
+    const grace = t.config.cache.staleGraceSeconds * 1000;
+    for (const { key, ttlMs } of keys) {
+      expect(ttlMs, key).toBeGreaterThan(0);
+      const logical = key.endsWith(':posts')
+        ? t.config.cache.volatileTtlSeconds
+        : key.endsWith('{404}')
+          ? t.config.cache.negativeTtlSeconds
+          : t.config.cache.ttlSeconds;
+      // ±10 % jitter on the logical TTL, plus the stale grace.
+      expect(ttlMs, key).toBeLessThanOrEqual(logical * 1100 + grace);
+      expect(ttlMs, key).toBeGreaterThan(logical * 900 + grace - 60_000);
+    }
+  });
+});

@@ -1,0 +1,126 @@
+/**
+ * `createTestApp()` builds the real application graph (src/server.ts `createApp`) on a fresh
+ * database and a fresh Redis key prefix, seeds it, and hands back a client that calls the API
+ * in-process through `yoga.fetch`. Pass `share` to start a second instance on the same database and
+ * prefix (two "servers" sharing PostgreSQL and Redis).
+ */
+import { randomBytes } from 'node:crypto';
+import { loadConfig, type Config } from '../../src/config.js';
+import type { CacheStore } from '../../src/cache/store/contract.js';
+import { createDatabase } from '../../src/db/client.js';
+import type { RepositoryOptions } from '../../src/db/repositories.js';
+import { seedDatabase } from '../../src/db/seed.js';
+import { signToken } from '../../src/auth/tokens.js';
+import { createApp, type App, type AppOverrides } from '../../src/server.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+import { purgeKeys, REDIS_URL } from './redis.js';
+
+export const TEST_AUTH_SECRET = 'test-secret-0123456789abcdef0123456789abcdef';
+export { REDIS_URL };
+
+export interface TestAppOptions {
+  /** Names the database and key prefix, for whoever reads `\l` or `SCAN` during a failure. */
+  readonly label: string;
+  /** Demo rows to seed; `false` for an empty database. @default { users: 30, postsPerUser: 5 } */
+  readonly seed?: { users: number; postsPerUser?: number } | false;
+  /** `redis` (the machine's Redis), `memory`, `none` (no REDIS_URL), or a store instance. @default 'redis' */
+  readonly store?: 'redis' | 'memory' | CacheStore;
+  /** Extra environment for loadConfig (e.g. CACHE_LOCK_WAIT_MS). */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly repositoryOptions?: RepositoryOptions;
+  /** Run the outbox relay's polling loop; false to drive it with `app.relay.runOnce()`. @default true */
+  readonly startRelay?: boolean;
+  /** Circuit breaker settings (e.g. a short open period). */
+  readonly breaker?: AppOverrides['breaker'];
+  /** Another test app whose database and prefix this one shares. */
+  readonly share?: TestApp;
+}
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: { data?: T | null; errors?: { message: string; extensions?: Record<string, unknown>; path?: unknown[] }[] };
+}
+
+export interface RequestOptions {
+  readonly variables?: Record<string, unknown>;
+  readonly token?: string;
+  readonly headers?: Record<string, string>;
+}
+
+export interface TestApp {
+  readonly app: App;
+  readonly config: Config;
+  readonly testDb: TestDatabase;
+  readonly prefix: string;
+  /** POSTs a GraphQL operation in-process. */
+  gql<T = Record<string, unknown>>(query: string, options?: RequestOptions): Promise<GraphQLResponse<T>>;
+  /** Raw in-process fetch against http://cacheside. */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  token(userId: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function createTestApp(options: TestAppOptions): Promise<TestApp> {
+  const owner = options.share === undefined;
+  const testDb = options.share?.testDb ?? (await createTestDatabase(options.label));
+  const prefix = options.share?.prefix ?? `t_${options.label.replace(/[^A-Za-z0-9_]/g, '_')}_${randomBytes(4).toString('hex')}`;
+
+  if (owner && options.seed !== false) {
+    const seed = options.seed ?? { users: 30, postsPerUser: 5 };
+    await seedDatabase(testDb.database.db, { users: seed.users, postsPerUser: seed.postsPerUser ?? 5 });
+  }
+
+  const storeChoice = options.store ?? 'redis';
+  const config = loadConfig({
+    DATABASE_URL: testDb.url,
+    ...(storeChoice === 'redis' ? { REDIS_URL } : {}),
+    CACHE_PREFIX: prefix,
+    AUTH_SECRET: TEST_AUTH_SECRET,
+    LOG_LEVEL: 'silent',
+    ...options.env,
+  });
+
+  // Each instance opens its own pool, as two servers would.
+  const database = owner ? testDb.database : await createDatabase(config.database, { poolSize: 4 });
+  const app = await createApp(config, {
+    database,
+    ...(typeof storeChoice === 'object' ? { store: storeChoice } : {}),
+    ...(options.repositoryOptions ? { repositoryOptions: options.repositoryOptions } : {}),
+    ...(options.startRelay === false ? { startRelay: false } : {}),
+    ...(options.breaker ? { breaker: options.breaker } : {}),
+  });
+
+  const fetchIn = (path: string, init?: RequestInit) => 
+    // yoga's fetch types its init with its own RequestInit (from @whatwg-node); ours is Node's.
+    Promise.resolve(app.yoga.fetch(`http://cacheside${path}`, init as Parameters<typeof app.yoga.fetch>[1]));
+
+  return {
+    app,
+    config,
+    testDb,
+    prefix,
+    fetch: fetchIn,
+    async gql<T>(query: string, { variables, token, headers }: RequestOptions = {}) {
+      const response = await fetchIn('/graphql', {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...headers,
+        },
+        body: JSON.stringify({ query, variables }),
+      });
+      const body = (await response.json()) as GraphQLResponse<T>['body'];
+      return { status: response.status, headers: response.headers, body };
+    },
+    token: (userId) => signToken(TEST_AUTH_SECRET, userId),
+    async close() {
+      await app.close();
+      // After close: the relay may write a last tombstone while it stops.
+      if (owner && storeChoice === 'redis') await purgeKeys(`${prefix}:`);
+      if (owner) await testDb.drop();
+      else await database.close();
+    },
+  };
+}

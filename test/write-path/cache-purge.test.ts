@@ -1,0 +1,78 @@
+/**
+ * Operators' purge: entries stop being served, nothing is deleted bare (the fence survives), and the
+ * CLI refuses bad arguments with a clear message.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createEntryFactory } from '../../src/cache/entities/entries.js';
+import { createCacheKeys } from '../../src/cache/entities/keys.js';
+import { invalidateAll, invalidateEntity } from '../../src/cache/write/purge.js';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { DEBUG, debugOf } from '../support/debug.js';
+import { REDIS_URL, scanKeys } from '../support/redis.js';
+
+const run = promisify(execFile);
+
+let t: TestApp;
+let deps: Parameters<typeof invalidateAll>[0];
+beforeAll(async () => {
+  t = await createTestApp({ label: 'purge', seed: { users: 12, postsPerUser: 2 } });
+  deps = {
+    store: t.app.store,
+    keys: createCacheKeys(t.prefix),
+    entries: createEntryFactory({ config: t.config.cache }),
+  };
+});
+afterAll(() => t?.close());
+
+const profileQuery = `{ user(id: "3") { profile { bio version } } }`;
+
+describe('purge', () => {
+  test('an entity purge stops serving the value and leaves a short-lived tombstone, not a gap', async () => {
+    await t.gql(profileQuery);
+    expect((await t.gql(profileQuery)).headers.get('x-cache')).toBe('HIT');
+
+    expect(await invalidateEntity(deps, 'profile', 3)).toBe(1);
+    const key = deps.keys.entity('profile', 3);
+    const [held] = await t.app.store.getMany([key]);
+    expect(held).toMatchObject({ kind: 'tombstone', version: 2 });
+    const [ttl] = await t.app.store.ttlMany([key]);
+    expect(ttl).toBeLessThanOrEqual(deps.entries.inFlightMs);
+
+    const after = await t.gql(profileQuery, { headers: DEBUG });
+    expect(after.body.data).toEqual((await t.gql(profileQuery)).body.data);
+    expect(debugOf(after).lookups.find((l) => l.key === key)?.status).toBe('miss');
+    // Purging what is no longer cached is a no-op.
+    expect(await invalidateEntity(deps, 'profile', 3)).toBe(0);
+  });
+
+  test('--all tombstones every cached value under the prefix and nothing else', async () => {
+    await t.gql(`{ users(ids: ["1","2","4","5","404"]) { profile { bio } posts(first: 2) { title } } }`);
+    const before = (await scanKeys(`${t.prefix}:`)).filter((k) => !k.key.endsWith(':lock'));
+    const { invalidated } = await invalidateAll(deps);
+    expect(invalidated).toBeGreaterThanOrEqual(before.length - 1);
+    const held = await t.app.store.getMany(before.map((k) => k.key));
+    for (const entry of held) if (entry) expect(entry.kind).toBe('tombstone');
+    const again = await t.gql(`{ users(ids: ["1","2"]) { name } }`);
+    expect(again.headers.get('x-cache')).toBe('MISS');
+  });
+
+  test('the CLI validates its arguments and needs Redis', async () => {
+    const bad = await run('npx', ['tsx', 'src/cli/cache-purge.ts', '--entity', 'nope', '--id', '1'], {
+      env: { ...process.env, REDIS_URL, CACHE_PREFIX: t.prefix },
+    }).catch((error: { code: number; stderr: string }) => error);
+    expect(bad).toMatchObject({ code: 2 });
+    expect((bad as { stderr: string }).stderr).toContain('got "nope"');
+
+    const ok = await run('npx', ['tsx', 'src/cli/cache-purge.ts', '--entity', 'user', '--id', '1'], {
+      env: { ...process.env, REDIS_URL, CACHE_PREFIX: t.prefix },
+    });
+    expect(ok.stdout).toMatch(/user:\{1\}/);
+
+    const noRedis = await run('npx', ['tsx', 'src/cli/cache-purge.ts', '--all'], {
+      env: { ...process.env, REDIS_URL: '', CACHE_PREFIX: t.prefix },
+    }).catch((error: { code: number; stderr: string }) => error);
+    expect(noRedis).toMatchObject({ code: 1 });
+  }, 60_000);
+});
