@@ -18,7 +18,7 @@ import { createDatabase } from '../src/db/client.js';
 import { createLoadLimiter } from '../src/db/load-limiter.js';
 import type { RepositoryQuery } from '../src/db/repositories.js';
 import { createLogger } from '../src/observability/logger.js';
-import { createApp, type AppOverrides } from '../src/server.js';
+import { createApp, type AppOverrides } from '../src/app/create-app.js';
 import {
   countingStore,
   emptyStoreCalls,

@@ -15,7 +15,7 @@ import type { CacheStore } from '../src/cache/store/contract.js';
 import type { Db } from '../src/db/client.js';
 import type { LoadLimiter } from '../src/db/load-limiter.js';
 import { posts, profiles, users, type PostRow, type ProfileRow, type UserRow } from '../src/db/schema.js';
-import { MAX_PAGE_SIZE, MAX_POSTS_FIRST, parseId, parseIds, parseRange } from '../src/graphql/arguments.js';
+import { MAX_PAGE_SIZE, MAX_POSTS_FIRST, parseIdArgument, parseIdsArgument, parseRange } from '../src/graphql/arguments.js';
 import type { Resolvers } from '../src/graphql/generated/resolvers-types.js';
 import { User as ProductUser } from '../src/graphql/resolvers/entities.js';
 import { Mutation } from '../src/graphql/resolvers/mutation.js';
@@ -45,16 +45,16 @@ export function naiveResolvers(db: Db, limiter: LoadLimiter, counter: SqlCounter
     DateTime,
     Mutation,
     Query: {
-      user: (_, { id }) => userById(parseId(id, 'id')),
+      user: (_, { id }) => userById(parseIdArgument(id, 'id')),
       async users(_, { ids }) {
-        const wanted = parseIds(ids, 'ids');
+        const wanted = parseIdsArgument(ids, 'ids');
         const rows = await query(() => db.select().from(users).where(inArray(users.id, wanted)));
         const byId = new Map(rows.map((r) => [r.id, r]));
         return wanted.map((id) => byId.get(id) ?? null);
       },
       async userPage(_, { first, after }) {
         const size = parseRange(first, 'first', 1, MAX_PAGE_SIZE);
-        const cursor = after === null || after === undefined ? 0 : parseId(after, 'after');
+        const cursor = after === null || after === undefined ? 0 : parseIdArgument(after, 'after');
         const rows = await query(() =>
           db
             .select()
@@ -69,7 +69,7 @@ export function naiveResolvers(db: Db, limiter: LoadLimiter, counter: SqlCounter
       },
       me: (_, __, { viewer }) => (viewer === null ? null : userById(viewer.userId)),
       post: async (_, { id }) =>
-        (await query(() => db.select().from(posts).where(eq(posts.id, parseId(id, 'id')))))[0] ?? null,
+        (await query(() => db.select().from(posts).where(eq(posts.id, parseIdArgument(id, 'id')))))[0] ?? null,
     },
     User: {
       email: ProductUser.email!,
@@ -142,11 +142,11 @@ export function staticResolvers(data: Snapshot): Resolvers {
     DateTime,
     Mutation,
     Query: {
-      user: (_, { id }) => data.users.get(parseId(id, 'id')) ?? null,
-      users: (_, { ids }) => parseIds(ids, 'ids').map((id) => data.users.get(id) ?? null),
+      user: (_, { id }) => data.users.get(parseIdArgument(id, 'id')) ?? null,
+      users: (_, { ids }) => parseIdsArgument(ids, 'ids').map((id) => data.users.get(id) ?? null),
       userPage(_, { first, after }) {
         const size = parseRange(first, 'first', 1, MAX_PAGE_SIZE);
-        const cursor = after === null || after === undefined ? 0 : parseId(after, 'after');
+        const cursor = after === null || after === undefined ? 0 : parseIdArgument(after, 'after');
         const start = firstAbove(data.userIds, cursor);
         const ids = data.userIds.slice(start, start + size);
         const nodes = ids.map((id) => data.users.get(id)!);
@@ -154,7 +154,7 @@ export function staticResolvers(data: Snapshot): Resolvers {
         return { nodes, nextCursor: hasMore && ids.length > 0 ? String(ids.at(-1)) : null };
       },
       me: (_, __, { viewer }) => (viewer === null ? null : (data.users.get(viewer.userId) ?? null)),
-      post: (_, { id }) => data.posts.get(parseId(id, 'id')) ?? null,
+      post: (_, { id }) => data.posts.get(parseIdArgument(id, 'id')) ?? null,
     },
     User: {
       email: ProductUser.email!,

@@ -2,16 +2,71 @@
  * The only module that reads the environment. Everything else receives a typed `Config` (or a part
  * of it) from the composition root, so a test builds any configuration without touching
  * `process.env`.
+ *
+ * Every variable's default is written once, in `DEFAULTS` below; the table of docs/contract.md
+ * ("Configuration") and `.env.example` are checked against it by test/deploy/config.test.ts, and
+ * components take these values from `Config` rather than keeping fallbacks of their own.
  */
 import { z } from 'zod';
 
+/**
+ * The default of every variable that has one, by name. Where production differs, the production
+ * value is in `PRODUCTION_DEFAULTS`. Variables without a default (DATABASE_URL, REDIS_URL,
+ * REDIS_CLUSTER_NODES, AUTH_SECRET, NODE_ENV) are unset unless given.
+ */
+export const DEFAULTS = {
+  PORT: 4000,
+  HOST: '0.0.0.0',
+  DATA_DIR: '.data',
+  /** Longest wait on any Redis command, ms: a slow Redis costs a request at most this before PostgreSQL. */
+  REDIS_COMMAND_TIMEOUT_MS: 200,
+  CACHE_PREFIX: 'cs',
+  CACHE_TTL_SECONDS: 3600,
+  CACHE_VOLATILE_TTL_SECONDS: 300,
+  CACHE_NEGATIVE_TTL_SECONDS: 60,
+  /** Longer than a slow load, short enough that a crashed holder is replaced quickly. */
+  CACHE_LOCK_TTL_MS: 5000,
+  /** A load taking several hundred ms still happens once: waiters wait up to 3 s. */
+  CACHE_LOCK_WAIT_MS: 3000,
+  CACHE_STALE_GRACE_SECONDS: 300,
+  /** Small: when the cache is down every read is a load, and PostgreSQL must stay responsive. */
+  DB_MAX_CONCURRENT_LOADS: 4,
+  OUTBOX_POLL_INTERVAL_MS: 250,
+  SHUTDOWN_DELAY_MS: 0,
+  CACHE_L1_MAX_ENTRIES: 0,
+  CACHE_L1_TTL_MS: 1000,
+  CACHE_HEADERS: 'on',
+  CACHE_DEBUG: 'on',
+  GRAPHQL_INTROSPECTION: 'on',
+  LOG_LEVEL: 'info',
+} as const;
+
+/** Defaults that differ when `NODE_ENV=production`. */
+export const PRODUCTION_DEFAULTS = {
+  /** Behind a load balancer the instance must keep serving until it has seen /ready turn 503. */
+  SHUTDOWN_DELAY_MS: 5000,
+  /** Key names in the debug extension reveal ids. */
+  CACHE_DEBUG: 'off',
+  GRAPHQL_INTROSPECTION: 'off',
+} as const satisfies Partial<Record<keyof typeof DEFAULTS, unknown>>;
+
+/** What CACHE_PREFIX may be; the cache keys (src/cache/entities/keys.ts) check the same rule. */
+export const CACHE_PREFIX_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+export const CACHE_PREFIX_RULE = '1..64 characters of [A-Za-z0-9_.-]';
+
+/** Used when AUTH_SECRET is unset outside production; the start line warns about it. */
 const DEV_AUTH_SECRET = 'cacheside-dev-secret-do-not-use-in-production';
 
-const onOff = (fallback: boolean) =>
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const onOff = (fallback: 'on' | 'off') =>
   z
     .enum(['on', 'off', 'true', 'false', '1', '0'])
     .optional()
-    .transform((v) => (v === undefined ? fallback : v === 'on' || v === 'true' || v === '1'));
+    .transform((v) => {
+      const value = v ?? fallback;
+      return value === 'on' || value === 'true' || value === '1';
+    });
 
 const int = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).optional().default(fallback);
@@ -22,40 +77,44 @@ const optionalString = z
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
 function envSchema(production: boolean) {
+  const d = production ? { ...DEFAULTS, ...PRODUCTION_DEFAULTS } : DEFAULTS;
+  const DAY_SECONDS = 86_400;
   return z.object({
-    PORT: int(0, 65535, 4000),
-    HOST: z.string().min(1).optional().default('0.0.0.0'),
+    PORT: int(0, 65535, d.PORT),
+    HOST: z.string().min(1).optional().default(d.HOST),
     DATABASE_URL: optionalString,
-    DATA_DIR: z.string().min(1).optional().default('.data'),
+    DATA_DIR: z.string().min(1).optional().default(d.DATA_DIR),
     REDIS_URL: optionalString,
     REDIS_CLUSTER_NODES: optionalString,
-    REDIS_COMMAND_TIMEOUT_MS: int(10, 60_000, 200),
+    REDIS_COMMAND_TIMEOUT_MS: int(10, 60_000, d.REDIS_COMMAND_TIMEOUT_MS),
     AUTH_SECRET: optionalString,
     CACHE_PREFIX: z
       .string()
-      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1..64 characters of [A-Za-z0-9_.-]')
+      .regex(CACHE_PREFIX_PATTERN, `must be ${CACHE_PREFIX_RULE}`)
       .optional()
-      .default('cs'),
-    CACHE_TTL_SECONDS: int(1, 30 * 86_400, 3600),
-    CACHE_VOLATILE_TTL_SECONDS: int(1, 30 * 86_400, 300),
-    CACHE_NEGATIVE_TTL_SECONDS: int(1, 30 * 86_400, 60),
-    CACHE_LOCK_TTL_MS: int(50, 600_000, 5000),
-    CACHE_LOCK_WAIT_MS: int(10, 600_000, 3000),
-    CACHE_STALE_GRACE_SECONDS: int(0, 30 * 86_400, 300),
-    DB_MAX_CONCURRENT_LOADS: int(1, 1000, 4),
-    OUTBOX_POLL_INTERVAL_MS: int(10, 60_000, 250),
-    // Behind a load balancer the instance must keep serving until it has seen /ready turn 503.
-    SHUTDOWN_DELAY_MS: int(0, 600_000, production ? 5000 : 0),
-    CACHE_L1_MAX_ENTRIES: int(0, 10_000_000, 0),
-    CACHE_L1_TTL_MS: int(1, 86_400_000, 1000),
-    CACHE_HEADERS: onOff(true),
-    CACHE_DEBUG: onOff(!production),
-    GRAPHQL_INTROSPECTION: onOff(!production),
-    LOG_LEVEL: z
-      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-      .optional()
-      .default('info'),
+      .default(d.CACHE_PREFIX),
+    CACHE_TTL_SECONDS: int(1, 30 * DAY_SECONDS, d.CACHE_TTL_SECONDS),
+    CACHE_VOLATILE_TTL_SECONDS: int(1, 30 * DAY_SECONDS, d.CACHE_VOLATILE_TTL_SECONDS),
+    CACHE_NEGATIVE_TTL_SECONDS: int(1, 30 * DAY_SECONDS, d.CACHE_NEGATIVE_TTL_SECONDS),
+    CACHE_LOCK_TTL_MS: int(50, 600_000, d.CACHE_LOCK_TTL_MS),
+    CACHE_LOCK_WAIT_MS: int(10, 600_000, d.CACHE_LOCK_WAIT_MS),
+    CACHE_STALE_GRACE_SECONDS: int(0, 30 * DAY_SECONDS, d.CACHE_STALE_GRACE_SECONDS),
+    DB_MAX_CONCURRENT_LOADS: int(1, 1000, d.DB_MAX_CONCURRENT_LOADS),
+    OUTBOX_POLL_INTERVAL_MS: int(10, 60_000, d.OUTBOX_POLL_INTERVAL_MS),
+    SHUTDOWN_DELAY_MS: int(0, 600_000, d.SHUTDOWN_DELAY_MS),
+    CACHE_L1_MAX_ENTRIES: int(0, 10_000_000, d.CACHE_L1_MAX_ENTRIES),
+    CACHE_L1_TTL_MS: int(1, 86_400_000, d.CACHE_L1_TTL_MS),
+    CACHE_HEADERS: onOff(d.CACHE_HEADERS),
+    CACHE_DEBUG: onOff(d.CACHE_DEBUG),
+    GRAPHQL_INTROSPECTION: onOff(d.GRAPHQL_INTROSPECTION),
+    LOG_LEVEL: z.enum(LOG_LEVELS).optional().default(d.LOG_LEVEL),
   });
+}
+
+/** A `host:port` seed of a Redis Cluster, parsed from REDIS_CLUSTER_NODES. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
 }
 
 export interface Config {
@@ -69,42 +128,45 @@ export interface Config {
     | { readonly kind: 'single'; readonly url: string; readonly commandTimeoutMs: number }
     | {
         readonly kind: 'cluster';
-        readonly nodes: readonly { host: string; port: number }[];
+        readonly nodes: readonly HostPort[];
         readonly commandTimeoutMs: number;
       };
   readonly auth: { readonly secret: string; readonly usingDevSecret: boolean };
   readonly cache: CacheConfig;
+  /** Concurrent SQL loads per instance (DB_MAX_CONCURRENT_LOADS). */
   readonly db: { readonly maxConcurrentLoads: number };
-  /** The outbox relay polls for unpublished events this often (ms) while the backlog is empty. @default 250 */
+  /** The outbox relay polls this often while the backlog is empty, ms (OUTBOX_POLL_INTERVAL_MS). */
   readonly outbox: { readonly pollIntervalMs: number };
-  /** On SIGTERM, keep serving (with /ready at 503) this long before closing the listener, ms. @default 5000 in production, else 0 */
+  /** On SIGTERM, keep serving with /ready at 503 this long before closing the listener, ms (SHUTDOWN_DELAY_MS). */
   readonly shutdown: { readonly delayMs: number };
+  /** Allow introspection (GRAPHQL_INTROSPECTION). */
   readonly graphql: { readonly introspection: boolean };
-  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly logLevel: (typeof LOG_LEVELS)[number];
 }
 
+/** The cache's settings; each names its variable, whose default is in `DEFAULTS`. */
 export interface CacheConfig {
-  /** Namespace of every key. @default "cs" */
+  /** Namespace of every key (CACHE_PREFIX). */
   readonly prefix: string;
-  /** Logical TTL of entities, seconds. @default 3600 */
+  /** Logical TTL of entities, seconds (CACHE_TTL_SECONDS). */
   readonly ttlSeconds: number;
-  /** Logical TTL of volatile keys (a user's post-id list), seconds. @default 300 */
+  /** Logical TTL of volatile keys (a user's post-id list), seconds (CACHE_VOLATILE_TTL_SECONDS). */
   readonly volatileTtlSeconds: number;
-  /** Logical TTL of negative entries (unknown ids), seconds. @default 60 */
+  /** Logical TTL of negative entries (unknown ids), seconds (CACHE_NEGATIVE_TTL_SECONDS). */
   readonly negativeTtlSeconds: number;
-  /** Stampede lock lifetime, ms: longer than a slow load, short enough to recover from a dead holder. @default 5000 */
+  /** Stampede lock lifetime, ms (CACHE_LOCK_TTL_MS). */
   readonly lockTtlMs: number;
-  /** Longest a waiter waits for another caller's fill before loading itself, ms. @default 3000 */
+  /** Longest a waiter waits for another caller's fill before loading itself, ms (CACHE_LOCK_WAIT_MS). */
   readonly lockWaitMs: number;
-  /** How long past its logical TTL an entry may be served while PostgreSQL is down, seconds. @default 300 */
+  /** How long past its logical TTL an entry may be served while PostgreSQL is down, seconds (CACHE_STALE_GRACE_SECONDS). */
   readonly staleGraceSeconds: number;
-  /** In-process tier size (0 = off). @default 0 */
+  /** In-process tier size, 0 = off (CACHE_L1_MAX_ENTRIES). */
   readonly l1MaxEntries: number;
-  /** In-process tier TTL, ms. @default 1000 */
+  /** In-process tier TTL, ms (CACHE_L1_TTL_MS). */
   readonly l1TtlMs: number;
-  /** Send X-Cache, Cache-Status and friends. @default true */
+  /** Send X-Cache, Cache-Status and friends (CACHE_HEADERS). */
   readonly headers: boolean;
-  /** Honour `x-cache-debug: 1`. @default true unless production */
+  /** Honour `x-cache-debug: 1` (CACHE_DEBUG). */
   readonly debug: boolean;
 }
 
@@ -177,11 +239,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   };
 }
 
-function parseHostPort(seed: string): { host: string; port: number } {
-  const match = /^([^:\s]+):(\d{1,5})$/.exec(seed);
-  const port = match ? Number(match[2]) : NaN;
-  if (!match || port < 1 || port > 65535) {
+/** `host:port` or `[ipv6]:port`, as REDIS_CLUSTER_NODES lists them. */
+export function parseHostPort(seed: string): HostPort {
+  const match = /^(?:\[([^\]\s]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(seed);
+  const port = match ? Number(match[3]) : NaN;
+  const host = match?.[1] ?? match?.[2];
+  if (host === undefined || !(port >= 1 && port <= 65535)) {
     throw new ConfigError(`REDIS_CLUSTER_NODES entries must be host:port, got ${JSON.stringify(seed)}`);
   }
-  return { host: match[1]!, port };
+  return { host, port };
 }

@@ -1,5 +1,5 @@
 /**
- * Bearer tokens (DESIGN §3): compact JWS, HS256 with `AUTH_SECRET`, `sub` = the user id, `exp`
+ * Bearer tokens (docs/contract.md, "Auth"): compact JWS, HS256 with `AUTH_SECRET`, `sub` = the user id, `exp`
  * required. Verification is deliberately narrow — one algorithm, one subject form, a size cap —
  * because everything a token may carry beyond that is attack surface, not a feature.
  *
@@ -7,15 +7,13 @@
  * (the GraphQL context) answers it through the same loaders as every other read.
  */
 import { SignJWT, errors, jwtVerify } from 'jose';
+import { isId, MAX_ID, parseId } from '../domain/ids.js';
 
 /** Tokens longer than this are refused before any parsing: ours are ~150 characters. */
 export const MAX_TOKEN_LENGTH = 4096;
 
 /** Lifetime of a token from `signToken`, seconds. @default 86400 (24 h) */
 export const DEFAULT_TOKEN_TTL_SECONDS = 86_400;
-
-/** The largest id an `integer` column holds, and so the largest user id. */
-export const MAX_USER_ID = 2_147_483_647;
 
 // The only algorithm accepted. jose never accepts "none"; listing HS256 alone also closes the door
 // on HS384/HS512 tokens signed with the same secret by some other tool.
@@ -50,8 +48,8 @@ export interface SignTokenOptions {
 
 /** Signs a token naming `userId`, valid from now for `expiresInSeconds`. */
 export async function signToken(secret: string, userId: number, options: SignTokenOptions = {}): Promise<string> {
-  if (!Number.isSafeInteger(userId) || userId < 1 || userId > MAX_USER_ID) {
-    throw new RangeError(`user id must be an integer in 1..${MAX_USER_ID}, got ${String(userId)}`);
+  if (!isId(userId)) {
+    throw new RangeError(`user id must be an integer in 1..${MAX_ID}, got ${String(userId)}`);
   }
   const ttl = options.expiresInSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
   if (!Number.isSafeInteger(ttl) || ttl < 1) {
@@ -92,24 +90,14 @@ export async function verifyToken(secret: string, token: string): Promise<{ user
     throw toTokenError(error);
   }
 
-  const userId = typeof sub === 'string' ? parseUserId(sub) : undefined;
+  const userId = typeof sub === 'string' ? parseId(sub) : undefined;
   if (userId === undefined) {
     throw new TokenError(
       'TOKEN_INVALID',
-      `token subject must be a user id in canonical form (1..${MAX_USER_ID}), got ${describe(sub)}`,
+      `token subject must be a user id in canonical form (1..${MAX_ID}), got ${describe(sub)}`,
     );
   }
   return { userId };
-}
-
-/**
- * The canonical decimal form of an id (DESIGN §3): `^[1-9][0-9]{0,9}$` and at most 2147483647.
- * `"007"`, `"0"`, `"-1"`, `"1.5"`, `" 1"` are not ids. Returns the number, or `undefined`.
- */
-export function parseUserId(text: string): number | undefined {
-  if (!/^[1-9][0-9]{0,9}$/.test(text)) return undefined;
-  const id = Number(text);
-  return id <= MAX_USER_ID ? id : undefined;
 }
 
 // Private:

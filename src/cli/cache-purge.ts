@@ -6,8 +6,8 @@
  * Exit codes: 0 done, 1 failed (Redis unreachable), 2 bad arguments.
  */
 import { parseArgs } from 'node:util';
-import { parseUserId } from '../auth/tokens.js';
 import { loadConfig } from '../config.js';
+import { ID_RULE, parseId } from '../domain/ids.js';
 import { createStoreFromConfig, describeStore } from '../cache/store/from-config.js';
 import { createEntryFactory } from '../cache/entities/entries.js';
 import { CACHED_ENTITIES, createCacheKeys, type CachedEntity } from '../cache/entities/keys.js';
@@ -40,9 +40,9 @@ function parseTarget(argv: string[]): Target | string {
   if (entity === undefined || !(CACHED_ENTITIES as readonly string[]).includes(entity)) {
     return `--entity must be one of ${CACHED_ENTITIES.join(', ')}, got ${JSON.stringify(entity ?? '')}`;
   }
-  const id = parseUserId(values.id ?? '');
+  const id = parseId(values.id ?? '');
   if (id === undefined)
-    return `--id must be the canonical decimal form of 1..2147483647, got ${JSON.stringify(values.id ?? '')}`;
+    return `--id must be ${ID_RULE}, got ${JSON.stringify(values.id ?? '')}`;
   return { all: false, entity: entity as CachedEntity, id };
 }
 

@@ -8,6 +8,7 @@
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
+import { MAX_ID } from '../domain/ids.js';
 import { createDatabase } from '../db/client.js';
 import { migrateDatabase } from '../db/migrate.js';
 import { DEFAULT_POSTS_PER_USER, SeedError, seedDatabase } from '../db/seed.js';
@@ -20,7 +21,6 @@ const USAGE = `usage: npm run db:seed -- --users N [--posts-per-user K] [--reset
   --reset              empty users, profiles and posts first instead of refusing a seeded database
 `;
 
-const MAX_ID = 2_147_483_647;
 
 class UsageError extends Error {}
 

@@ -8,8 +8,9 @@
  *
  * Exit codes: 0 printed, 1 anything else (bad or unknown id, database unreachable).
  */
-import { DEFAULT_TOKEN_TTL_SECONDS, parseUserId, signToken } from '../auth/tokens.js';
+import { DEFAULT_TOKEN_TTL_SECONDS, signToken } from '../auth/tokens.js';
 import { loadConfig } from '../config.js';
+import { ID_RULE, parseId } from '../domain/ids.js';
 import { createDatabase } from '../db/client.js';
 import { migrateDatabase } from '../db/migrate.js';
 import { createRepositories } from '../db/repositories.js';
@@ -28,9 +29,9 @@ async function main(): Promise<number> {
     return fail(`expected one user id, got ${positionals.length} arguments\n${USAGE}`);
   }
   const text = positionals[0]!;
-  const userId = parseUserId(text);
+  const userId = parseId(text);
   if (userId === undefined) {
-    return fail(`user id must be the canonical decimal form of 1..2147483647, got ${JSON.stringify(text)}`);
+    return fail(`user id must be ${ID_RULE}, got ${JSON.stringify(text)}`);
   }
 
   const config = loadConfig();

@@ -16,6 +16,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { Db } from './client.js';
+import { MAX_ID } from '../domain/ids.js';
 import { mulberry32 } from './prng.js';
 import { posts, profiles, users } from './schema.js';
 
@@ -56,7 +57,6 @@ const DEFAULT_BATCH_SIZE = 5000;
 // takes 7 of them.
 const MAX_PARAMETERS = 65_535;
 const MAX_BATCH_SIZE = Math.floor(MAX_PARAMETERS / 7);
-const MAX_ID = 2_147_483_647;
 // Every timestamp is an offset from here; nothing reads the clock.
 const BASE_TIME_MS = Date.UTC(2024, 0, 1);
 const HOUR_MS = 3_600_000;

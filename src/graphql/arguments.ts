@@ -1,30 +1,31 @@
 /**
- * Argument rules of DESIGN §3 that the SDL cannot express. An id is accepted only in its canonical
- * decimal form, so `"7"`, `"007"` and `"7.0"` can never name three cache keys for one user.
+ * Argument rules of docs/contract.md ("Schema rules") that the SDL cannot express. Ids follow the
+ * id rule of src/domain/ids.ts; the bounds below are the API's own.
  */
+import { MAX_ID, parseId } from '../domain/ids.js';
+import { preview } from '../domain/errors.js';
 import { badUserInput } from './errors.js';
 
-const CANONICAL_ID = /^[1-9][0-9]{0,9}$/;
-export const MAX_ID = 2147483647;
 export const MAX_IDS = 100;
 export const MAX_PAGE_SIZE = 100;
 export const MAX_POSTS_FIRST = 50;
 
-export function parseId(value: string, argument: string): number {
-  if (typeof value !== 'string' || !CANONICAL_ID.test(value) || Number(value) > MAX_ID) {
+export function parseIdArgument(value: string, argument: string): number {
+  const id = parseId(value);
+  if (id === undefined) {
     throw badUserInput(
       `${argument} must be a decimal id from 1 to ${MAX_ID} without leading zeros, got ${preview(value)}`,
       argument,
     );
   }
-  return Number(value);
+  return id;
 }
 
-export function parseIds(values: readonly string[], argument: string): number[] {
+export function parseIdsArgument(values: readonly string[], argument: string): number[] {
   if (values.length < 1 || values.length > MAX_IDS) {
     throw badUserInput(`${argument} must hold 1 to ${MAX_IDS} ids, got ${values.length}`, argument);
   }
-  return values.map((value, i) => parseId(value, `${argument}[${i}]`));
+  return values.map((value, i) => parseIdArgument(value, `${argument}[${i}]`));
 }
 
 export function parseRange(value: number, argument: string, min: number, max: number): number {
@@ -35,10 +36,4 @@ export function parseRange(value: number, argument: string, min: number, max: nu
     );
   }
   return value;
-}
-
-/** Shows a bad value without echoing a megabyte of it back. */
-export function preview(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 40 ? `${text.slice(0, 37)}…"` : text;
 }

@@ -7,7 +7,7 @@ import { verifyToken, TokenError } from '../auth/tokens.js';
 import { CacheReport } from '../observability/cache-report.js';
 import type { Repositories } from '../db/repositories.js';
 import { createLoaders, type Loaders } from '../loaders/create-loaders.js';
-import type { EntityReaders } from '../loaders/direct-readers.js';
+import type { EntityReaders } from '../cache/read/cached-readers.js';
 import type { RequestStats } from '../observability/request-scope.js';
 import type { Services } from '../services/create-services.js';
 import { DatabaseUnavailableError } from '../db/errors.js';

@@ -1,13 +1,20 @@
 /**
- * The GraphQL HTTP layer: schema, context, error masking and the plugins, assembled from the parts
- * the composition root hands in. Knows nothing of how the parts are built.
+ * The GraphQL HTTP layer: schema, context, error masking and the one list of plugins, assembled from
+ * the parts the composition root hands in. Knows nothing of how the parts are built.
  */
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import {
+  createSchema,
+  createYoga,
+  type Plugin,
+  type YogaServerInstance,
+  type YogaServerOptions,
+} from 'graphql-yoga';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { currentRequestStats } from '../observability/request-scope.js';
 import { createContextFactory, type ContextDeps, type GraphQLContext } from './context.js';
 import { createErrorMasker } from './errors.js';
@@ -18,6 +25,11 @@ import { useBodyLimit } from './plugins/use-body-limit.js';
 import { useRequestShape } from './plugins/use-request-shape.js';
 import { useQueryLimits } from './plugins/use-query-limits.js';
 import { useRequestErrorStatus } from './plugins/use-request-error-status.js';
+import type { DrainingTracker } from './plugins/use-draining.js';
+import { useHttpMetrics } from './plugins/use-http-metrics.js';
+import { useMetricsEndpoint } from './plugins/use-metrics-endpoint.js';
+import { useReadiness, type ReadinessCheck } from './plugins/use-readiness.js';
+import { useRequestId } from './plugins/use-request-id.js';
 import { useRequestScope } from './plugins/use-request-scope.js';
 import { resolvers as cachesideResolvers } from './resolvers/index.js';
 import type { Resolvers } from './generated/resolvers-types.js';
@@ -52,8 +64,15 @@ export interface YogaDeps extends ContextDeps {
   /** Honour `x-cache-debug: 1`. */
   readonly cacheDebug: boolean;
   readonly introspection: boolean;
-  readonly plugins?: readonly (Plugin | Plugin<GraphQLContext>)[];
-  /** Resolvers to serve instead of ours, over the same schema and plugins (the benchmark's variants A and S). */
+  /** This instance's metrics: the HTTP histogram and the access log, and `/metrics`. */
+  readonly metrics: Metrics;
+  /** What `/ready` reports. */
+  readonly readiness: ReadinessCheck;
+  /** Counts requests in flight and closes connections once draining (src/app/shutdown.ts). */
+  readonly draining: DrainingTracker;
+  /** Plugins to run after ours (the benchmark's response-cache variant). */
+  readonly extraPlugins?: readonly Plugin[];
+  /** Resolvers to serve instead of ours, over the same schema and plugins (the benchmark's `naive` and `static`). */
   readonly resolvers?: Resolvers;
 }
 
@@ -64,6 +83,7 @@ export interface ServerContext {
 }
 
 export type CachesideYoga = YogaServerInstance<ServerContext, GraphQLContext>;
+type YogaPlugins = NonNullable<YogaServerOptions<ServerContext, GraphQLContext>['plugins']>;
 
 export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
   const typeDefs = readFileSync(SCHEMA_FILE, 'utf8');
@@ -88,16 +108,44 @@ export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
         ),
       ),
     },
-    plugins: [
-      useRequestScope(),
-      useBodyLimit({ maxBytes: MAX_BODY_BYTES }),
-      useRequestShape(),
-      useQueryLimits(),
-      ...(deps.introspection ? [] : [useDisableIntrospection()]),
-      useCacheHeaders({ tier: deps.cacheTier, enabled: deps.cacheHeaders }),
-      useCacheDebug({ enabled: deps.cacheDebug }),
-      useRequestErrorStatus(),
-      ...(deps.plugins ?? []),
-    ],
+    plugins: plugins(deps),
   });
+}
+
+/**
+ * Every plugin, in one list. yoga runs each hook in list order (and nests `instrumentation`, first
+ * outermost), so the order is part of the behaviour:
+ *
+ * 1. Request scope first: its instrumentation wraps all that follows, so every SQL statement and
+ *    store round trip below is counted against the request (observability/request-scope.ts).
+ * 2. Refusals before any work, cheapest first: the body cap reads the body before anyone buffers it
+ *    (413), the request shape refuses malformed parameters (400), the query limits and the
+ *    introspection switch run as validation rules.
+ * 3. Response shaping: the cache headers and the debug extension read the request's report; the
+ *    error status turns request errors into their HTTP status.
+ * 4. Request id, then the HTTP metrics and access log: their `onResponse` runs after the headers
+ *    above are set, so the log line names what the cache did.
+ * 5. The non-GraphQL endpoints (`/metrics`, `/ready`) answer in `onRequest`; their responses still
+ *    pass every `onResponse` above (a request id, no cache headers: those are /graphql only).
+ * 6. Extra plugins (the benchmark's response cache) see requests after ours.
+ * 7. Draining last: it counts the request for the shutdown and, once draining, sets
+ *    `Connection: close` on every response, whoever built the app (server, tests, benchmark).
+ */
+function plugins(deps: YogaDeps): YogaPlugins {
+  return [
+    useRequestScope(),
+    useBodyLimit({ maxBytes: MAX_BODY_BYTES }),
+    useRequestShape(),
+    useQueryLimits(),
+    ...(deps.introspection ? [] : [useDisableIntrospection()]),
+    useCacheHeaders({ tier: deps.cacheTier, enabled: deps.cacheHeaders }),
+    useCacheDebug({ enabled: deps.cacheDebug }),
+    useRequestErrorStatus(),
+    useRequestId(),
+    useHttpMetrics({ metrics: deps.metrics, logger: deps.logger }),
+    useMetricsEndpoint({ registry: deps.metrics.registry }),
+    useReadiness({ probe: deps.readiness }),
+    ...(deps.extraPlugins ?? []),
+    deps.draining.plugin,
+  ];
 }

@@ -1,25 +1,9 @@
 /**
- * How a DataLoader batch is answered. The loaders do not know whether a batch is read through the
- * cache (src/cache/cache-aside.ts) or straight from PostgreSQL (`createDirectReaders`, used when the
- * cache is off and by the benchmark's "DataLoaders only" variant).
+ * DataLoader batches answered straight from PostgreSQL, without the cache: the benchmark's
+ * `dataloader` variant, which shows what the cache adds on top of batching alone.
  */
-import type { CacheReport } from '../observability/cache-report.js';
+import type { EntityReaders } from '../cache/read/cached-readers.js';
 import type { Repositories } from '../db/repositories.js';
-import type { PostRow, ProfileRow, UserRow } from '../db/schema.js';
-
-/**
- * Values for ids, in order; `null` for an id that does not exist; an Error for an id that could not
- * be answered (DataLoader rejects that key alone).
- */
-export type BatchRead<T> = (ids: readonly number[], report: CacheReport) => Promise<(T | null | Error)[]>;
-
-export interface EntityReaders {
-  readonly user: BatchRead<UserRow>;
-  readonly profile: BatchRead<ProfileRow>;
-  readonly post: BatchRead<PostRow>;
-  /** An author's newest post ids (at most MAX_POSTS_PER_AUTHOR), newest first. */
-  readonly postIdsByAuthor: BatchRead<number[]>;
-}
 
 export function createDirectReaders(repositories: Repositories): EntityReaders {
   return {

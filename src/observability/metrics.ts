@@ -15,6 +15,7 @@ export const LOOKUP_RESULTS: readonly LookupOutcome[] = [
   'bypass',
 ];
 const BREAKER_STATES = { closed: 0, 'half-open': 1, open: 2 } as const;
+export type BreakerStateName = keyof typeof BREAKER_STATES;
 
 export interface Metrics {
   readonly registry: Registry;
@@ -29,7 +30,7 @@ export interface Metrics {
   readonly relayErrors: Counter;
   readonly httpDuration: Histogram<'operation' | 'status'>;
   /** Records the breaker's new state (0 closed, 1 half-open, 2 open) and counts the transition. */
-  breakerMoved(to: keyof typeof BREAKER_STATES): void;
+  breakerMoved(to: BreakerStateName): void;
 }
 
 export interface MetricsDeps {

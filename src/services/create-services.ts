@@ -7,7 +7,7 @@ import type { Db } from '../db/client.js';
 import { classifyDatabaseError } from '../db/errors.js';
 import type { Repositories } from '../db/repositories.js';
 import type { PostRow, ProfileRow } from '../db/schema.js';
-import { conflict, notFound } from '../graphql/errors.js';
+import { ConflictError, NotFoundError } from '../domain/errors.js';
 import type { Loaders } from '../loaders/create-loaders.js';
 import type { CacheWriter } from '../cache/write/cache-writer.js';
 import {
@@ -44,9 +44,9 @@ export function createServices({ db, repositories, cacheWriter }: ServiceDeps): 
       const result = await inTransaction((tx) =>
         repositories.updateProfile(tx, userId, patch, expectedVersion),
       );
-      if (result === undefined) throw notFound(`user ${userId} has no profile`);
+      if (result === undefined) throw new NotFoundError(`user ${userId} has no profile`);
       if (result === 'conflict') {
-        throw conflict(`profile of user ${userId} is no longer at version ${expectedVersion}`, {
+        throw new ConflictError(`profile of user ${userId} is no longer at version ${expectedVersion}`, {
           expectedVersion,
         });
       }

@@ -1,11 +1,11 @@
 /**
- * Validation of mutation inputs (DESIGN §3). Lengths are counted in Unicode code points, as a user
- * counts characters, not in UTF-16 units. A string is refused if PostgreSQL could not store it
+ * Validation of mutation inputs (docs/contract.md, "Schema rules"); a refusal is an
+ * InvalidInputError naming the field, which the GraphQL layer reports as BAD_USER_INPUT. Lengths are
+ * counted in Unicode code points, as a user counts characters, not in UTF-16 units. A string is refused if PostgreSQL could not store it
  * faithfully (U+0000) or if it is not well-formed UTF-16 (a lone surrogate would be silently
  * replaced on the way to the database, so what was stored would differ from what was sent).
  */
-import { badUserInput } from '../graphql/errors.js';
-import { preview } from '../graphql/arguments.js';
+import { InvalidInputError, preview } from '../domain/errors.js';
 import type { ProfilePatch } from '../db/repositories.js';
 
 export interface UpdateProfileInput {
@@ -25,12 +25,12 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 export const MAX_AVATAR_URL_LENGTH = 2048;
 
 export function checkText(value: string, field: string, min: number, max: number): string {
-  if (value.includes('\u0000')) throw badUserInput(`${field} must not contain U+0000`, field);
+  if (value.includes('\u0000')) throw new InvalidInputError(`${field} must not contain U+0000`, field);
   if (LONE_SURROGATE.test(value))
-    throw badUserInput(`${field} must be well-formed Unicode (lone surrogate)`, field);
+    throw new InvalidInputError(`${field} must be well-formed Unicode (lone surrogate)`, field);
   const length = codePoints(value);
   if (length < min || length > max) {
-    throw badUserInput(`${field} must be ${min} to ${max} characters, got ${length}`, field);
+    throw new InvalidInputError(`${field} must be ${min} to ${max} characters, got ${length}`, field);
   }
   return value;
 }
@@ -49,7 +49,7 @@ const URL_UNSAFE = /[\u0000-\u0020\u007f]/;
 function checkAvatarUrl(value: string): string {
   checkText(value, 'avatarUrl', 1, MAX_AVATAR_URL_LENGTH);
   if (URL_UNSAFE.test(value)) {
-    throw badUserInput(
+    throw new InvalidInputError(
       `avatarUrl must not contain spaces or control characters, got ${preview(value)}`,
       'avatarUrl',
     );
@@ -58,13 +58,19 @@ function checkAvatarUrl(value: string): string {
   try {
     url = new URL(value);
   } catch {
-    throw badUserInput(`avatarUrl must be an absolute http(s) URL, got ${preview(value)}`, 'avatarUrl');
+    throw new InvalidInputError(
+      `avatarUrl must be an absolute http(s) URL, got ${preview(value)}`,
+      'avatarUrl',
+    );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw badUserInput(`avatarUrl must use http or https, got ${preview(url.protocol)}`, 'avatarUrl');
+    throw new InvalidInputError(
+      `avatarUrl must use http or https, got ${preview(url.protocol)}`,
+      'avatarUrl',
+    );
   }
   if (value.length > MAX_AVATAR_URL_LENGTH) {
-    throw badUserInput(`avatarUrl must be at most ${MAX_AVATAR_URL_LENGTH} characters`, 'avatarUrl');
+    throw new InvalidInputError(`avatarUrl must be at most ${MAX_AVATAR_URL_LENGTH} characters`, 'avatarUrl');
   }
   return value;
 }
@@ -73,11 +79,11 @@ function checkAvatarUrl(value: string): string {
 export function toProfilePatch(input: UpdateProfileInput): { patch: ProfilePatch; expectedVersion?: number } {
   const patch: ProfilePatch = {};
   if (input.displayName !== undefined) {
-    if (input.displayName === null) throw badUserInput('displayName cannot be null', 'displayName');
+    if (input.displayName === null) throw new InvalidInputError('displayName cannot be null', 'displayName');
     patch.displayName = checkText(input.displayName, 'displayName', 1, 80);
   }
   if (input.bio !== undefined) {
-    if (input.bio === null) throw badUserInput('bio cannot be null (send "" to clear it)', 'bio');
+    if (input.bio === null) throw new InvalidInputError('bio cannot be null (send "" to clear it)', 'bio');
     patch.bio = checkText(input.bio, 'bio', 0, 1000);
   }
   if (input.location !== undefined) {
@@ -87,11 +93,11 @@ export function toProfilePatch(input: UpdateProfileInput): { patch: ProfilePatch
     patch.avatarUrl = input.avatarUrl === null ? null : checkAvatarUrl(input.avatarUrl);
   }
   if (Object.keys(patch).length === 0) {
-    throw badUserInput('updateProfile needs at least one of displayName, bio, location, avatarUrl');
+    throw new InvalidInputError('updateProfile needs at least one of displayName, bio, location, avatarUrl');
   }
   if (input.expectedVersion === undefined || input.expectedVersion === null) return { patch };
   if (!Number.isInteger(input.expectedVersion) || input.expectedVersion < 1) {
-    throw badUserInput(
+    throw new InvalidInputError(
       `expectedVersion must be a positive integer, got ${String(input.expectedVersion)}`,
       'expectedVersion',
     );

@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import {
   MAX_TOKEN_LENGTH,
   TokenError,
-  parseUserId,
   signToken,
   verifyToken,
   type TokenErrorCode,
@@ -117,15 +116,5 @@ describe('signToken / verifyToken', () => {
     const [header, , signature] = (await signToken(SECRET, 1)).split('.');
     const forged = base64url.encode(JSON.stringify({ sub: '2', exp: now() + 60 }));
     await expectRefused(`${header}.${forged}.${signature}`, 'TOKEN_INVALID', /signature/);
-  });
-});
-
-describe('parseUserId', () => {
-  it('accepts only the canonical decimal form of 1..2147483647', () => {
-    expect(parseUserId('1')).toBe(1);
-    expect(parseUserId('2147483647')).toBe(2_147_483_647);
-    for (const bad of ['0', '007', '-1', '1.5', '1e3', 'abc', '', ' 1', '2147483648', '+1']) {
-      expect(parseUserId(bad)).toBeUndefined();
-    }
   });
 });

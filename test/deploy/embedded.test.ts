@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { DEMO_USERS } from '../../src/db/demo-data.js';
-import { createApp, type App } from '../../src/server.js';
+import { createApp, type App } from '../../src/app/create-app.js';
 import { createTestApp, TEST_AUTH_SECRET, type TestApp } from '../support/app.js';
 
 const run = promisify(execFile);

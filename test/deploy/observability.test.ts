@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { createDatabase, type Database } from '../../src/db/client.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
-import { createApp, type App } from '../../src/server.js';
+import { createApp, type App } from '../../src/app/create-app.js';
 import { createTestApp, TEST_AUTH_SECRET, type TestApp } from '../support/app.js';
 import { DEBUG } from '../support/debug.js';
 import { startPrivatePostgres, type PrivatePostgres } from '../support/postgres.js';

@@ -105,7 +105,7 @@ beforeAll(async () => {
   cluster = await startPrivateRedisCluster(3);
   for (let i = 0; i < 3; i += 1) stores.push(clusterStore());
   await Promise.all(stores.map((s) => s.connections.ready()));
-  const env = { REDIS_CLUSTER_NODES: cluster.seeds.join(',') };
+  const env = { REDIS_CLUSTER_NODES: cluster.seedList };
   a = await createTestApp({
     label: 'cluster',
     seed: { users: 240, postsPerUser: 2 },

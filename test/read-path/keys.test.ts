@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  CACHED_ENTITIES,
-  createCacheKeys,
-  fillChannelOf,
-  hashTagOf,
-  lockKeyOf,
-} from '../../src/cache/entities/keys.js';
+import { CACHED_ENTITIES, createCacheKeys } from '../../src/cache/entities/keys.js';
+import { fillChannelOf, hashTagOf, lockKeyOf } from '../../src/cache/store/key-names.js';
 
 describe('cache keys', () => {
   const keys = createCacheKeys('cs');

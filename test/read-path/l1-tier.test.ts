@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createChaosStore } from '../support/chaos-store.js';
+import { l1Layer } from '../../src/cache/read/l1-layer.js';
 import { createL1Tier, L1_TIER } from '../../src/cache/read/l1-tier.js';
 import { createMemoryStore } from '../../src/cache/store/memory-store.js';
 import { CacheReport } from '../../src/observability/cache-report.js';
@@ -139,7 +140,7 @@ describe('L1 tier', () => {
       const l1 = createL1Tier({ maxEntries: 10, ttlMs: 1000, now: c.now });
       await store.setMany([write('a', value(1, c.now() + HOUR)), write('t', tombstone(4, c.now()))]);
       l1.offer('t', value(3, c.now() + HOUR), c.now());
-      const found = await l1.over(store).getMany(['a', 't', 'missing']);
+      const found = await l1Layer(store, l1).getMany(['a', 't', 'missing']);
       expect(found.map((e) => e?.kind)).toEqual(['value', 'tombstone', undefined]);
       expect(l1.get('a')?.version).toBe(1);
       expect(l1.get('a')?.payload).not.toBe(found[0]!.payload);
@@ -151,7 +152,7 @@ describe('L1 tier', () => {
       const c = clock();
       const store = createMemoryStore({ now: c.now });
       const l1 = createL1Tier({ maxEntries: 10, ttlMs: 1000, now: c.now });
-      const layered = l1.over(store);
+      const layered = l1Layer(store, l1);
       // A write-through on this instance: its L1 serves the new version at once.
       expect(await layered.setMany([write('a', value(2, c.now() + HOUR))])).toEqual([true]);
       expect(l1.get('a')?.version).toBe(2);
@@ -168,7 +169,7 @@ describe('L1 tier', () => {
       const l1 = createL1Tier({ maxEntries: 10, ttlMs: 1000, now: c.now });
       l1.offer('a', value(1, c.now() + HOUR), c.now());
       chaos.chaos.failNext(1, undefined, { methods: ['setMany'] });
-      await expect(l1.over(chaos).setMany([write('a', value(2, c.now() + HOUR))])).rejects.toThrow(/chaos/);
+      await expect(l1Layer(chaos, l1).setMany([write('a', value(2, c.now() + HOUR))])).rejects.toThrow(/chaos/);
       expect(l1.get('a')).toBeUndefined();
       l1.offer('a', value(1, c.now() + HOUR), c.now());
       expect(l1.get('a')).toBeUndefined();

@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config.js';
 import { createDatabase, type Database } from '../../src/db/client.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 import { seedDatabase } from '../../src/db/seed.js';
-import { createApp, type App } from '../../src/server.js';
+import { createApp, type App } from '../../src/app/create-app.js';
 import { signToken } from '../../src/auth/tokens.js';
 import { TEST_AUTH_SECRET } from '../support/app.js';
 import { startPrivatePostgres, type PrivatePostgres } from '../support/postgres.js';

@@ -29,9 +29,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { profiles, users } from '../../src/db/schema.js';
 import { seedDatabase } from '../../src/db/seed.js';
-import { createDrainingTracker } from '../../src/graphql/plugins/use-draining.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { createApp } from '../../src/server.js';
+import { createApp } from '../../src/app/create-app.js';
 import { shutDown } from '../../src/app/shutdown.js';
 import { TEST_AUTH_SECRET } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -287,7 +286,6 @@ describe('shutDown() in-process: the requests it waits for, and the one it gives
   async function serve(prefixLabel: string) {
     let hold: Promise<void> | undefined;
     let held = 0;
-    const tracker = createDrainingTracker();
     const appPrefix = uniquePrefix(prefixLabel);
     const app = await createApp(
       loadConfig({
@@ -299,7 +297,6 @@ describe('shutDown() in-process: the requests it waits for, and the one it gives
         CACHE_LOCK_TTL_MS: '60000',
       }),
       {
-        plugins: [tracker.plugin],
         repositoryOptions: {
           beforeQuery: async (query) => {
             if (query !== 'profiles' || hold === undefined) return;
@@ -318,7 +315,7 @@ describe('shutDown() in-process: the requests it waits for, and the one it gives
     return {
       app,
       server,
-      tracker,
+      tracker: app.requests,
       port,
       prefix: appPrefix,
       held: () => held,

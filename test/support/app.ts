@@ -11,7 +11,7 @@ import { createDatabase } from '../../src/db/client.js';
 import type { RepositoryOptions } from '../../src/db/repositories.js';
 import { seedDatabase } from '../../src/db/seed.js';
 import { signToken } from '../../src/auth/tokens.js';
-import { createApp, type App, type AppOverrides } from '../../src/server.js';
+import { createApp, type App, type AppOverrides } from '../../src/app/create-app.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { purgeKeys, REDIS_URL } from './redis.js';
 

@@ -1,18 +1,25 @@
 /**
- * A CacheStore that fails on demand, wrapped around a real one, so that tests (and a curious operator
- * in development) can show what the engine does when the cache is down or slow without stopping
- * Redis: every read must still be answered from PostgreSQL, and no request may hang.
+ * A CacheStore that fails on demand, wrapped around a real one (the chaos double of the tests), so a
+ * test can show what the engine does when the cache is down or slow without stopping Redis: every
+ * read must still be answered from PostgreSQL, and no request may hang.
  *
  * A decision is taken when a method is called, so `failNext(1)` fails exactly the next call even if
  * calls overlap. `close()` always reaches the inner store; returned `Unsubscribe` functions are the
  * inner store's own.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StoreTimeoutError, StoreUnavailableError } from '../../src/cache/store/errors.js';
 import type { CacheStore } from '../../src/cache/store/contract.js';
+import { StoreTimeoutError, StoreUnavailableError } from '../../src/cache/store/errors.js';
+import {
+  STORE_CALLS,
+  aroundCalls,
+  forwardStore,
+  type StoreCall,
+} from '../../src/cache/store/layers/forward.js';
 
-/** The store methods faults can be aimed at. */
-export type ChaosMethod = Exclude<keyof CacheStore, 'tier' | 'close'>;
+/** The store calls faults can be aimed at: every one but `close`, which always reaches the inner store. */
+export type ChaosMethod = Exclude<StoreCall, 'close'>;
+const CHAOS_METHODS = STORE_CALLS.filter((method): method is ChaosMethod => method !== 'close');
 
 export interface ChaosTarget {
   /** Only these methods are affected. @default every method but close */
@@ -93,22 +100,5 @@ export function createChaosStore(inner: CacheStore): ChaosStore {
     },
   };
 
-  return {
-    chaos,
-    get tier() {
-      return inner.tier;
-    },
-    getMany: (keys) => run('getMany', () => inner.getMany(keys)),
-    setMany: (writes) => run('setMany', () => inner.setMany(writes)),
-    ttlMany: (keys) => run('ttlMany', () => inner.ttlMany(keys)),
-    acquireLocks: (keys, token, ttlMs) => run('acquireLocks', () => inner.acquireLocks(keys, token, ttlMs)),
-    releaseLocks: (keys, token) => run('releaseLocks', () => inner.releaseLocks(keys, token)),
-    onFill: (key, listener) => run('onFill', () => inner.onFill(key, listener)),
-    publish: (channel, message) => run('publish', () => inner.publish(channel, message)),
-    subscribe: (channel, listener) => run('subscribe', () => inner.subscribe(channel, listener)),
-    ...(inner.onReconnect && { onReconnect: inner.onReconnect.bind(inner) }),
-    scanKeys: (prefix, onBatch) => run('scanKeys', () => inner.scanKeys(prefix, onBatch)),
-    purgePrefix: (prefix) => run('purgePrefix', () => inner.purgePrefix(prefix)),
-    close: () => inner.close(),
-  };
+  return Object.assign(forwardStore(inner, aroundCalls(inner, CHAOS_METHODS, run)), { chaos });
 }

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { App } from '../../src/server.js';
+import type { App } from '../../src/app/create-app.js';
 import { TEST_AUTH_SECRET } from './app.js';
 import { freePort } from './ports.js';
 import { REDIS_URL } from './redis.js';

@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll } from 'vitest';
 import { freePort } from './ports.js';
+import type { HostPort } from '../../src/config.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -101,8 +102,10 @@ export async function startPrivateRedis(
 }
 
 export interface PrivateRedisCluster {
-  /** `host:port` of every master, for `clusterNodes` / REDIS_CLUSTER_NODES. */
-  readonly seeds: readonly string[];
+  /** Every master, for `createRedisConnections({ clusterNodes })`. */
+  readonly seeds: readonly HostPort[];
+  /** The same as REDIS_CLUSTER_NODES would list them: `host:port,host:port,…`. */
+  readonly seedList: string;
   readonly nodes: readonly PrivateRedis[];
   /** Stops every node and removes their cluster state. Idempotent. */
   stop(): Promise<void>;
@@ -127,11 +130,12 @@ export async function startPrivateRedisCluster(masters = 3): Promise<PrivateRedi
       const clusterArgs = ['--cluster-enabled', 'yes', '--cluster-port', String(await freePort())];
       nodes.push(await startPrivateRedis({ args: [...clusterArgs, '--dir', nodeDir] }));
     }
-    const seeds = nodes.map((node) => `127.0.0.1:${node.port}`);
+    const seeds = nodes.map((node) => ({ host: '127.0.0.1', port: node.port }));
+    const seedList = seeds.map(({ host, port }) => `${host}:${port}`);
     await promisify(execFile)('redis-cli', [
       '--cluster',
       'create',
-      ...seeds,
+      ...seedList,
       '--cluster-replicas',
       '0',
       '--cluster-yes',
@@ -146,7 +150,7 @@ export async function startPrivateRedisCluster(masters = 3): Promise<PrivateRedi
         }
       });
     }
-    return { seeds, nodes, stop };
+    return { seeds, seedList: seedList.join(','), nodes, stop };
   } catch (error) {
     await stop();
     throw error;

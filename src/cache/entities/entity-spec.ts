@@ -1,12 +1,10 @@
 /**
- * What the read path needs to know about a cached entity, and the small vocabulary shared by its two
- * halves (cache-aside.ts: hits and in-process flights; miss-resolver.ts: locks, loads and fills).
+ * What the cache needs to know about one cached entity: its key, its TTL class, how to load it from
+ * PostgreSQL, the version that fences it, and how its payload is encoded. The read path resolves
+ * batches with it; the write path builds write-throughs and tombstones with it.
  */
-import type { Logger } from '../../observability/logger.js';
 import type { Codec } from './codec.js';
 import type { CachedEntity } from './keys.js';
-import type { LookupOutcome } from '../../observability/cache-report.js';
-import type { CacheEntry } from '../store/contract.js';
 
 export interface EntitySpec<T> {
   readonly entity: CachedEntity;
@@ -18,51 +16,4 @@ export interface EntitySpec<T> {
   /** The version a value is fenced by: the row's `version`, a post list's counter. */
   readonly versionOf: (value: T) => number;
   readonly codec: Codec<T>;
-}
-
-/** A resolved key: its value (or the error that stands for it), how it was obtained, its remaining logical TTL. */
-export interface Resolution<T> {
-  readonly value: T | null;
-  readonly outcome: LookupOutcome;
-  readonly ttlMs: number | undefined;
-  /** Set when the key could not be answered (PostgreSQL down and nothing stale to serve). */
-  readonly error?: Error;
-  /** The tier that answered, when not the store (the in-process L1). */
-  readonly tier?: string;
-}
-
-export interface Miss {
-  readonly id: number;
-  readonly key: string;
-  /** A logically expired entry still held within the grace period: served if PostgreSQL is down. */
-  readonly stale: CacheEntry | undefined;
-}
-
-/** A servable entry's value, or `undefined` if the entry must be treated as a miss. */
-export function decodeEntry<T>(
-  spec: EntitySpec<T>,
-  entry: CacheEntry,
-  logger: Logger,
-): { value: T | null } | undefined {
-  if (entry.kind === 'negative') return { value: null };
-  if (entry.kind !== 'value') return undefined;
-  try {
-    return { value: spec.codec.decode(entry.payload) };
-  } catch (error) {
-    // A value this code cannot read (corrupt, or written by an incompatible build) is a miss: the
-    // fill that follows replaces it.
-    logger.warn({ err: error, entity: spec.entity }, 'undecodable cache entry treated as a miss');
-    return undefined;
-  }
-}
-
-/** The value of an entry that is servable and not past its logical expiry at `at`. */
-export function freshValue<T>(
-  spec: EntitySpec<T>,
-  entry: CacheEntry | undefined,
-  at: number,
-  logger: Logger,
-) {
-  if (entry === undefined || entry.staleAt <= at) return undefined;
-  return decodeEntry(spec, entry, logger);
 }

@@ -5,7 +5,7 @@
  * together.
  */
 import type { CacheConfig } from '../../config.js';
-import type { EntitySpec } from '../read/cache-aside.js';
+import type { EntitySpec } from './entity-spec.js';
 import type { CacheWrite } from '../store/contract.js';
 
 const JITTER = 0.1;

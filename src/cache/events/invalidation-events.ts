@@ -4,6 +4,7 @@
  * fenced by that version: applying it twice, or after a newer one, changes nothing.
  */
 import { z } from 'zod';
+import { MAX_ID } from '../../domain/ids.js';
 import { CACHED_ENTITIES, type CachedEntity } from '../entities/keys.js';
 
 export interface InvalidationEvent {
@@ -14,7 +15,7 @@ export interface InvalidationEvent {
 
 const eventSchema = z.object({
   entity: z.enum(CACHED_ENTITIES),
-  id: z.number().int().min(1).max(2147483647),
+  id: z.number().int().min(1).max(MAX_ID),
   version: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
 });
 const messageSchema = z.object({ events: z.array(eventSchema).max(10_000) });

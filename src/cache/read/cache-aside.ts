@@ -13,42 +13,29 @@
  * the batch is answered from PostgreSQL ("bypass").
  */
 import type { CacheConfig } from '../../config.js';
+import type { CacheReport, LookupOutcome } from '../../observability/cache-report.js';
 import type { Logger } from '../../observability/logger.js';
-import { createEntryFactory } from '../entities/entries.js';
-import { freshValue, type EntitySpec, type Miss, type Resolution } from '../entities/entity-spec.js';
+import type { EntryFactory } from '../entities/entries.js';
+import type { EntitySpec } from '../entities/entity-spec.js';
+import type { CacheEntry, CacheStore } from '../store/contract.js';
 import { isCacheStoreError } from '../store/errors.js';
-import type { CachedEntity } from '../entities/keys.js';
 import type { L1Tier } from './l1-tier.js';
 import { createMissResolver } from './miss-resolver.js';
-import type { CacheReport, LookupOutcome } from '../../observability/cache-report.js';
-import type { CacheEntry, CacheStore } from '../store/contract.js';
-
-export type { EntitySpec } from '../entities/entity-spec.js';
-
-/** Things worth counting or logging that the engine notices; metrics hook in here. */
-export interface CacheAsideEvents {
-  /** Keys whose lock another caller holds: this request waits for that caller's fill. */
-  lockWait?(entity: CachedEntity, keys: number): void;
-  /** Waiters gave up on another caller's fill after `lockWaitMs` and loaded the keys themselves. */
-  lockWaitTimeout?(entity: CachedEntity, keys: number): void;
-  /** `count` lookups of one batch had this outcome (one call per outcome and batch, not per key). */
-  lookup?(entity: CachedEntity, outcome: LookupOutcome, count: number): void;
-  /** The store failed; the batch went to PostgreSQL. */
-  storeError?(error: unknown, operation: string): void;
-}
+import type { ReadEvents } from './read-events.js';
+import { freshValue, type Miss, type Resolution } from './resolution.js';
 
 export interface CacheAsideOptions {
-  /** The store; with an L1 tier, `l1.over(store)`, so that what it reads and fills reaches L1. */
+  /** The store; with an L1 tier, `l1Layer(store, l1)`, so that what it reads and fills reaches L1. */
   readonly store: CacheStore;
   /** The optional in-process tier, consulted before the store. @default none */
   readonly l1?: L1Tier;
   readonly config: CacheConfig;
+  /** Builds the fills (the same factory the write path uses, so both jitter and expire alike). */
+  readonly entries: EntryFactory;
   readonly logger: Logger;
-  readonly events?: CacheAsideEvents;
-  /** @default Date.now */
+  readonly events?: ReadEvents;
+  /** The clock entries' `staleAt` is read against, epoch ms. @default Date.now */
   readonly now?: () => number;
-  /** Source of the ±10 % TTL jitter. @default Math.random */
-  readonly random?: () => number;
 }
 
 export interface CacheAside {
@@ -68,9 +55,8 @@ interface Joined {
 }
 
 export function createCacheAside(options: CacheAsideOptions): CacheAside {
-  const { store, l1, config, logger, events = {} } = options;
+  const { store, l1, config, entries, logger, events = {} } = options;
   const now = options.now ?? Date.now;
-  const entries = createEntryFactory({ config, now, ...(options.random ? { random: options.random } : {}) });
   const misses = createMissResolver({ store, config, logger, events, entries, now });
 
   // In-process single flight: concurrent batches (other requests) that miss a key another batch of

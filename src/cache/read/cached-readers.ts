@@ -1,86 +1,28 @@
 /**
- * The entities cacheside caches, each described once: its key, TTL, loader, version and codec. The
- * result plugs into the DataLoaders in place of the direct readers.
+ * How a DataLoader batch is answered through the cache: each entity's batch goes through
+ * cache-aside with its spec. The loaders (src/loaders/) see only `EntityReaders`, so they cannot tell
+ * these readers from the direct ones the benchmark uses without a cache.
  */
-import type { CacheConfig } from '../../config.js';
-import type { PostList, Repositories } from '../../db/repositories.js';
+import type { CacheReport } from '../../observability/cache-report.js';
 import type { PostRow, ProfileRow, UserRow } from '../../db/schema.js';
-import type { EntityReaders } from '../../loaders/direct-readers.js';
-import type { CacheAside, EntitySpec } from './cache-aside.js';
-import { msgpackCodec } from '../entities/codec.js';
-import type { CacheKeys } from '../entities/keys.js';
+import type { EntitySpecs } from '../entities/specs.js';
+import type { CacheAside } from './cache-aside.js';
 
-export interface CachedReaderDeps {
-  readonly cacheAside: CacheAside;
-  readonly keys: CacheKeys;
-  readonly repositories: Repositories;
-  readonly config: CacheConfig;
+/**
+ * Values for ids, in order; `null` for an id that does not exist; an Error for an id that could not
+ * be answered (DataLoader rejects that key alone).
+ */
+export type BatchRead<T> = (ids: readonly number[], report: CacheReport) => Promise<(T | null | Error)[]>;
+
+export interface EntityReaders {
+  readonly user: BatchRead<UserRow>;
+  readonly profile: BatchRead<ProfileRow>;
+  readonly post: BatchRead<PostRow>;
+  /** An author's newest post ids (at most MAX_POSTS_PER_AUTHOR), newest first. */
+  readonly postIdsByAuthor: BatchRead<number[]>;
 }
 
-export interface EntitySpecs {
-  readonly user: EntitySpec<UserRow>;
-  readonly profile: EntitySpec<ProfileRow>;
-  readonly post: EntitySpec<PostRow>;
-  readonly userPosts: EntitySpec<PostList>;
-}
-
-export function createEntitySpecs({
-  keys,
-  repositories,
-  config,
-}: Omit<CachedReaderDeps, 'cacheAside'>): EntitySpecs {
-  return {
-    user: {
-      entity: 'user',
-      keyOf: (id) => keys.entity('user', id),
-      ttlSeconds: config.ttlSeconds,
-      load: async (ids) => byId(await repositories.usersByIds(ids), (r) => r.id),
-      versionOf: (row) => row.version,
-      codec: msgpackCodec('user', (v): v is UserRow => isRow(v, 'id') && v.createdAt instanceof Date),
-    },
-    profile: {
-      entity: 'profile',
-      keyOf: (id) => keys.entity('profile', id),
-      ttlSeconds: config.ttlSeconds,
-      load: async (ids) => byId(await repositories.profilesByUserIds(ids), (r) => r.userId),
-      versionOf: (row) => row.version,
-      codec: msgpackCodec(
-        'profile',
-        (v): v is ProfileRow => isRow(v, 'userId') && v.updatedAt instanceof Date,
-      ),
-    },
-    post: {
-      entity: 'post',
-      keyOf: (id) => keys.entity('post', id),
-      ttlSeconds: config.ttlSeconds,
-      load: async (ids) => byId(await repositories.postsByIds(ids), (r) => r.id),
-      versionOf: (row) => row.version,
-      codec: msgpackCodec('post', (v): v is PostRow => isRow(v, 'id') && v.createdAt instanceof Date),
-    },
-    userPosts: {
-      entity: 'userPosts',
-      keyOf: (id) => keys.entity('userPosts', id),
-      // A list changes whenever its author posts: volatile, so a missed invalidation heals sooner.
-      ttlSeconds: config.volatileTtlSeconds,
-      // Every author has a list, if an empty one: a missing author is the user loader's business.
-      load: (ids) => repositories.newestPostIdsByAuthors(ids),
-      versionOf: (list) => list.version,
-      codec: msgpackCodec(
-        'post list',
-        (v): v is PostList =>
-          typeof v === 'object' &&
-          v !== null &&
-          Number.isSafeInteger((v as PostList).version) &&
-          Array.isArray((v as PostList).ids) &&
-          (v as PostList).ids.every(Number.isSafeInteger),
-      ),
-    },
-  };
-}
-
-export function createCachedReaders(deps: CachedReaderDeps): EntityReaders {
-  const specs = createEntitySpecs(deps);
-  const { cacheAside } = deps;
+export function createCachedReaders(cacheAside: CacheAside, specs: EntitySpecs): EntityReaders {
   return {
     user: (ids, report) => cacheAside.read(specs.user, ids, report),
     profile: (ids, report) => cacheAside.read(specs.profile, ids, report),
@@ -90,20 +32,4 @@ export function createCachedReaders(deps: CachedReaderDeps): EntityReaders {
         list instanceof Error ? list : (list?.ids ?? null),
       ),
   };
-}
-
-function byId<T>(rows: readonly T[], idOf: (row: T) => number): Map<number, T> {
-  return new Map(rows.map((row) => [idOf(row), row]));
-}
-
-function isRow<K extends string>(
-  value: unknown,
-  idField: K,
-): value is Record<K, number> & Record<string, unknown> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    Number.isSafeInteger((value as Record<string, unknown>)[idField]) &&
-    Number.isSafeInteger((value as Record<string, unknown>).version)
-  );
 }

@@ -5,7 +5,7 @@
  *   DataLoader ─▶ L1 (this file) ─▶ store (Redis) ─▶ PostgreSQL
  *
  * L1 is a copy of a copy. It only ever holds what the store held or accepted a moment ago — entries
- * reach it through `over(store)`, which watches the store's reads and fenced writes — and keeps each
+ * reach it through `l1Layer(store, l1)` (l1-layer.ts), which watches the store's reads and fenced writes — and keeps each
  * for at most `CACHE_L1_TTL_MS`, never past the entry's logical expiry. Coherence across instances:
  *
  * - an invalidation event (the relay publishes one per committed change) evicts every entry older
@@ -17,16 +17,15 @@
  *
  * So after a mutation returns, another instance may serve the older version until the event reaches
  * it (the relay's poll interval plus a publish), and never longer than `CACHE_L1_TTL_MS` even if the
- * event is lost: the coherence window of docs/scaling.md, measured by test/integration/l1-tier.test.ts.
- * The writing instance itself never lags: its write-through passes through `over(store)`.
+ * event is lost: the coherence window of docs/scaling.md, measured by test/read-path/l1-coherence.test.ts.
+ * The writing instance itself never lags: its write-through passes through that layer.
  */
 import { LRUCache } from 'lru-cache';
 import type { CacheConfig } from '../../config.js';
 import type { Logger } from '../../observability/logger.js';
-import { freshValue, type EntitySpec, type Resolution } from '../entities/entity-spec.js';
-import type { InvalidationSubscriber } from '../events/invalidation-subscriber.js';
-import type { CacheKeys } from '../entities/keys.js';
-import type { CacheEntry, CacheStore, CacheWrite } from '../store/contract.js';
+import type { EntitySpec } from '../entities/entity-spec.js';
+import { freshValue, type Resolution } from './resolution.js';
+import type { CacheEntry } from '../store/contract.js';
 
 /** The RFC 9211 cache name of this tier in `Cache-Status`. */
 export const L1_TIER = 'cacheside-l1';
@@ -71,11 +70,8 @@ export interface L1Tier {
   clear(): void;
   /** Bumped by `clear()`; an offer made for an older generation is dropped. */
   readonly generation: number;
-  /**
-   * The store with L1 kept in step: entries it reads or stores are offered, tombstones it reads or
-   * stores invalidate, and a write it refused or failed invalidates at the write's version.
-   */
-  over(store: CacheStore): CacheStore;
+  /** The tier's clock, epoch ms: entries' lives are measured by it. */
+  readonly now: () => number;
 }
 
 /** The L1 tier the configuration asks for, or undefined when it is off (`CACHE_L1_MAX_ENTRIES=0`). */
@@ -161,84 +157,7 @@ export function createL1Tier(options: L1Options): L1Tier {
       generation += 1;
       entries.clear();
     },
-    over: (store) => layer(store, l1, now),
+    now,
   };
   return l1;
-}
-
-/**
- * Keeps `l1` coherent with the other instances: invalidation events evict (and fence) older entries;
- * the subscriber connection coming back (events may have been missed meanwhile) clears it. Returns a
- * function that disconnects it.
- */
-export function connectL1(
-  l1: L1Tier,
-  deps: {
-    readonly invalidations: InvalidationSubscriber;
-    /** The store whose subscriber connection carries the events (the raw one: wrappers may hide hooks). */
-    readonly store: CacheStore;
-    readonly keys: CacheKeys;
-  },
-): () => void {
-  const offEvents = deps.invalidations.onEvents((events) => {
-    for (const event of events) l1.invalidate(deps.keys.entity(event.entity, event.id), event.version);
-  });
-  const offReconnect = deps.store.onReconnect?.(() => l1.clear()) ?? (() => {});
-  // Started while Redis was down: whatever L1 took meanwhile was never covered by events.
-  const offLateStart = deps.invalidations.onLateStart(() => l1.clear());
-  return () => {
-    offEvents();
-    offReconnect();
-    offLateStart();
-  };
-}
-
-// Private:
-
-function layer(store: CacheStore, l1: L1Tier, now: () => number): CacheStore {
-  const watched: CacheStore = {
-    tier: store.tier,
-    async getMany(keys) {
-      const since = now();
-      const generation = l1.generation;
-      const found = await store.getMany(keys);
-      found.forEach((entry, i) => entry !== undefined && l1.offer(keys[i]!, entry, since, generation));
-      return found;
-    },
-    async setMany(writes) {
-      const since = now();
-      const generation = l1.generation;
-      let landed: boolean[];
-      try {
-        landed = await store.setMany(writes);
-      } catch (error) {
-        // The write may or may not have landed; either way its version is committed in PostgreSQL
-        // (a fill read it, a write-through wrote it), so anything older must go — the writer's own
-        // L1 included, or it would serve the old value after its own mutation returned.
-        fenceAll(l1, writes);
-        throw error;
-      }
-      writes.forEach((write, i) => {
-        if (landed[i]) l1.offer(write.key, write.entry, since, generation);
-        // Refused: the store holds this version or a newer one.
-        else l1.invalidate(write.key, write.entry.version);
-      });
-      return landed;
-    },
-    ttlMany: (keys) => store.ttlMany(keys),
-    acquireLocks: (keys, token, ttlMs) => store.acquireLocks(keys, token, ttlMs),
-    releaseLocks: (keys, token) => store.releaseLocks(keys, token),
-    onFill: (key, listener) => store.onFill(key, listener),
-    publish: (channel, message) => store.publish(channel, message),
-    subscribe: (channel, listener) => store.subscribe(channel, listener),
-    scanKeys: (prefix, onBatch) => store.scanKeys(prefix, onBatch),
-    purgePrefix: (prefix) => store.purgePrefix(prefix),
-    close: () => store.close(),
-    ...(store.onReconnect && { onReconnect: store.onReconnect.bind(store) }),
-  };
-  return watched;
-}
-
-function fenceAll(l1: L1Tier, writes: readonly CacheWrite[]): void {
-  for (const write of writes) l1.invalidate(write.key, write.entry.version);
 }

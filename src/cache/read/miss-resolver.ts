@@ -1,32 +1,36 @@
 /**
- * Resolves the keys of a batch that missed, across instances:
+ * Resolves the keys of a batch that missed, across instances. Each round:
  *
- *   acquireLocks ─▶ subscribe to the fills of keys another caller holds
- *   ─▶ getMany again (a fill may have landed since the first read)
- *   ─▶ load the keys we hold from PostgreSQL (one statement), fill (one round trip, fenced by
- *      version), release (compare-and-delete, which wakes the waiters)
- *   ─▶ wait for the fills of the keys others hold, at most `lockWaitMs`, then load them ourselves
+ *   acquire ─▶ the locks of pending keys (one round trip)
+ *   watch   ─▶ subscribe to the fills of keys another caller holds
+ *   re-read ─▶ getMany again: a fill may have landed since the first read
+ *   load    ─▶ the keys we hold, from PostgreSQL in one statement; fill (fenced by version, one round
+ *              trip); release (compare-and-delete, which wakes the waiters)
+ *   wait    ─▶ for the fills of the keys others hold, until `lockWaitMs` has passed since the start;
+ *              then load them ourselves
  *
  * The naive pattern (sleep, then load anyway; DEL the lock in `finally`) sends every caller to the
  * database once a load outlasts the sleep, and lets a caller delete a lock it never held. Here a
  * waiter is woken by the fill itself, and only the token that took a lock can release it.
  */
-import { randomUUID } from 'node:crypto';
 import type { CacheConfig } from '../../config.js';
 import { DatabaseUnavailableError } from '../../db/errors.js';
-import type { Logger } from '../../observability/logger.js';
-import type { CacheAsideEvents } from './cache-aside.js';
-import type { EntryFactory } from '../entities/entries.js';
-import { decodeEntry, freshValue, type EntitySpec, type Miss, type Resolution } from '../entities/entity-spec.js';
-import { isCacheStoreError } from '../store/errors.js';
 import type { CacheReport } from '../../observability/cache-report.js';
-import type { CacheStore, CacheWrite, Unsubscribe } from '../store/contract.js';
+import type { Logger } from '../../observability/logger.js';
+import type { EntryFactory } from '../entities/entries.js';
+import type { EntitySpec } from '../entities/entity-spec.js';
+import type { CacheStore, CacheWrite } from '../store/contract.js';
+import { isCacheStoreError } from '../store/errors.js';
+import { createFillWatch } from './fill-watch.js';
+import { createHeldLocks, type HeldLocks } from './held-locks.js';
+import type { ReadEvents } from './read-events.js';
+import { decodeEntry, freshValue, type Miss, type Resolution } from './resolution.js';
 
 export interface MissResolverDeps {
   readonly store: CacheStore;
   readonly config: CacheConfig;
   readonly logger: Logger;
-  readonly events: CacheAsideEvents;
+  readonly events: ReadEvents;
   readonly entries: EntryFactory;
   readonly now: () => number;
 }
@@ -50,7 +54,6 @@ export function createMissResolver({
   entries,
   now,
 }: MissResolverDeps): MissResolver {
-  /** Loads ids from PostgreSQL with no cache at all: the store is unavailable. */
   async function bypass<T>(spec: EntitySpec<T>, ids: readonly number[]): Promise<Map<number, Resolution<T>>> {
     const rows = await spec.load(ids);
     return new Map(
@@ -106,74 +109,64 @@ export function createMissResolver({
     return resolved;
   }
 
+  /**
+   * The re-read of a round: keys that are fresh now were filled by another caller (for us, a wait for
+   * a fill: `collapsed`); of the rest, the ones we hold are ours to load, the others we wait for.
+   */
+  async function reread<T>(spec: EntitySpec<T>, pending: ReadonlyMap<string, Miss>, locks: HeldLocks) {
+    const keys = [...pending.keys()];
+    const found = await store.getMany(keys);
+    const at = now();
+    const filled: { miss: Miss; resolution: Resolution<T> }[] = [];
+    const filledWhileHeld: string[] = [];
+    const toLoad: Miss[] = [];
+    keys.forEach((key, i) => {
+      const miss = pending.get(key)!;
+      const hit = freshValue(spec, found[i], at, logger);
+      if (hit !== undefined) {
+        const resolution = { value: hit.value, outcome: 'collapsed', ttlMs: found[i]!.staleAt - at } as const;
+        filled.push({ miss, resolution });
+        if (locks.has(key)) filledWhileHeld.push(key);
+      } else if (locks.has(key)) {
+        toLoad.push(miss);
+      }
+    });
+    return { filled, filledWhileHeld, toLoad };
+  }
+
   async function resolve<T>(spec: EntitySpec<T>, misses: readonly Miss[], report: CacheReport) {
     const resolved = new Map<number, Resolution<T>>();
     const pending = new Map(misses.map((m) => [m.key, m]));
-    const token = randomUUID();
-    const held = new Set<string>();
-    const subscriptions: Unsubscribe[] = [];
-    const subscribed = new Set<string>();
-    const deadline = now() + config.lockWaitMs;
-    // A notification can arrive while we are between the re-read and the wait; `signalled` keeps it,
-    // so the wait that follows returns at once instead of sleeping to the deadline.
-    let signalled = false;
-    let wake: () => void = () => {};
-    const onSignal = () => {
-      signalled = true;
-      wake();
-    };
-
-    const release = async (keys: string[]) => {
-      if (keys.length === 0) return;
-      for (const key of keys) held.delete(key);
-      // Releasing notifies the waiters; a failure only costs them a wait up to the lock's TTL.
-      await store
-        .releaseLocks(keys, token)
-        .catch((error: unknown) => events.storeError?.(error, 'releaseLocks'));
-    };
-    const settle = (loaded: Map<number, Resolution<T>>, done: readonly Miss[]) => {
-      for (const [id, resolution] of loaded) resolved.set(id, resolution);
+    const settle = (answers: ReadonlyMap<number, Resolution<T>>, done: readonly Miss[]) => {
+      for (const [id, resolution] of answers) resolved.set(id, resolution);
       for (const miss of done) pending.delete(miss.key);
     };
+    const locks = createHeldLocks(store, config.lockTtlMs, (error) =>
+      events.storeError?.(error, 'releaseLocks'),
+    );
+    const fills = createFillWatch(store);
+    const deadline = now() + config.lockWaitMs;
 
     try {
       while (pending.size > 0) {
         const keys = [...pending.keys()];
-        const free = keys.filter((k) => !held.has(k));
-        if (free.length > 0) {
-          const acquired = await store.acquireLocks(free, token, config.lockTtlMs);
-          free.forEach((key, i) => acquired[i] && held.add(key));
-        }
-        // Subscribe before re-reading: a fill that lands between the re-read and the subscription
-        // would otherwise go unnoticed until the deadline.
-        const toWatch = keys.filter((k) => !held.has(k) && !subscribed.has(k));
-        subscriptions.push(...(await Promise.all(toWatch.map((key) => store.onFill(key, onSignal)))));
-        toWatch.forEach((key) => subscribed.add(key));
-        if (toWatch.length > 0) events.lockWait?.(spec.entity, toWatch.length);
+        await locks.acquire(keys);
+        const watched = await fills.watch(keys.filter((key) => !locks.has(key)));
+        if (watched > 0) events.lockWait?.(spec.entity, watched);
 
         // The holder re-reads too: another instance may have filled the key between our first read
         // and our lock (its lock expired or was released just before we asked).
-        signalled = false;
-        const found = await store.getMany(keys);
-        const at = now();
-        const filledByOthers: string[] = [];
-        const toLoad: Miss[] = [];
-        keys.forEach((key, i) => {
-          const miss = pending.get(key)!;
-          const hit = freshValue(spec, found[i], at, logger);
-          if (hit !== undefined) {
-            resolved.set(miss.id, { value: hit.value, outcome: 'collapsed', ttlMs: found[i]!.staleAt - at });
-            pending.delete(key);
-            if (held.has(key)) filledByOthers.push(key);
-          } else if (held.has(key)) {
-            toLoad.push(miss);
-          }
-        });
-        await release(filledByOthers);
+        fills.rearm();
+        const { filled, filledWhileHeld, toLoad } = await reread(spec, pending, locks);
+        for (const { miss, resolution } of filled) {
+          resolved.set(miss.id, resolution);
+          pending.delete(miss.key);
+        }
+        await locks.release(filledWhileHeld);
 
         if (toLoad.length > 0) {
           settle(await loadAndFill(spec, toLoad, report), toLoad);
-          await release(toLoad.map((m) => m.key));
+          await locks.release(toLoad.map((m) => m.key));
         }
         if (pending.size === 0) break;
 
@@ -190,16 +183,7 @@ export function createMissResolver({
           settle(await loadAndFill(spec, late, report), late);
           break;
         }
-        if (!signalled) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, remaining);
-            wake = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-          });
-          wake = () => {};
-        }
+        await fills.wait(remaining);
       }
     } catch (error) {
       if (!isCacheStoreError(error)) throw error;
@@ -214,8 +198,8 @@ export function createMissResolver({
         rest,
       );
     } finally {
-      await release([...held]);
-      await Promise.all(subscriptions.map((unsubscribe) => unsubscribe().catch(() => {})));
+      await locks.releaseAll();
+      await fills.close();
     }
     return resolved;
   }

@@ -15,7 +15,7 @@ export function createStoreFromConfig(config: Config, logger: Logger): CacheStor
   const connections = createRedisConnections({
     ...(redis.kind === 'single'
       ? { url: redis.url }
-      : { clusterNodes: redis.nodes.map(({ host, port }) => `${host}:${port}`) }),
+      : { clusterNodes: redis.nodes }),
     commandTimeoutMs: redis.commandTimeoutMs,
     onError: (error, role) => logger.warn({ err: error, role }, 'redis connection error'),
   });

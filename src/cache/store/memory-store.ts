@@ -8,7 +8,7 @@
  * evicted, so a long-running server cannot grow without limit.
  */
 import { StoreUnavailableError } from './errors.js';
-import { fillChannelOf, lockKeyOf } from '../entities/keys.js';
+import { fillChannelOf, lockKeyOf } from './key-names.js';
 import { assertCacheWrite, assertLockToken, assertPurgePrefix, assertTtlMs } from './contract.js';
 import type { CacheEntry, CacheStore, MessageListener, Unsubscribe } from './contract.js';
 

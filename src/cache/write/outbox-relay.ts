@@ -9,7 +9,7 @@
 import type { Db } from '../../db/client.js';
 import type { OutboxEvent, OutboxRepository } from '../../db/outbox-repository.js';
 import type { Logger } from '../../observability/logger.js';
-import type { EntitySpecs } from '../read/cached-readers.js';
+import type { EntitySpecs } from '../entities/specs.js';
 import type { EntryFactory } from '../entities/entries.js';
 import { encodeEvents, isCachedEntity, type InvalidationEvent } from '../events/invalidation-events.js';
 import type { CacheKeys } from '../entities/keys.js';
@@ -23,8 +23,8 @@ export interface OutboxRelayOptions {
   readonly specs: EntitySpecs;
   readonly entries: EntryFactory;
   readonly logger: Logger;
-  /** Pause between polls when the backlog is empty, ms. @default 250 */
-  readonly intervalMs?: number;
+  /** Pause between polls when the backlog is empty, ms (OUTBOX_POLL_INTERVAL_MS). */
+  readonly intervalMs: number;
   /** Rows per claim. @default 200 */
   readonly batchSize?: number;
   /** Longest pause after repeated failures, ms (the pause doubles from `intervalMs`). @default 5000 */
@@ -52,7 +52,7 @@ const PRUNE_EVERY_MS = 60_000;
 
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, outbox, store, keys, specs, entries, logger } = options;
-  const intervalMs = options.intervalMs ?? 250;
+  const { intervalMs } = options;
   const batchSize = options.batchSize ?? 200;
   const maxBackoffMs = options.maxBackoffMs ?? 5000;
   const retentionMs = options.retentionMs ?? 3_600_000;

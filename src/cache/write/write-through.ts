@@ -10,7 +10,7 @@
 import type { PostRow, ProfileRow } from '../../db/schema.js';
 import type { Logger } from '../../observability/logger.js';
 import type { CacheWriter } from './cache-writer.js';
-import type { EntitySpecs } from '../read/cached-readers.js';
+import type { EntitySpecs } from '../entities/specs.js';
 import type { EntryFactory } from '../entities/entries.js';
 import type { CacheStore, CacheWrite } from '../store/contract.js';
 

@@ -1,15 +1,19 @@
-import type { Plugin } from 'graphql-yoga';
-import type { ReadinessProbe } from '../../app/readiness.js';
-
 /**
  * `GET /ready`: 200 when the instance can serve (`ready`, or `degraded` with Redis down), 503 with
  * the reasons when PostgreSQL is unreachable, migrations are missing, or the instance is draining.
  */
+import type { Plugin } from 'graphql-yoga';
+
+/** What `/ready` asks; src/app/readiness.ts answers it from the database and the store. */
+export interface ReadinessCheck {
+  check(): Promise<{ readonly status: 'ready' | 'degraded' | 'unavailable' | 'draining' }>;
+}
+
 export function useReadiness({
   probe,
   endpoint = '/ready',
 }: {
-  probe: ReadinessProbe;
+  probe: ReadinessCheck;
   endpoint?: string;
 }): Plugin {
   return {

@@ -1,15 +1,15 @@
 import type { UserRow } from '../../db/schema.js';
-import { MAX_PAGE_SIZE, parseId, parseIds, parseRange } from '../arguments.js';
+import { MAX_PAGE_SIZE, parseIdArgument, parseIdsArgument, parseRange } from '../arguments.js';
 import type { QueryResolvers } from '../generated/resolvers-types.js';
 
 export const Query: QueryResolvers = {
-  user: (_, { id }, { loaders }) => loaders.user.load(parseId(id, 'id')),
+  user: (_, { id }, { loaders }) => loaders.user.load(parseIdArgument(id, 'id')),
 
-  users: (_, { ids }, { loaders }) => Promise.all(parseIds(ids, 'ids').map((id) => loaders.user.load(id))),
+  users: (_, { ids }, { loaders }) => Promise.all(parseIdsArgument(ids, 'ids').map((id) => loaders.user.load(id))),
 
   async userPage(_, { first, after }, { loaders }) {
     const size = parseRange(first, 'first', 1, MAX_PAGE_SIZE);
-    const cursor = after === null || after === undefined ? 0 : parseId(after, 'after');
+    const cursor = after === null || after === undefined ? 0 : parseIdArgument(after, 'after');
     const page = await loaders.userPageIds.load({ first: size, after: cursor });
     const users = await Promise.all(page.ids.map((id) => loaders.user.load(id)));
     // A user deleted between the page query and the load is skipped rather than failing the page.
@@ -20,5 +20,5 @@ export const Query: QueryResolvers = {
 
   me: (_, __, { viewer, loaders }) => (viewer === null ? null : loaders.user.load(viewer.userId)),
 
-  post: (_, { id }, { loaders }) => loaders.post.load(parseId(id, 'id')),
+  post: (_, { id }, { loaders }) => loaders.post.load(parseIdArgument(id, 'id')),
 };

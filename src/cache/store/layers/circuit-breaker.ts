@@ -14,8 +14,9 @@
  * Only outages trip it (unavailable, timeout): a reply error is a bug, and skipping Redis would not
  * fix it.
  */
-import { StoreUnavailableError, isCacheStoreError, type CacheStoreError } from '../errors.js';
 import type { CacheStore } from '../contract.js';
+import { StoreUnavailableError, isCacheStoreError, type CacheStoreError } from '../errors.js';
+import { aroundCalls, forwardStore } from './forward.js';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -47,9 +48,9 @@ export interface BreakerStore extends CacheStore {
 }
 
 /**
- * Store methods on the request path; pub/sub and maintenance go straight through. Releasing a lock
- * is never skipped: a held lock left behind while the circuit is open would make other instances
- * wait its whole TTL (the call fails fast anyway when Redis is down).
+ * Store methods on the request path; pub/sub, maintenance and the reconnect hook go straight
+ * through. Releasing a lock is never skipped: a held lock left behind while the circuit is open
+ * would make other instances wait its whole TTL (the call fails fast anyway when Redis is down).
  */
 const GUARDED = ['getMany', 'setMany', 'ttlMany', 'acquireLocks', 'onFill'] as const;
 
@@ -134,23 +135,7 @@ export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerO
     }
   }
 
-  const guarded = Object.fromEntries(
-    GUARDED.map((method) => [
-      method,
-      (...args: unknown[]) =>
-        guard(method, () => (inner[method] as (...a: unknown[]) => Promise<unknown>).apply(inner, args)),
-    ]),
-  ) as Pick<CacheStore, (typeof GUARDED)[number]>;
-
-  return {
-    tier: inner.tier,
-    ...guarded,
-    releaseLocks: (keys, token) => inner.releaseLocks(keys, token),
-    publish: (channel, message) => inner.publish(channel, message),
-    subscribe: (channel, listener) => inner.subscribe(channel, listener),
-    scanKeys: (prefix, onBatch) => inner.scanKeys(prefix, onBatch),
-    purgePrefix: (prefix) => inner.purgePrefix(prefix),
-    close: () => inner.close(),
+  return Object.assign(forwardStore(inner, aroundCalls(inner, GUARDED, guard)), {
     breaker: {
       get state() {
         return state;
@@ -162,5 +147,5 @@ export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerO
         if (state !== 'open') open();
       },
     },
-  };
+  });
 }

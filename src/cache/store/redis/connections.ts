@@ -10,6 +10,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { HostPort } from '../../../config.js';
 import { StoreUnavailableError } from '../errors.js';
 
 export type RedisClient = Redis | Cluster;
@@ -18,10 +19,10 @@ export type RedisConnectionRole = 'command' | 'subscriber';
 export interface RedisConnectionOptions {
   /** A single Redis, `redis://[user:password@]host:port[/db]`. Exactly one of `url` and `clusterNodes`. */
   readonly url?: string;
-  /** Seed nodes of a Redis Cluster, `host:port` each. */
-  readonly clusterNodes?: readonly string[];
-  /** Longest wait for the answer to any command, in ms. @default 200 */
-  readonly commandTimeoutMs?: number;
+  /** Seed nodes of a Redis Cluster (REDIS_CLUSTER_NODES, parsed by src/config.ts). */
+  readonly clusterNodes?: readonly HostPort[];
+  /** Longest wait for the answer to any command, in ms (REDIS_COMMAND_TIMEOUT_MS). */
+  readonly commandTimeoutMs: number;
   /** Longest wait for a TCP connection (and its handshake), in ms. @default 2000 */
   readonly connectTimeoutMs?: number;
   /** First reconnect delay in ms; doubles per failed attempt. @default 50 */
@@ -59,7 +60,7 @@ export interface RedisConnections {
 export function createRedisConnections(options: RedisConnectionOptions): RedisConnections {
   const settings = validate(options);
   const onError = options.onError ?? (() => {});
-  const clusterNodes = options.clusterNodes?.map(parseNode);
+  const clusterNodes = options.clusterNodes?.map(({ host, port }) => ({ host, port }));
   const mode = clusterNodes ? 'cluster' : 'single';
 
   const create = (role: RedisConnectionRole): RedisClient => {
@@ -158,7 +159,7 @@ function validate(options: RedisConnectionOptions): Settings {
   if (options.clusterNodes?.length === 0)
     throw new TypeError('Redis `clusterNodes` must name at least one seed');
   const settings: Settings = {
-    commandTimeoutMs: options.commandTimeoutMs ?? 200,
+    commandTimeoutMs: options.commandTimeoutMs,
     connectTimeoutMs: options.connectTimeoutMs ?? 2000,
     reconnectBaseDelayMs: options.reconnectBaseDelayMs ?? 50,
     reconnectMaxDelayMs: options.reconnectMaxDelayMs ?? 2000,
@@ -176,15 +177,6 @@ function validate(options: RedisConnectionOptions): Settings {
     }
   }
   return settings;
-}
-
-function parseNode(node: string): { host: string; port: number } {
-  const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(node.trim());
-  const port = Number(match?.[2]);
-  if (!match?.[1] || port < 1 || port > 65535) {
-    throw new TypeError(`Redis Cluster node must be "host:port", got ${JSON.stringify(node)}`);
-  }
-  return { host: match[1], port };
 }
 
 /** Capped exponential backoff with jitter, so instances that lost Redis together do not reconnect together. */
@@ -233,7 +225,7 @@ function clusterOptions(settings: Settings, role: RedisConnectionRole): ClusterO
   return {
     redisOptions: connectionOptions(settings, role),
     enableOfflineQueue: false,
-    // Per-slot commands issued in one tick go to each node as one pipeline (DESIGN §6).
+    // Per-slot commands issued in one tick go to each node as one pipeline (docs/contract.md, "Keys").
     enableAutoPipelining: true,
     clusterRetryStrategy: backoff(settings),
     slotsRefreshTimeout: Math.max(settings.connectTimeoutMs, 1000),

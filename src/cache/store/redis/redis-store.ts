@@ -15,7 +15,7 @@ import type { EventEmitter } from 'node:events';
 import type { ChainableCommander, Result } from 'ioredis';
 import { Cluster, type Redis } from 'ioredis';
 import { StoreTimeoutError, StoreUnavailableError, toStoreError } from '../errors.js';
-import { fillChannelOf, hashTagOf, lockKeyOf } from '../../entities/keys.js';
+import { fillChannelOf, hashTagOf, lockKeyOf } from '../key-names.js';
 import { whenReady, type RedisConnections } from './connections.js';
 import { createSubscriptionHub } from './subscriptions.js';
 import { assertCacheWrite, assertLockToken, assertPurgePrefix, assertTtlMs } from '../contract.js';

@@ -1,0 +1,172 @@
+/**
+ * The cache tier, assembled from its parts in the order a request meets them:
+ *
+ *   store (Redis | memory) ─▶ circuit breaker ─▶ instrumentation ─▶ L1 layer (optional)
+ *        ▲                                                             │
+ *        │ relay, subscriber, readiness: the store itself              ▼
+ *   write path: write-through ─┐                              read path: cache-aside ─▶ readers
+ *               outbox relay ──┴─▶ tombstones + events ─▶ invalidation subscriber ─▶ L1
+ *
+ * Requests reach the store through the breaker (skip Redis while it fails; close only after the
+ * relay applied what the outage held back) and the instrumentation (round trips per request). The
+ * relay and the event subscriber use the store itself: they must reach Redis as soon as it is back,
+ * and the relay is what the breaker waits for before it closes.
+ *
+ * `close()` undoes it in reverse: the relay finishes its batch while the store is still up, then the
+ * subscriber stops, then the store closes (unless it was handed in, and so is the caller's).
+ */
+import type { Config } from '../config.js';
+import type { Db } from '../db/client.js';
+import type { OutboxRepository } from '../db/outbox-repository.js';
+import type { Repositories } from '../db/repositories.js';
+import type { Logger } from '../observability/logger.js';
+import { createEntryFactory } from './entities/entries.js';
+import { createCacheKeys, type CacheKeys } from './entities/keys.js';
+import { createEntitySpecs } from './entities/specs.js';
+import {
+  createInvalidationSubscriber,
+  type InvalidationSubscriber,
+} from './events/invalidation-subscriber.js';
+import { createCacheAside } from './read/cache-aside.js';
+import { createCachedReaders, type EntityReaders } from './read/cached-readers.js';
+import { connectL1, l1Layer } from './read/l1-layer.js';
+import { createL1TierFromConfig, type L1Tier } from './read/l1-tier.js';
+import type { ReadEvents } from './read/read-events.js';
+import type { CacheStore } from './store/contract.js';
+import { createStoreFromConfig } from './store/from-config.js';
+import {
+  createCircuitBreaker,
+  type BreakerState,
+  type BreakerStore,
+  type CircuitBreakerOptions,
+} from './store/layers/circuit-breaker.js';
+import { instrumentStore } from './store/layers/instrumentation.js';
+import type { CacheWriter } from './write/cache-writer.js';
+import { createOutboxRelay, type OutboxRelay } from './write/outbox-relay.js';
+import { createWriteThrough } from './write/write-through.js';
+
+export interface CacheTierDeps {
+  readonly db: Db;
+  readonly repositories: Repositories;
+  readonly outbox: OutboxRepository;
+  readonly logger: Logger;
+  /** A store to use instead of the configured one (a chaos double, a shared one); not closed here. */
+  readonly store?: CacheStore;
+  /** Breaker settings (tests shorten the open period); `beforeClose` is always the relay's drain. */
+  readonly breaker?: Omit<CircuitBreakerOptions, 'beforeClose'>;
+  /** Hooks for what the tier notices: metrics plug in here (src/observability/metric-adapters.ts). */
+  readonly events?: {
+    readonly read?: ReadEvents;
+    readonly onBreakerTransition?: (from: BreakerState, to: BreakerState) => void;
+    readonly relay?: {
+      onApplied?(events: readonly unknown[]): void;
+      onError?(error: unknown): void;
+    };
+  };
+}
+
+export interface CacheTier {
+  readonly keys: CacheKeys;
+  /** The store as requests see it: breaker, instrumentation (the L1 layer, when on, is above it). */
+  readonly store: CacheStore;
+  /** The configured store itself, without layers: what the relay, the subscriber and readiness use. */
+  readonly origin: CacheStore;
+  readonly breaker: BreakerStore['breaker'];
+  /** The in-process tier, when CACHE_L1_MAX_ENTRIES > 0. */
+  readonly l1: L1Tier | undefined;
+  /** DataLoader batches answered through the cache. */
+  readonly readers: EntityReaders;
+  /** What mutations call after they commit. */
+  readonly writer: CacheWriter;
+  readonly relay: OutboxRelay;
+  readonly invalidations: InvalidationSubscriber;
+  /**
+   * Subscribes to invalidation events (Redis down at startup is not fatal: it keeps retrying in the
+   * background) and, unless `relay` is false, starts the relay's polling loop.
+   */
+  start(options?: { readonly relay?: boolean }): Promise<void>;
+  /** Stops the relay (after its batch) and the subscriber, then closes the store if it is ours. Idempotent. */
+  close(): Promise<void>;
+}
+
+export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier {
+  const { db, repositories, outbox, logger, events = {} } = deps;
+  const owned = deps.store === undefined;
+  const origin = deps.store ?? createStoreFromConfig(config, logger);
+  const keys = createCacheKeys(config.cache.prefix);
+  const entries = createEntryFactory({ config: config.cache });
+  const specs = createEntitySpecs({ keys, repositories, config: config.cache });
+
+  // The relay first: the breaker in front of the store closes only once the relay has drained.
+  const relay = createOutboxRelay({
+    db,
+    outbox,
+    store: origin,
+    keys,
+    specs,
+    entries,
+    logger,
+    intervalMs: config.outbox.pollIntervalMs,
+    ...(events.relay?.onApplied && { onApplied: events.relay.onApplied }),
+    ...(events.relay?.onError && { onError: events.relay.onError }),
+  });
+  const breakerStore = createCircuitBreaker(origin, {
+    ...deps.breaker,
+    beforeClose: () => relay.drain(),
+    onTransition: (from, to) => {
+      events.onBreakerTransition?.(from, to);
+      deps.breaker?.onTransition?.(from, to);
+    },
+  });
+  const store = instrumentStore(breakerStore);
+  // The optional in-process tier: the read path consults it first, and it sees what the read path
+  // and the write-through read and store (docs/scaling.md, "The L1 tier").
+  const l1 = createL1TierFromConfig(config.cache);
+  const layered = l1 ? l1Layer(store, l1) : store;
+
+  const cacheAside = createCacheAside({
+    store: layered,
+    l1,
+    config: config.cache,
+    entries,
+    logger,
+    ...(events.read && { events: events.read }),
+  });
+  const writer = createWriteThrough({
+    store: layered,
+    specs,
+    entries,
+    logger,
+    // Redis may still hold the value this write replaced: reads go to PostgreSQL until the relay
+    // has applied the write's tombstone (docs/consistency.md).
+    onError: () => breakerStore.breaker.trip(),
+  });
+  const invalidations = createInvalidationSubscriber({ store: origin, keys, logger });
+  if (l1) connectL1(l1, { invalidations, store: layered, keys });
+
+  let closed: Promise<void> | undefined;
+  return {
+    keys,
+    store,
+    origin,
+    breaker: breakerStore.breaker,
+    l1,
+    readers: createCachedReaders(cacheAside, specs),
+    writer,
+    relay,
+    invalidations,
+    async start(options = {}) {
+      await invalidations.start().catch((error: unknown) => {
+        // The cache is not primary storage: the app starts anyway, and the subscriber keeps retrying.
+        logger.warn({ err: error }, 'could not subscribe to invalidation events yet; retrying');
+      });
+      if (options.relay !== false) relay.start();
+    },
+    close: () =>
+      (closed ??= (async () => {
+        await relay.stop();
+        await invalidations.stop();
+        if (owned) await origin.close();
+      })()),
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * The entities cacheside caches, each described once: its key, TTL class, loader, version and
+ * codec. The read path answers DataLoader batches with these specs; the write path builds its
+ * write-throughs and tombstones with them, so both agree on every key and version.
+ */
+import type { CacheConfig } from '../../config.js';
+import type { PostList, Repositories } from '../../db/repositories.js';
+import type { PostRow, ProfileRow, UserRow } from '../../db/schema.js';
+import { msgpackCodec } from './codec.js';
+import type { EntitySpec } from './entity-spec.js';
+import type { CacheKeys } from './keys.js';
+
+export interface EntitySpecs {
+  readonly user: EntitySpec<UserRow>;
+  readonly profile: EntitySpec<ProfileRow>;
+  readonly post: EntitySpec<PostRow>;
+  readonly userPosts: EntitySpec<PostList>;
+}
+
+export interface EntitySpecDeps {
+  readonly keys: CacheKeys;
+  readonly repositories: Repositories;
+  readonly config: CacheConfig;
+}
+
+export function createEntitySpecs({ keys, repositories, config }: EntitySpecDeps): EntitySpecs {
+  return {
+    user: {
+      entity: 'user',
+      keyOf: (id) => keys.entity('user', id),
+      ttlSeconds: config.ttlSeconds,
+      load: async (ids) => byId(await repositories.usersByIds(ids), (r) => r.id),
+      versionOf: (row) => row.version,
+      codec: msgpackCodec('user', (v): v is UserRow => isRow(v, 'id') && v.createdAt instanceof Date),
+    },
+    profile: {
+      entity: 'profile',
+      keyOf: (id) => keys.entity('profile', id),
+      ttlSeconds: config.ttlSeconds,
+      load: async (ids) => byId(await repositories.profilesByUserIds(ids), (r) => r.userId),
+      versionOf: (row) => row.version,
+      codec: msgpackCodec(
+        'profile',
+        (v): v is ProfileRow => isRow(v, 'userId') && v.updatedAt instanceof Date,
+      ),
+    },
+    post: {
+      entity: 'post',
+      keyOf: (id) => keys.entity('post', id),
+      ttlSeconds: config.ttlSeconds,
+      load: async (ids) => byId(await repositories.postsByIds(ids), (r) => r.id),
+      versionOf: (row) => row.version,
+      codec: msgpackCodec('post', (v): v is PostRow => isRow(v, 'id') && v.createdAt instanceof Date),
+    },
+    userPosts: {
+      entity: 'userPosts',
+      keyOf: (id) => keys.entity('userPosts', id),
+      // A list changes whenever its author posts: volatile, so a missed invalidation heals sooner.
+      ttlSeconds: config.volatileTtlSeconds,
+      // Every author has a list, if an empty one: a missing author is the user loader's business.
+      load: (ids) => repositories.newestPostIdsByAuthors(ids),
+      versionOf: (list) => list.version,
+      codec: msgpackCodec(
+        'post list',
+        (v): v is PostList =>
+          typeof v === 'object' &&
+          v !== null &&
+          Number.isSafeInteger((v as PostList).version) &&
+          Array.isArray((v as PostList).ids) &&
+          (v as PostList).ids.every(Number.isSafeInteger),
+      ),
+    },
+  };
+}
+
+// Private:
+
+function byId<T>(rows: readonly T[], idOf: (row: T) => number): Map<number, T> {
+  return new Map(rows.map((row) => [idOf(row), row]));
+}
+
+function isRow<K extends string>(
+  value: unknown,
+  idField: K,
+): value is Record<K, number> & Record<string, unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Number.isSafeInteger((value as Record<string, unknown>)[idField]) &&
+    Number.isSafeInteger((value as Record<string, unknown>).version)
+  );
+}

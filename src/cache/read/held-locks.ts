@@ -1,0 +1,47 @@
+/**
+ * The stampede locks one miss resolution holds: taken and released with one unique token, so only
+ * this caller can release them (the store's compare-and-delete), and never released twice.
+ */
+import { randomUUID } from 'node:crypto';
+import type { CacheStore } from '../store/contract.js';
+
+export interface HeldLocks {
+  /** True while this caller holds the lock of `key`. */
+  has(key: string): boolean;
+  /** Tries to take the locks of the keys not held yet; one round trip. */
+  acquire(keys: readonly string[]): Promise<void>;
+  /**
+   * Releases the locks of keys, which wakes their waiters. A failure is reported, not thrown: it
+   * only costs the waiters a wait up to the lock's TTL, and the values were already answered.
+   */
+  release(keys: readonly string[]): Promise<void>;
+  /** Releases whatever is still held (the `finally` of a resolution). */
+  releaseAll(): Promise<void>;
+}
+
+export function createHeldLocks(
+  store: CacheStore,
+  lockTtlMs: number,
+  onReleaseError: (error: unknown) => void,
+): HeldLocks {
+  const token = randomUUID();
+  const held = new Set<string>();
+
+  const release = async (keys: readonly string[]) => {
+    if (keys.length === 0) return;
+    for (const key of keys) held.delete(key);
+    await store.releaseLocks(keys, token).catch(onReleaseError);
+  };
+
+  return {
+    has: (key) => held.has(key),
+    async acquire(keys) {
+      const free = keys.filter((key) => !held.has(key));
+      if (free.length === 0) return;
+      const acquired = await store.acquireLocks(free, token, lockTtlMs);
+      free.forEach((key, i) => acquired[i] && held.add(key));
+    },
+    release,
+    releaseAll: () => release([...held]),
+  };
+}

@@ -1,0 +1,24 @@
+/**
+ * The names a store derives from an entry's key: its stampede lock and its fill channel. Both keep
+ * the key's hash tag (docs/contract.md, "Keys"), so on Redis Cluster they live in the entry's slot and
+ * a script that touches the entry and its lock never crosses slots.
+ */
+
+/** The stampede lock that guards the fill of `key`. */
+export function lockKeyOf(key: string): string {
+  return `${key}:lock`;
+}
+
+/** The channel on which the fill of `key` is announced to waiters. */
+export function fillChannelOf(key: string): string {
+  return `${key}:filled`;
+}
+
+/** The hash tag of a key (the text between the first `{` and the next `}`), as Redis Cluster reads it. */
+export function hashTagOf(key: string): string {
+  const open = key.indexOf('{');
+  if (open === -1) return key;
+  const close = key.indexOf('}', open + 1);
+  if (close === -1 || close === open + 1) return key;
+  return key.slice(open + 1, close);
+}
