@@ -1,25 +1,26 @@
 /**
- * The Redis driver of CacheStore (see store.ts for the contract).
+ * The Redis driver of CacheStore (see contract.ts for the contract): the store's methods as Redis
+ * commands and scripts, each one round trip — one MGET or one pipeline on a single Redis, one per
+ * slot (MGET) or per node (pipeline) on a cluster, sent in parallel.
  *
- * A value is stored as one Redis string: an ASCII header, then the payload bytes untouched:
- *
- *   <kind>:<version>:<staleAt>:<payload>        e.g. "v:7:1767225600000:\x93\xa3..."
- *
- * with kind `v` (value), `n` (negative) or `t` (tombstone). The fence script reads the version with
- * `string.match` on the header alone, so the payload is never decoded inside Redis, and a value
- * shorter than a header (a foreign or older format) counts as absent and is simply overwritten.
- *
- * Every script touches a single key (the entry, or a lock), so it is slot-safe on a cluster.
+ * Its parts: the connections (connections.ts), the wire format of an entry (wire-format.ts), the
+ * Lua scripts (scripts.ts), slot grouping (slots.ts), the command deadline (deadline.ts), keyspace
+ * walks (keyspace.ts) and pub/sub (subscriptions.ts).
  */
 import type { EventEmitter } from 'node:events';
-import type { ChainableCommander, Result } from 'ioredis';
-import { Cluster, type Redis } from 'ioredis';
-import { StoreTimeoutError, StoreUnavailableError, toStoreError } from '../errors.js';
-import { fillChannelOf, hashTagOf, lockKeyOf } from '../key-names.js';
-import { whenReady, type RedisConnections } from './connections.js';
-import { createSubscriptionHub } from './subscriptions.js';
+import type { ChainableCommander } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { assertCacheWrite, assertLockToken, assertPurgePrefix, assertTtlMs } from '../contract.js';
-import type { CacheEntry, CacheStore, CacheWrite, EntryKind } from '../contract.js';
+import type { CacheStore, CacheWrite } from '../contract.js';
+import { StoreUnavailableError, toStoreError } from '../errors.js';
+import { fillChannelOf, lockKeyOf } from '../key-names.js';
+import { whenReady, type RedisConnections } from './connections.js';
+import { withDeadline } from './deadline.js';
+import { purgeNode, scanNode } from './keyspace.js';
+import { defineScripts } from './scripts.js';
+import { groupIndexes, slotOf } from './slots.js';
+import { createSubscriptionHub } from './subscriptions.js';
+import { decodeEntry, encodeEntry, KIND_CODES } from './wire-format.js';
 
 export interface RedisStoreOptions {
   readonly connections: RedisConnections;
@@ -28,25 +29,6 @@ export interface RedisStoreOptions {
    * after a reconnect that failed. @default ignore
    */
   readonly onError?: (error: Error) => void;
-}
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    cachesideSetIfNewer(
-      key: string,
-      kind: string,
-      version: string,
-      staleAt: string,
-      value: Buffer,
-      ttlMs: number,
-    ): Result<number, Context>;
-    cachesideReleaseLock(
-      lockKey: string,
-      token: string,
-      channel: string,
-      message: string,
-    ): Result<number, Context>;
-  }
 }
 
 export function createRedisStore(options: RedisStoreOptions): CacheStore {
@@ -60,8 +42,7 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
     client instanceof Cluster
       ? (key: string) => client.slots[slotOf(key)]?.join(';') ?? slotOf(key)
       : undefined;
-  client.defineCommand('cachesideSetIfNewer', { numberOfKeys: 1, lua: SET_IF_NEWER });
-  client.defineCommand('cachesideReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK });
+  defineScripts(client);
   const hub = createSubscriptionHub({ connections, onError });
   let closed: Promise<void> | undefined;
   // Until the first connection is up, a command waits for it (bounded by the command timeout) instead
@@ -227,172 +208,3 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
 
 const identity = (key: string) => key;
 const keyOfWrite = (write: CacheWrite) => write.key;
-
-const KIND_CODES: Record<EntryKind, string> = { value: 'v', negative: 'n', tombstone: 't' };
-const KINDS_BY_CODE: Record<number, EntryKind> = { 0x76: 'value', 0x6e: 'negative', 0x74: 'tombstone' };
-const COLON = 0x3a;
-const ZERO = 0x30;
-
-function encodeEntry(entry: CacheEntry): Buffer {
-  const header = Buffer.from(`${KIND_CODES[entry.kind]}:${entry.version}:${entry.staleAt}:`, 'latin1');
-  return Buffer.concat([header, entry.payload]);
-}
-
-/** The entry in `raw`, or undefined when it is not in this format (read as a miss, then overwritten). */
-function decodeEntry(raw: Buffer): CacheEntry | undefined {
-  const kind = KINDS_BY_CODE[raw[0] ?? -1];
-  if (!kind || raw[1] !== COLON) return undefined;
-  const versionEnd = raw.indexOf(COLON, 2);
-  const staleAtEnd = versionEnd === -1 ? -1 : raw.indexOf(COLON, versionEnd + 1);
-  if (staleAtEnd === -1) return undefined;
-  const version = decimalAt(raw, 2, versionEnd);
-  const staleAt = decimalAt(raw, versionEnd + 1, staleAtEnd);
-  if (version < 0 || staleAt < 0) return undefined;
-  const start = staleAtEnd + 1;
-  return {
-    kind,
-    version,
-    staleAt,
-    // A view, not a copy: MGET's reply buffer is ours alone.
-    payload: new Uint8Array(raw.buffer, raw.byteOffset + start, raw.length - start),
-  };
-}
-
-/**
- * The canonical decimal (`0` or 1..16 digits without a leading zero) in `raw[from, to)`, or -1.
- * Read from the bytes: this runs for every key of every MGET, and two strings and two regex tests
- * per key were a measurable share of the hit path (bench/README.md, "Profile").
- */
-function decimalAt(raw: Buffer, from: number, to: number): number {
-  const length = to - from;
-  if (length < 1 || length > 16 || (length > 1 && raw[from] === ZERO)) return -1;
-  let value = 0;
-  for (let i = from; i < to; i += 1) {
-    const digit = raw[i]! - ZERO;
-    if (digit < 0 || digit > 9) return -1;
-    value = value * 10 + digit;
-  }
-  return value;
-}
-
-/**
- * Rejects with a StoreTimeoutError when `work` has not settled `ms` after the call — but only after
- * letting the event loop read its sockets once more. A timer is served before pending I/O, so when
- * the loop was busy (a burst of requests) a plain timeout would fail a command whose reply had already
- * arrived, send its request to PostgreSQL and count toward opening the breaker. Deferring the
- * rejection with setImmediate (which runs after the poll phase) lets such a reply win; a Redis that
- * really is slow or gone still fails at the deadline. bench/README.md, "Stampede".
- */
-function withDeadline<T>(work: Promise<T>, ms: number, operation: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        setImmediate(() =>
-          reject(new StoreTimeoutError(`cache store ${operation} failed: no answer within ${ms} ms`)),
-        ),
-      ms,
-    );
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
-}
-
-/**
- * Indexes of `keys` grouped by `groupOf` (a slot, a node), in order of first appearance; a single
- * group when there is nothing to split by (a single Redis).
- */
-function groupIndexes(keys: readonly string[], groupOf: ((key: string) => string | number) | undefined) {
-  if (keys.length === 0) return [];
-  if (!groupOf) return [keys.map((_, i) => i)];
-  const groups = new Map<string | number, number[]>();
-  for (const [i, key] of keys.entries()) {
-    const group = groupOf(key);
-    const indexes = groups.get(group);
-    if (indexes) indexes.push(i);
-    else groups.set(group, [i]);
-  }
-  return [...groups.values()];
-}
-
-/** The Redis Cluster slot of a key: CRC16 (XMODEM) of its hash tag, modulo 16384. */
-export function slotOf(key: string): number {
-  let crc = 0;
-  for (const byte of Buffer.from(hashTagOf(key))) {
-    crc ^= byte << 8;
-    for (let bit = 0; bit < 8; bit += 1)
-      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc % 16384;
-}
-
-/** Batches of the keys under `prefix` on one node: SCAN, which never blocks the server as KEYS would. */
-async function* scanNode(node: Redis, prefix: string): AsyncGenerator<string[]> {
-  const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
-  let cursor = '0';
-  do {
-    const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) yield keys;
-  } while (cursor !== '0');
-}
-
-async function purgeNode(node: Redis, prefix: string, isCluster: boolean): Promise<number> {
-  let removed = 0;
-  for await (const keys of scanNode(node, prefix)) {
-    if (!isCluster) {
-      removed += await node.unlink(...keys);
-      continue;
-    }
-    // Even on one node, a multi-key UNLINK must stay within one slot.
-    const pipeline = node.pipeline();
-    for (const indexes of groupIndexes(keys, slotOf))
-      pipeline.unlink(...indexes.map((i) => keys[i] as string));
-    for (const [error, count] of (await pipeline.exec()) ?? []) {
-      if (error) throw error;
-      removed += Number(count);
-    }
-  }
-  return removed;
-}
-
-/*
- * The fence of store.ts#setMany. KEYS[1] the entry; ARGV: kind code, version, staleAt, encoded entry,
- * ttl ms. Returns 1 when the write landed, 0 when the held entry stays (renewed by an equal-version
- * value or negative entry).
- */
-const SET_IF_NEWER = `
-local held = redis.call('GET', KEYS[1])
-if held then
-  local kind, version, payloadAt = string.match(held, '^([vnt]):(%d+):%d+:()')
-  if kind then
-    local incoming, current = tonumber(ARGV[2]), tonumber(version)
-    if kind == 't' then
-      if incoming < current or (incoming == current and ARGV[1] == 't') then return 0 end
-    elseif incoming < current then
-      return 0
-    elseif incoming == current then
-      -- A refill of the same row: keep the held bytes, but push its expiry out as the writer asked.
-      -- A tombstone naming the held version (a duplicated event) has no expiry of its own to give.
-      if ARGV[1] ~= 't' then
-        redis.call('SET', KEYS[1], kind .. ':' .. version .. ':' .. ARGV[3] .. ':' .. string.sub(held, payloadAt), 'PX', ARGV[5])
-      end
-      return 0
-    end
-  end
-end
-redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
-return 1
-`;
-
-/*
- * Compare-and-delete: a holder whose lock expired (and was taken by another caller) must not release
- * the new holder's lock. KEYS[1] the lock; ARGV: token, fill channel, message (the entry's key).
- */
-const RELEASE_LOCK = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], ARGV[3])
-  return 1
-end
-return 0
-`;
