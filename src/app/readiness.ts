@@ -1,5 +1,5 @@
 /**
- * Readiness (DESIGN §2): ready when PostgreSQL answers and every migration is applied; Redis being
+ * Readiness (docs/contract.md, "Endpoints"): ready when PostgreSQL answers and every migration is applied; Redis being
  * down makes the instance `degraded` but still ready, because the cache is not primary storage and
  * the instance answers from PostgreSQL. A draining instance (SIGTERM received) reports 503 so the
  * load balancer stops sending it new requests while in-flight ones finish.

@@ -2,8 +2,9 @@
  * Database failures the rest of the system must tell apart from bugs. Created in one place
  * (`classifyDatabaseError`) from whatever postgres.js or PGlite threw, with the original as `cause`.
  */
+import { CodedError } from '../domain/errors.js';
 
-export class DatabaseUnavailableError extends Error {
+export class DatabaseUnavailableError extends CodedError<'DATABASE_UNAVAILABLE'> {
   static readonly code = 'DATABASE_UNAVAILABLE';
   readonly code = DatabaseUnavailableError.code;
   /**
@@ -14,7 +15,6 @@ export class DatabaseUnavailableError extends Error {
   readonly retryable: boolean;
   constructor(message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(message, options);
-    this.name = 'DatabaseUnavailableError';
     this.retryable = options?.retryable ?? false;
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The relational model (DESIGN §3). PostgreSQL is the source of truth; the cache only ever holds
+ * The relational model (docs/contract.md, "Data"). PostgreSQL is the source of truth; the cache only ever holds
  * copies of these rows, each tagged with the row's `version` so a copy can be ordered against a write.
  */
 import { sql } from 'drizzle-orm';

@@ -4,10 +4,12 @@
  * `extensions.code`, so the services never depend on GraphQL and the mapping is written once.
  */
 
-export type DomainErrorCode = 'INVALID_INPUT' | 'NOT_FOUND' | 'CONFLICT';
-
-export abstract class DomainError extends Error {
-  abstract readonly code: DomainErrorCode;
+/**
+ * The base of every typed error of cacheside (these, the cache store's, the codec's): a stable
+ * `code` that logs, metrics and callers group by, the class name as `name`, and the `cause` kept.
+ */
+export abstract class CodedError<Code extends string = string> extends Error {
+  abstract readonly code: Code;
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -15,10 +17,13 @@ export abstract class DomainError extends Error {
   }
 }
 
+export type DomainErrorCode = 'INVALID_INPUT' | 'NOT_FOUND' | 'CONFLICT';
+
+export abstract class DomainError extends CodedError<DomainErrorCode> {}
+
 /** The caller sent a value the rules refuse; `field` names the input field when there is one. */
 export class InvalidInputError extends DomainError {
-  static readonly code = 'INVALID_INPUT';
-  readonly code = InvalidInputError.code;
+  readonly code = 'INVALID_INPUT';
   constructor(
     message: string,
     readonly field?: string,
@@ -29,14 +34,12 @@ export class InvalidInputError extends DomainError {
 
 /** What the caller asked to change does not exist. */
 export class NotFoundError extends DomainError {
-  static readonly code = 'NOT_FOUND';
-  readonly code = NotFoundError.code;
+  readonly code = 'NOT_FOUND';
 }
 
 /** The change was refused because the row moved on (optimistic concurrency); `details` says how. */
 export class ConflictError extends DomainError {
-  static readonly code = 'CONFLICT';
-  readonly code = ConflictError.code;
+  readonly code = 'CONFLICT';
   constructor(
     message: string,
     readonly details: Readonly<Record<string, unknown>> = {},

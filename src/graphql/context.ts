@@ -48,7 +48,7 @@ export function createContextFactory(deps: ContextDeps) {
 
 /**
  * No header: anonymous. A header that is present but not a valid bearer token for an existing user
- * fails the whole operation (DESIGN §3): a client that believes it is signed in must not silently
+ * fails the whole operation (docs/contract.md, "Auth"): a client that believes it is signed in must not silently
  * get anonymous answers.
  */
 async function authenticate(

@@ -8,7 +8,7 @@ import type { Repositories } from '../db/repositories.js';
 import type { PostRow, ProfileRow, UserRow } from '../db/schema.js';
 import type { BatchRead, EntityReaders } from '../cache/read/cached-readers.js';
 
-/** DESIGN §1: at most 100 keys per batch, so one SQL statement and one multi-get stay bounded. */
+/** docs/contract.md, "Stack": at most 100 keys per batch, so one SQL statement and one multi-get stay bounded. */
 export const MAX_BATCH_SIZE = 100;
 
 export interface UserPageKey {

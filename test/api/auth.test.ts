@@ -1,5 +1,5 @@
 /**
- * Bearer-token authentication (DESIGN §3): no token is anonymous and may read; a token that is
+ * Bearer-token authentication (docs/contract.md, "Auth"): no token is anonymous and may read; a token that is
  * present but not a valid HS256 JWT with `exp` naming an existing user fails the whole operation
  * with UNAUTHENTICATED — query or mutation — and a 4xx status, never a 5xx and never anonymous data.
  */

@@ -34,7 +34,7 @@ interface DebugExtension {
 /**
  * The statements a cold page costs: the page of ids, then one statement per DataLoader batch of
  * users, profiles, post-id lists (one each per ≤100 users) and posts (one per ≤100 posts). The
- * authors are the page's users again: DataLoader answers them from its memo. DESIGN §1 fixes
+ * authors are the page's users again: DataLoader answers them from its memo. docs/contract.md ("Stack") fixes
  * maxBatchSize at 100 and §5 sends one query per batch, so 150 posts are two statements.
  */
 function coldStatementBound(first: number, postsPerUser: number): number {
@@ -223,7 +223,7 @@ describe('request errors', () => {
   });
 
   it('refuses, with 400 and before running it, a query whose every argument is legal but whose size explodes', async () => {
-    // 100 users × 50 posts × their author's 50 posts × … : legal ranges, multiplied. DESIGN §3:
+    // 100 users × 50 posts × their author's 50 posts × … : legal ranges, multiplied. docs/contract.md, "Schema rules":
     // "limit errors 400". The seed here is tiny, so even an unlimited server answers quickly.
     const query =
       '{ userPage(first: 100) { nodes { posts(first: 50) { author { posts(first: 50) { author { posts(first: 50) { id } } } } } } } }';
@@ -253,7 +253,7 @@ describe('request errors', () => {
     });
 
     it('refuses an oversized body (10 MB) with 413', async () => {
-      // DESIGN §3: "oversized bodies 413". The limit is the implementation's; no GraphQL request of
+      // docs/contract.md, "Errors": "oversized bodies 413". The limit is the implementation's; no GraphQL request of
       // this API needs anywhere near 10 MB (the largest legal input is a 20 000-character post body).
       const body = JSON.stringify({ query: '{ me { id } }', variables: { padding: 'x'.repeat(10 * 1024 * 1024) } });
       const response = await send(body);
@@ -261,7 +261,7 @@ describe('request errors', () => {
     });
 
     it('refuses a query nested 40 levels deep with 400 before running it', async () => {
-      // DESIGN §3: "limit errors 400". Each level asks for one post, so even without a limit this
+      // docs/contract.md, "Errors": "limit errors 400". Each level asks for one post, so even without a limit this
       // stays small; the same shape with posts(first: 5) grows as 5^depth and exhausts the heap.
       const depth = 40;
       const query = `{ user(id: "1") { ${'posts(first: 1) { author { '.repeat(depth)}id${' } }'.repeat(depth)} } }`;

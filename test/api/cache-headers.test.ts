@@ -1,5 +1,5 @@
 /**
- * DESIGN §4: every /graphql response says what the cache did. Cache-Status is parsed with a real
+ * docs/contract.md, "Response headers": every /graphql response says what the cache did. Cache-Status is parsed with a real
  * RFC 8941 structured-field parser, so a malformed header fails here rather than in a client.
  */
 import { parseList, type Item, type InnerList } from 'structured-headers';

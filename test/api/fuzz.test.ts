@@ -9,7 +9,7 @@
  *   none is a masked INTERNAL_SERVER_ERROR): nothing a client sends yields a 5xx or a bug;
  * - the server still answers normally afterwards;
  * - Redis holds no key derived from an invalid id: every key under the prefix names an entity by a
- *   canonical id in 1..2147483647 (DESIGN §6, "only validated ids enter a key").
+ *   canonical id in 1..2147483647 (docs/contract.md, "Keys": only validated ids enter a key).
  *
  * Run with a fixed seed printed on failure (fast-check's report); the counts per kind are printed at
  * the end.

@@ -1,5 +1,5 @@
 /**
- * The write side of the GraphQL contract (DESIGN §3): updateProfile's partial updates, validation,
+ * The write side of the GraphQL contract (docs/contract.md, "Schema rules"): updateProfile's partial updates, validation,
  * versions and optimistic concurrency; createPost; and that a refused mutation changes nothing —
  * not the row, not the outbox — as PostgreSQL itself shows.
  *
@@ -266,7 +266,7 @@ describe('updateProfile: expectedVersion', () => {
   });
 
   it.each([0, -1])('refuses expectedVersion %d, which no profile ever has, and changes nothing', async (expectedVersion) => {
-    // DESIGN says "CONFLICT unless equal"; refusing a version below 1 as bad input is as good.
+    // The contract says "CONFLICT unless equal"; refusing a version below 1 as bad input is as good.
     await expectRefused(13, () => updateAs(13, { bio: 'x', expectedVersion }), ['CONFLICT', 'BAD_USER_INPUT']);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * The read side of the GraphQL contract (DESIGN §3), checked against what PostgreSQL holds: every
+ * The read side of the GraphQL contract (docs/contract.md, "Schema rules"), checked against what PostgreSQL holds: every
  * query, the id rules, pagination, post ordering, field visibility and the DateTime format.
  *
  * Seed: users 1..60, each with a profile and 5 posts; user i's posts are ids 5(i-1)+1 .. 5i, each
@@ -13,10 +13,10 @@ import { createTestApp, type GraphQLResponse, type TestApp } from '../support/ap
 const USERS = 60;
 const POSTS_PER_USER = 5;
 
-/** RFC 3339, UTC, milliseconds (DESIGN §3). */
+/** RFC 3339, UTC, milliseconds (docs/contract.md, "Schema rules"). */
 const DATE_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
-/** Every id form DESIGN §3 refuses, with a word on why. */
+/** Every id form the id rule refuses (docs/contract.md, "Ids"), with a word on why. */
 const BAD_IDS: readonly [string, string][] = [
   ['007', 'leading zeros'],
   ['0', 'zero'],

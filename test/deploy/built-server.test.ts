@@ -90,7 +90,7 @@ describe('node dist/server.js', () => {
     expect(second.body).toEqual(expected);
     expect(second.headers.get('x-cache')).toBe('HIT');
 
-    // The fill landed under this server's prefix, in the key form of DESIGN §6.
+    // The fill landed under this server's prefix, in the key form of docs/contract.md, "Keys".
     const keys = (await scanKeys(`${prefix}:`)).map((k) => k.key);
     expect(keys).toContain(`${prefix}:v1:user:{3}`);
     expect(keys).toContain(`${prefix}:v1:profile:{3}`);

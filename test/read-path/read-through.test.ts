@@ -1,7 +1,7 @@
 /**
  * The read path against the real Redis and PostgreSQL: a warm request touches no SQL for entities,
  * makes exactly one store round trip per DataLoader batch, and every key it wrote carries a TTL
- * and the test's prefix in the exact key grammar of DESIGN §6.
+ * and the test's prefix in the exact key grammar of docs/contract.md ("Keys").
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -79,7 +79,7 @@ describe('keys in Redis', () => {
   });
   afterAll(() => t?.close());
 
-  test('every key has the prefix, the key grammar of DESIGN §6 and a TTL within its class', async () => {
+  test('every key has the prefix, the contract's key grammar and a TTL within its class', async () => {
     await t.gql(`{ users(ids: ["1", "2", "404"]) { profile { bio } posts(first: 2) { title } } }`);
     const keys = await scanKeys(`${t.prefix}:`);
     const names = keys.map((k) => k.key.slice(t.prefix.length + 1));

@@ -359,6 +359,26 @@ describe('shutDown() in-process: the requests it waits for, and the one it gives
     }
   });
 
+  it('any app built by createApp (tests, the benchmark) closes connections once draining', async () => {
+    const s = await serve('shutdown_close');
+    try {
+      const before = await post(`http://127.0.0.1:${s.port}`, { query: '{ user(id: "1") { id } }' });
+      expect(before.headers.get('connection')).not.toBe('close');
+      s.app.beginDraining();
+      expect(s.app.draining).toBe(true);
+      const after = await post(`http://127.0.0.1:${s.port}`, { query: '{ user(id: "1") { id } }' });
+      expect(await after.json()).toEqual({ data: { user: { id: '1' } } });
+      expect(after.headers.get('connection')).toBe('close');
+      expect((await fetch(`http://127.0.0.1:${s.port}/ready`)).status).toBe(503);
+    } finally {
+      s.release();
+      s.server.closeAllConnections();
+      await new Promise<void>((resolve) => s.server.close(() => resolve()));
+      await s.app.close();
+      await purgeKeys(`${s.prefix}:`);
+    }
+  });
+
   it('cuts a request still running after the timeout and reports the shutdown as not clean', async () => {
     const s = await serve('shutdown_stuck');
     try {

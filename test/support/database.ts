@@ -1,6 +1,6 @@
 /**
  * A private, migrated PostgreSQL database per test file, so files run in parallel without seeing
- * each other's rows. The admin URL is the suite's DATABASE_URL (DESIGN §2), whose database is only
+ * each other's rows. The admin URL is the suite's DATABASE_URL (docs/contract.md, "Commands"), whose database is only
  * used to CREATE and DROP the test's own.
  */
 import { randomBytes } from 'node:crypto';

@@ -6,6 +6,7 @@
  * faster on our rows, and needs no reviver to bring `Date`s back.
  */
 import { Packr } from 'msgpackr';
+import { CodedError } from '../../domain/errors.js';
 
 export interface Codec<T> {
   encode(value: T): Uint8Array;
@@ -14,13 +15,9 @@ export interface Codec<T> {
 
 const packr = new Packr({ useRecords: false, structuredClone: false, moreTypes: false, int64AsType: 'number' });
 
-export class CodecError extends Error {
+export class CodecError extends CodedError<'CACHE_CODEC'> {
   static readonly code = 'CACHE_CODEC';
   readonly code = CodecError.code;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'CodecError';
-  }
 }
 
 /**

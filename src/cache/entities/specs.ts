@@ -24,34 +24,28 @@ export interface EntitySpecDeps {
 }
 
 export function createEntitySpecs({ keys, repositories, config }: EntitySpecDeps): EntitySpecs {
+  /** A table row cached whole under its id, fenced by its `version` column. */
+  const rowSpec = <T extends { version: number }>(
+    entity: 'user' | 'profile' | 'post',
+    load: (ids: readonly number[]) => Promise<T[]>,
+    idField: keyof T & string,
+    dateField: keyof T & string,
+  ): EntitySpec<T> => ({
+    entity,
+    keyOf: (id) => keys.entity(entity, id),
+    ttlSeconds: config.ttlSeconds,
+    load: async (ids) => new Map((await load(ids)).map((row) => [row[idField] as number, row])),
+    versionOf: (row) => row.version,
+    codec: msgpackCodec(
+      entity,
+      (v): v is T => isRow(v, idField) && (v as Record<string, unknown>)[dateField] instanceof Date,
+    ),
+  });
+
   return {
-    user: {
-      entity: 'user',
-      keyOf: (id) => keys.entity('user', id),
-      ttlSeconds: config.ttlSeconds,
-      load: async (ids) => byId(await repositories.usersByIds(ids), (r) => r.id),
-      versionOf: (row) => row.version,
-      codec: msgpackCodec('user', (v): v is UserRow => isRow(v, 'id') && v.createdAt instanceof Date),
-    },
-    profile: {
-      entity: 'profile',
-      keyOf: (id) => keys.entity('profile', id),
-      ttlSeconds: config.ttlSeconds,
-      load: async (ids) => byId(await repositories.profilesByUserIds(ids), (r) => r.userId),
-      versionOf: (row) => row.version,
-      codec: msgpackCodec(
-        'profile',
-        (v): v is ProfileRow => isRow(v, 'userId') && v.updatedAt instanceof Date,
-      ),
-    },
-    post: {
-      entity: 'post',
-      keyOf: (id) => keys.entity('post', id),
-      ttlSeconds: config.ttlSeconds,
-      load: async (ids) => byId(await repositories.postsByIds(ids), (r) => r.id),
-      versionOf: (row) => row.version,
-      codec: msgpackCodec('post', (v): v is PostRow => isRow(v, 'id') && v.createdAt instanceof Date),
-    },
+    user: rowSpec<UserRow>('user', repositories.usersByIds, 'id', 'createdAt'),
+    profile: rowSpec<ProfileRow>('profile', repositories.profilesByUserIds, 'userId', 'updatedAt'),
+    post: rowSpec<PostRow>('post', repositories.postsByIds, 'id', 'createdAt'),
     userPosts: {
       entity: 'userPosts',
       keyOf: (id) => keys.entity('userPosts', id),
@@ -74,10 +68,6 @@ export function createEntitySpecs({ keys, repositories, config }: EntitySpecDeps
 }
 
 // Private:
-
-function byId<T>(rows: readonly T[], idOf: (row: T) => number): Map<number, T> {
-  return new Map(rows.map((row) => [idOf(row), row]));
-}
 
 function isRow<K extends string>(
   value: unknown,

@@ -5,17 +5,11 @@
  *
  * They are created in one place, `toStoreError`, which is where a client library's errors are read.
  */
+import { CodedError } from '../../domain/errors.js';
 
 export type CacheStoreErrorCode = 'CACHE_STORE_UNAVAILABLE' | 'CACHE_STORE_TIMEOUT' | 'CACHE_STORE_REPLY';
 
-export abstract class CacheStoreError extends Error {
-  abstract readonly code: CacheStoreErrorCode;
-
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+export abstract class CacheStoreError extends CodedError<CacheStoreErrorCode> {}
 
 /** The store cannot be reached: connection refused or lost, not yet ready, or closed. */
 export class StoreUnavailableError extends CacheStoreError {

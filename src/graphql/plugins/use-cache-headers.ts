@@ -1,5 +1,5 @@
 /**
- * Tells the client what the cache did (DESIGN §4): `X-Cache`, `X-Cache-Hits`, `X-Cache-Misses`,
+ * Tells the client what the cache did (docs/contract.md, "Response headers"): `X-Cache`, `X-Cache-Hits`, `X-Cache-Misses`,
  * `Cache-Status` (RFC 9211) and `Server-Timing`, on every /graphql response, errors and batches
  * included. Set in `onResponse`, after everything else, from the request's CacheReport.
  */

@@ -1,5 +1,5 @@
 /**
- * DESIGN §3: parse, validation and limit errors are HTTP 400 for every client. yoga follows the
+ * docs/contract.md, "Errors": parse, validation and limit errors are HTTP 400 for every client. yoga follows the
  * GraphQL-over-HTTP rule for legacy `application/json` clients and answers them 200 (it marks such
  * errors `http.spec`, meaning "only for graphql-response+json"); we drop that mark so the status the
  * error carries applies whatever the client's Accept header says.
@@ -21,7 +21,7 @@ export function useRequestErrorStatus(): Plugin {
           const http = error.extensions?.http as HttpExtension | undefined;
           if (http?.spec) http.spec = false;
           // Variables that cannot be coerced (`$id: ID!` given `true`) leave graphql-tools' execute with
-          // status 400 and no code; they are the client's input: BAD_USER_INPUT (DESIGN §3).
+          // status 400 and no code; they are the client's input: BAD_USER_INPUT (docs/contract.md, "Errors").
           if (http?.status === 400 && error.extensions.code === undefined) {
             (error.extensions as Record<string, unknown>).code = 'BAD_USER_INPUT';
           }
