@@ -111,6 +111,9 @@ function envSchema(production: boolean) {
   });
 }
 
+/** Every variable `loadConfig` reads, NODE_ENV included (docs/contract.md lists each). */
+export const CONFIG_VARIABLES: readonly string[] = ['NODE_ENV', ...Object.keys(envSchema(false).shape)];
+
 /** A `host:port` seed of a Redis Cluster, parsed from REDIS_CLUSTER_NODES. */
 export interface HostPort {
   readonly host: string;
