@@ -1,6 +1,6 @@
 /**
  * `npm run cache:purge -- --entity profile --id 42` or `npm run cache:purge -- --all`: stops serving
- * cached entries, keeping the version fence (see src/cache/purge.ts): never KEYS, never a bare DEL.
+ * cached entries, keeping the version fence (see src/cache/write/purge.ts): never KEYS, never a bare DEL.
  * Needs REDIS_URL (or REDIS_CLUSTER_NODES): the in-memory store lives inside one server process.
  *
  * Exit codes: 0 done, 1 failed (Redis unreachable), 2 bad arguments.

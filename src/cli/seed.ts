@@ -45,7 +45,7 @@ async function main(): Promise<number> {
   }
 
   const config = loadConfig();
-  // Big statements on a busy server may be slower than the API's 10 s statement timeout.
+  // Big statements on a busy server may be slower than the API's 5 s statement timeout.
   const database = await createDatabase(config.database, { poolSize: 1, statementTimeoutMs: 300_000 });
   try {
     if (database.kind === 'pglite') {

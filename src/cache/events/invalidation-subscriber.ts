@@ -1,6 +1,6 @@
 /**
  * Receives the invalidation events the relays publish, on the store's subscriber connection, and
- * hands them to in-process consumers (the L1 tier evicts; metrics count). Malformed messages are
+ * hands them to in-process consumers (today the L1 tier, which evicts). Malformed messages are
  * logged and dropped: a consumer must never crash on what another process published.
  */
 import type { Logger } from '../../observability/logger.js';

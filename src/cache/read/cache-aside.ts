@@ -118,7 +118,8 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
       // row before that commit): its result counts for us only if it is at least that new. This is
       // enough because a returned write always leaves the key holding a servable value at its
       // version (write-through) or a tombstone (relay, derived keys) — never nothing: a tombstone
-      // at the held version leaves the value alone (store.ts). consistency.test.ts, race 2.
+      // at the held version leaves the value alone (contract.ts). Proven by
+      // test/write-path/stale-set-race.test.ts.
       if (flight !== undefined)
         joined.push({ id, key, flight, fence: entry?.kind === 'tombstone' ? entry.version : 0 });
       else mine.push({ id, key, stale: entry?.kind === 'tombstone' ? undefined : entry });

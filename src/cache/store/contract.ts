@@ -3,7 +3,7 @@
  *
  * The store knows nothing about users or posts: it holds versioned entries under string keys,
  * short-lived locks beside them, and fill notifications. Both drivers pass one conformance suite
- * (test/integration/store-conformance.test.ts), so the engine above cannot tell them apart except
+ * (test/support/store-contract.ts, run by one test file per driver in test/store/), so the engine above cannot tell them apart except
  * by `tier`.
  *
  * Invariants every driver keeps:
@@ -30,8 +30,8 @@ export type EntryKind =
 export interface CacheEntry {
   readonly kind: EntryKind;
   /**
-   * The version the entry was read or written at (a profile's `version` column, a post list's newest
-   * post id, 0 for "never existed"). Non-negative integer, at most 2^53 - 1.
+   * The version the entry was read or written at (a profile's `version` column, a post list's
+   * version counter, 0 for "never existed"). Non-negative integer, at most 2^53 - 1.
    */
   readonly version: number;
   /**

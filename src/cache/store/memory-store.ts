@@ -1,5 +1,5 @@
 /**
- * The in-process driver of CacheStore (see store.ts for the contract): what `npm start` uses when no
+ * The in-process driver of CacheStore (see contract.ts for the contract): what `npm start` uses when no
  * Redis is configured, so it keeps every rule of the Redis driver — fences, TTLs, owner-only locks,
  * fill notifications — within one process, and passes the same conformance suite.
  *

@@ -1,6 +1,6 @@
 /**
  * What a mutation asks of the cache once its transaction has committed. Implemented by the cache
- * tier (src/cache/write-through.ts); `noCacheWriter` serves deployments and tests without a cache.
+ * tier (write-through.ts, beside this file); `noCacheWriter` serves deployments and tests without a cache.
  * Implementations never throw: PostgreSQL already holds the truth, and the outbox relay repairs any
  * key that a failed write-through left behind.
  */

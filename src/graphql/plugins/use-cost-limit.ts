@@ -8,7 +8,7 @@
  * an integer literal (`first: 50`): a list sized by a variable (`first: $n`), by the schema default
  * (no `first` at all) or by an argument list (`users(ids: […])`) counted as a list of one. A request
  * of 150 bytes with `first: $n` at five levels built 500 000 posts and held the event loop for 11 s
- * (100 users with 50 posts each; test/integration/limits.test.ts). So this check runs when the operation is about to
+ * (100 users with 50 posts each; test/api/limits.test.ts). So this check runs when the operation is about to
  * execute, with its variables, and each list field of `listArguments` counts:
  *
  * - the value it is given, literal or variable (`first: 50` → 50, `ids: [3 ids]` → 3), at most the

@@ -1,5 +1,5 @@
 /**
- * The HTTP half of a graceful shutdown (src/shutdown.ts): it counts the requests being handled, and
+ * The HTTP half of a graceful shutdown (src/app/shutdown.ts): it counts the requests being handled, and
  * once draining has begun it answers every response with `Connection: close`.
  *
  * - The count is what shutdown waits for before it closes the store and the database. Waiting for

@@ -10,7 +10,7 @@
  * - a batch of zero operations (`[]`): yoga bounds a batch from above only, and answered 200 with an
  *   empty array — a request that asked for nothing and got no error.
  *
- * test/integration/fuzz.test.ts found the first; test/integration/limits.test.ts pins all three.
+ * test/api/fuzz.test.ts found the first; test/api/limits.test.ts pins all three.
  */
 import { createGraphQLError, type Plugin } from 'graphql-yoga';
 

@@ -197,7 +197,7 @@ function connectionOptions(settings: Settings, role: RedisConnectionRole) {
   return {
     connectionName: `${settings.connectionName}:${role}`,
     // On the command connection this is only a backstop: the store enforces commandTimeoutMs itself,
-    // without failing replies that arrived while the event loop was busy (redis-store.ts `withDeadline`).
+    // without failing replies that arrived while the event loop was busy (deadline.ts `withDeadline`).
     commandTimeout:
       role === 'command' ? settings.commandTimeoutMs * BACKSTOP_FACTOR : settings.commandTimeoutMs,
     connectTimeout: settings.connectTimeoutMs,
