@@ -5,7 +5,7 @@ import { fillChannelOf, hashTagOf, lockKeyOf } from '../../src/cache/store/key-n
 describe('cache keys', () => {
   const keys = createCacheKeys('cs');
 
-  it('builds the contract's key grammar', () => {
+  it('builds the key grammar of the contract', () => {
     expect(keys.namespace).toBe('cs:v1:');
     expect(keys.eventsChannel).toBe('cs:v1:events');
     expect(keys.entity('user', 42)).toBe('cs:v1:user:{42}');

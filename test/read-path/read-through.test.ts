@@ -79,7 +79,7 @@ describe('keys in Redis', () => {
   });
   afterAll(() => t?.close());
 
-  test('every key has the prefix, the contract's key grammar and a TTL within its class', async () => {
+  test('every key has the prefix, the key grammar of the contract and a TTL within its class', async () => {
     await t.gql(`{ users(ids: ["1", "2", "404"]) { profile { bio } posts(first: 2) { title } } }`);
     const keys = await scanKeys(`${t.prefix}:`);
     const names = keys.map((k) => k.key.slice(t.prefix.length + 1));
