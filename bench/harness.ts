@@ -1,12 +1,15 @@
 /**
- * Process plumbing for bench/run.ts: forking benchmark servers and the load generator (TypeScript,
- * through tsx's loader), talking to them over IPC, and plain HTTP calls for priming and counting.
+ * Process plumbing for the benchmark's modes: forking benchmark servers and the load generator
+ * (TypeScript, through tsx's loader), talking to them over IPC, reading what a server counted, and
+ * plain HTTP calls for priming and counting.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { BurstJob, BurstResult, RunJob, RunResult } from './load.js';
-import type { ServerSpec, ServerStats, VariantName } from './server.js';
+import type { BurstJob, BurstResult } from './burst.js';
+import type { RunJob, RunResult } from './load.js';
+import type { ServerSpec, ServerStats } from './server.js';
+import type { VariantName } from './variant-names.js';
 
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 
@@ -63,6 +66,22 @@ export async function startServer(spec: ServerSpec, nodeFlags: readonly string[]
       }
     },
     output: () => output,
+  };
+}
+
+/**
+ * What a server counted between two snapshots of its stats. Without `before`: since its last reset
+ * (SQL and round trips; CPU time is never reset, so `cpuUs` then means nothing).
+ */
+export function countedBetween(
+  before: ServerStats | undefined,
+  after: ServerStats,
+): { sql: number; roundTrips: number; cpuUs: number } {
+  const delta = (pick: (s: ServerStats) => number) => pick(after) - (before === undefined ? 0 : pick(before));
+  return {
+    sql: delta((s) => sum(Object.values(s.sql))),
+    roundTrips: delta((s) => sum(Object.values(s.store))),
+    cpuUs: delta((s) => s.cpu.user + s.cpu.system),
   };
 }
 
@@ -154,7 +173,16 @@ export function machineCpu(): { busy: number; total: number } | undefined {
   }
 }
 
+/** Progress goes to stderr, so that stdout holds only the tables (and can be redirected). */
+export function log(message: string): void {
+  console.error(`[bench] ${message}`);
+}
+
 // Private:
+
+function sum(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
 
 function askChild<T>(child: ChildProcess, type: string, reply: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {

@@ -1,7 +1,7 @@
 /**
  * The load generator: autocannon, driven programmatically, in a process of its own (forked by
- * bench/run.ts), so that it never shares a core's event loop with the server it measures. It checks
- * every response it gets.
+ * bench/harness.ts `startLoadProcess`), so that it never shares a core's event loop with the server
+ * it measures. It checks every response it gets.
  *
  * IPC, parent → this process:
  *   { type: 'expect', workload, expected }   the expected body of each distinct request of a workload
@@ -9,8 +9,8 @@
  *   { type: 'run', id, … }                   one autocannon run → { type: 'result', id, result }
  *   { type: 'burst', id, … }                 the stampede: N requests at once → { type: 'result', id, result }
  */
-import http from 'node:http';
 import autocannon from 'autocannon';
+import { burst, type BurstJob } from './burst.js';
 import {
   buildMixPlan,
   buildWorkloads,
@@ -28,16 +28,6 @@ export interface RunJob {
   readonly durationSec: number;
 }
 
-export interface BurstJob {
-  readonly type: 'burst';
-  readonly id: number;
-  /** Requests go round-robin to these origins. */
-  readonly origins: readonly string[];
-  readonly total: number;
-  readonly body: string;
-  readonly expected: string;
-}
-
 export interface RunResult {
   readonly requests: number;
   readonly rps: number;
@@ -53,13 +43,6 @@ export interface RunResult {
   readonly loadCpuUs: number;
   readonly wallMs: number;
   readonly mix?: { reads: number; writes: number; stale: number };
-}
-
-export interface BurstResult {
-  readonly requests: number;
-  readonly bad: number;
-  readonly badSamples: string[];
-  readonly latencyMs: { p50: number; p99: number; max: number };
 }
 
 const workloads = buildWorkloads();
@@ -211,70 +194,4 @@ async function run(job: RunJob): Promise<RunResult> {
     wallMs,
     ...(job.workload === 'mix' ? { mix } : {}),
   };
-}
-
-/**
- * The stampede: open every connection first (a GET /health each), then send all requests in one
- * go, so what is measured is the herd on the cold key, not TCP handshakes.
- */
-async function burst(job: BurstJob): Promise<BurstResult> {
-  const agents = job.origins.map(() => new http.Agent({ keepAlive: true, maxSockets: Infinity }));
-  const perOrigin = Math.ceil(job.total / job.origins.length);
-  try {
-    await Promise.all(
-      job.origins.flatMap((origin, o) =>
-        Array.from({ length: perOrigin }, () => request(agents[o]!, `${origin}/health`, 'GET')),
-      ),
-    );
-    const started: Promise<{ status: number; body: string; ms: number }>[] = [];
-    for (let i = 0; i < job.total; i += 1) {
-      const o = i % job.origins.length;
-      started.push(request(agents[o]!, `${job.origins[o]}/graphql`, 'POST', job.body));
-    }
-    const answers = await Promise.all(started);
-    const badOnes = answers.filter((a) => a.status !== 200 || a.body !== job.expected);
-    const ms = answers.map((a) => a.ms).sort((x, y) => x - y);
-    return {
-      requests: answers.length,
-      bad: badOnes.length,
-      badSamples: badOnes.slice(0, 3).map((a) => `${a.status} ${a.body.slice(0, 300)}`),
-      latencyMs: { p50: quantile(ms, 0.5), p99: quantile(ms, 0.99), max: ms.at(-1) ?? 0 },
-    };
-  } finally {
-    for (const agent of agents) agent.destroy();
-  }
-}
-
-function request(
-  agent: http.Agent,
-  url: string,
-  method: 'GET' | 'POST',
-  body?: string,
-): Promise<{ status: number; body: string; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const start = performance.now();
-    const req = http.request(
-      url,
-      { method, agent, headers: body === undefined ? {} : { 'content-type': 'application/json' } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            body: Buffer.concat(chunks).toString('utf8'),
-            ms: performance.now() - start,
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }

@@ -1,17 +1,12 @@
 /**
- * The cache-hit path under a profiler: `npm run bench -- --profile` runs C (warm) and S under
- * `node --cpu-prof` on the same workloads, then summarizes where the CPU went in the measured window
- * only (startup and warm-up left out): self time by component, the hottest functions, and the
- * inclusive time of cacheside's own code.
- *
+ * Where the CPU went in a `.cpuprofile`, in a window of it only (startup and warm-up left out): self
+ * time by component, the hottest functions, and the inclusive time of cacheside's own code. The
+ * profiles come from `npm run bench -- --profile` (modes/profile.ts);
  * `tsx bench/profile.ts FILE.cpuprofile [FILE…]` summarizes profiles taken some other way.
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BenchServer, LoadProcess } from './harness.js';
-import type { VariantName } from './server.js';
-import { buildWorkloads, WORKLOAD_TITLES, type Workload, type WorkloadName } from './workloads.js';
 
 interface CpuProfileNode {
   id: number;
@@ -137,91 +132,6 @@ export function summarizeProfile(file: string, window?: { fromUs: number; toUs: 
     topSelf: top(selfByFrame, 25),
     topInclusiveOurs: top(inclusiveOurs, 20),
   };
-}
-
-export interface ProfileDeps {
-  startServer(variant: VariantName, nodeFlags: readonly string[]): Promise<BenchServer>;
-  startLoad(): LoadProcess;
-  prime(server: BenchServer, workload: Workload): Promise<void>;
-  reference(server: BenchServer, workload: Workload): Promise<string[]>;
-  outDir: string;
-  /** Names the summary file: results/profile-<label>-<date>.json. */
-  label: string;
-  connections: number;
-  log(message: string): void;
-}
-
-/** Seconds of load per profiled window. */
-const PROFILE_SECONDS = 10;
-const PROFILED: readonly WorkloadName[] = ['users20', 'zipf'];
-
-export async function profileHitPath(deps: ProfileDeps): Promise<void> {
-  mkdirSync(deps.outDir, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const workloads = buildWorkloads();
-  const variants: VariantName[] = ['C', 'S'];
-  const dirs = new Map<VariantName, string>();
-  const servers = new Map<VariantName, BenchServer>();
-  for (const v of variants) {
-    // A directory per server: tsx's loader hooks run on a thread of their own, which writes a
-    // profile too; the main thread's is picked afterwards.
-    const dir = `${deps.outDir}/${v}-${stamp}`;
-    dirs.set(v, dir);
-    servers.set(v, await deps.startServer(v, ['--cpu-prof', `--cpu-prof-dir=${dir}`]));
-  }
-  const load = deps.startLoad();
-  const windows = new Map<string, { variant: VariantName; fromUs: number; toUs: number }>();
-  const rps: Record<string, number> = {};
-  const cpuPerRequestUs: Record<string, number> = {};
-  try {
-    for (const w of PROFILED) {
-      const expected = await deps.reference(servers.get('S')!, workloads[w]);
-      load.send({ type: 'expect', workload: w, expected });
-      await deps.prime(servers.get('C')!, workloads[w]);
-    }
-    for (const v of variants) {
-      const server = servers.get(v)!;
-      for (const w of PROFILED) {
-        await load.run({ url: server.origin, workload: w, connections: deps.connections, durationSec: 3 });
-        const before = await server.stats();
-        const fromUs = await server.mark();
-        deps.log(`profiling ${v} on ${WORKLOAD_TITLES[w]} for ${PROFILE_SECONDS} s`);
-        const result = await load.run({ url: server.origin, workload: w, connections: deps.connections, durationSec: PROFILE_SECONDS });
-        const toUs = await server.mark();
-        const after = await server.stats();
-        if (result.bad > 0) throw new Error(`${v} ${w}: ${result.bad} bad responses, e.g. ${result.badSamples[0]}`);
-        rps[`${v} ${w}`] = Math.round(result.rps);
-        const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
-        const sql = sum(after.sql) - sum(before.sql);
-        const trips = sum({ ...after.store }) - sum({ ...before.store });
-        const cpuUs = after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system;
-        cpuPerRequestUs[`${v} ${w}`] = Math.round(cpuUs / result.requests);
-        deps.log(
-          `  ${Math.round(result.rps)} req/s; per request ${Math.round(cpuUs / result.requests)} µs of server CPU, ${(sql / result.requests).toFixed(2)} SQL, ${(trips / result.requests).toFixed(2)} store round trips`,
-        );
-        windows.set(`${v} ${w}`, { variant: v, fromUs, toUs });
-      }
-    }
-  } finally {
-    await load.stop();
-    await Promise.all([...servers.values()].map((s) => s.stop()));
-  }
-
-  const report: string[] = ['# Profile of the cache-hit path', ''];
-  report.push('| window | req/s (profiler on) | server CPU per request |', '|---|---:|---:|');
-  for (const [k, r] of Object.entries(rps)) report.push(`| ${k} | ${r} | ${cpuPerRequestUs[k]} µs |`);
-  const summaries: Record<string, ProfileSummary> = {};
-  for (const [name, window] of windows) {
-    const dir = dirs.get(window.variant)!;
-    const candidates = readdirSync(dir).map((f) => summarizeProfile(`${dir}/${f}`, window));
-    const summary = candidates.sort((a, b) => b.samples - b.idle - (a.samples - a.idle))[0]!;
-    summaries[name] = summary;
-    report.push('', renderSummary(`${name} (${basename(dir)}/${basename(summary.file)})`, summary));
-  }
-  const text = report.join('\n');
-  console.log(text);
-  writeFileSync(`${deps.outDir}/../profile-${deps.label}-${stamp}.json`, `${JSON.stringify({ rps, cpuPerRequestUs, summaries }, null, 1)}\n`);
-  deps.log(`profiles in ${deps.outDir}; open them in Chrome DevTools (Performance) or speedscope`);
 }
 
 export function renderSummary(title: string, s: ProfileSummary): string {

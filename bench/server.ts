@@ -1,6 +1,7 @@
 /**
  * One benchmark server: the real app (`createApp`) in the shape of one variant, on a node:http port
- * of its own, in a process of its own. Started by bench/run.ts with `fork`; talks to it over IPC:
+ * of its own, in a process of its own, so that no variant shares an event loop or a heap with
+ * another. Forked by bench/harness.ts `startServer`; talks to it over IPC:
  *
  *   → { type: 'ready', port }                       once listening
  *   ← { type: 'stats' }  → { type: 'stats', … }     SQL statements, store calls, CPU time so far
@@ -11,8 +12,6 @@
 import { createServer } from 'node:http';
 import { useResponseCache, createInMemoryCache } from '@graphql-yoga/plugin-response-cache';
 import { createStoreFromConfig } from '../src/cache/store/from-config.js';
-import { createRedisConnections } from '../src/cache/store/redis/connections.js';
-import { createRedisStore } from '../src/cache/store/redis/redis-store.js';
 import { loadConfig } from '../src/config.js';
 import { createDatabase } from '../src/db/client.js';
 import { createLoadLimiter } from '../src/db/load-limiter.js';
@@ -28,8 +27,7 @@ import {
   naiveResolvers,
   staticResolvers,
 } from './variants.js';
-
-export type VariantName = 'A' | 'B' | 'C' | 'D' | 'E' | 'S';
+import type { VariantName } from './variant-names.js';
 
 export interface ServerSpec {
   readonly variant: VariantName;
@@ -37,23 +35,21 @@ export interface ServerSpec {
   readonly redisUrl: string;
   readonly prefix: string;
   readonly authSecret: string;
-  /** Grant every lock (the stampede's "locks off"). Only meaningful for C. */
+  /** Grant every lock (the stampede's "locks off"). Only meaningful for cacheside. */
   readonly locksOff?: boolean;
   /** Run the outbox relay. @default true */
   readonly relay?: boolean;
   /** Record which ids every SQL load asked for (the stampede). */
   readonly trackIds?: boolean;
-  /** Response cache entries kept by E. */
+  /** Response cache entries kept by response-cache. */
   readonly responseCacheMax?: number;
-  /** Experiment: force ioredis auto-pipelining on or off for the command connection. */
-  readonly autoPipelining?: boolean;
   /** More configuration, as environment variables (e.g. REDIS_COMMAND_TIMEOUT_MS). */
   readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface ServerStats {
   readonly type: 'stats';
-  /** SQL statements sent, by repository query (`naive` for A's own). */
+  /** SQL statements sent, by repository query (`naive` for the naive resolvers' own). */
   readonly sql: Record<string, number>;
   /** With trackIds: how many loads asked for each `query:id`. */
   readonly loads: Record<string, number>;
@@ -76,20 +72,13 @@ const countSql = (query: RepositoryQuery | 'naive', ids: readonly number[]) => {
 };
 
 async function main(): Promise<void> {
-  if (spec.env?.BENCH_EXPERIMENT === 'no-als') {
-    // Experiment only: AsyncLocalStorage never enabled, so no promise hooks (per-request counts break).
-    const { AsyncLocalStorage } = await import('node:async_hooks');
-    AsyncLocalStorage.prototype.run = function (_store: unknown, fn: (...a: unknown[]) => unknown, ...a: unknown[]) {
-      return fn(...a);
-    } as never;
-  }
   const config = loadConfig({
     DATABASE_URL: spec.databaseUrl,
     REDIS_URL: spec.redisUrl,
     CACHE_PREFIX: spec.prefix,
     AUTH_SECRET: spec.authSecret,
     LOG_LEVEL: 'warn',
-    // Post-id lists are volatile (5 min) by default; the whole run must see a warm C stay warm.
+    // Post-id lists are volatile (5 min) by default; the whole run must see a warm cacheside stay warm.
     CACHE_VOLATILE_TTL_SECONDS: '3600',
     HOST: '127.0.0.1',
     PORT: '0',
@@ -97,19 +86,10 @@ async function main(): Promise<void> {
   });
   const logger = createLogger(config.logLevel);
   const database = await createDatabase(config.database);
-  let store = createStoreFromConfig(config, logger);
-  if (spec.autoPipelining !== undefined) {
-    await store.close();
-    const connections = createRedisConnections({
-      url: spec.redisUrl,
-      commandTimeoutMs: config.redis.kind === 'memory' ? 200 : config.redis.commandTimeoutMs,
-      onError: (error, role) => logger.warn({ err: error, role }, 'redis connection error'),
-    });
-    (connections.command.options as { enableAutoPipelining?: boolean }).enableAutoPipelining = spec.autoPipelining;
-    store = createRedisStore({ connections });
-  }
-  const rawStore = store;
-  if (spec.variant === 'D') store = forgetfulStore(store);
+  // The app does not close a store it is handed: this one is closed on `stop`, under its wrappers.
+  const rawStore = createStoreFromConfig(config, logger);
+  let store = rawStore;
+  if (spec.variant === 'always-miss') store = forgetfulStore(store);
   if (spec.locksOff) store = lockFreeStore(store);
   store = countingStore(store, storeCalls);
 
@@ -123,7 +103,7 @@ async function main(): Promise<void> {
   };
   let extra: Partial<AppOverrides> = {};
   switch (spec.variant) {
-    case 'A':
+    case 'naive':
       extra = {
         directReads: true,
         resolvers: naiveResolvers(database.db, createLoadLimiter(config.db.maxConcurrentLoads), {
@@ -131,27 +111,27 @@ async function main(): Promise<void> {
         }),
       };
       break;
-    case 'B':
+    case 'dataloader':
       extra = { directReads: true };
       break;
-    case 'E':
+    case 'response-cache':
       extra = {
         directReads: true,
         plugins: [
           useResponseCache({
             // Answers can differ by caller (email): one cache per bearer token, one for anonymous.
             session: (request) => request.headers.get('authorization'),
-            // Big enough for every distinct request of the workloads: E is measured warm, like C.
+            // Big enough for every distinct request of the workloads: measured warm, like cacheside.
             cache: createInMemoryCache({ max: spec.responseCacheMax ?? 50_000 }),
           }),
         ],
       };
       break;
-    case 'S':
+    case 'static':
       extra = { directReads: true, resolvers: staticResolvers(await loadSnapshot(database.db)) };
       break;
-    case 'C':
-    case 'D':
+    case 'cacheside':
+    case 'always-miss':
       break;
   }
   const app = await createApp(config, { ...overrides, ...extra });

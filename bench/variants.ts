@@ -1,10 +1,13 @@
 /**
- * The parts the benchmark swaps into the real app (src/server.ts `createApp`) to make its variants:
+ * The parts the benchmark swaps into the real app (src/app/create-app.ts `createApp`) to make its
+ * variants:
  *
- *   A  naiveResolvers    the same schema resolved the way it is written without DataLoader: one SQL
- *                        statement per parent object (the N+1), nothing cached
- *   S  staticResolvers   the same schema answered from in-memory maps: the framework's floor
- *   D  forgetfulStore    a store whose reads always miss, so every batch takes the whole miss path
+ *   naive                naiveResolvers: the same schema resolved the way it is written without
+ *                        DataLoader: one SQL statement per parent object (the N+1), nothing cached
+ *   static               staticResolvers: the same schema answered from in-memory maps: the
+ *                        framework's floor
+ *   always-miss          forgetfulStore: a store whose reads always miss, so every batch takes the
+ *                        whole miss path
  *   stampede, locks off  lockFreeStore: every caller is granted every lock
  *
  * and countingStore, which counts store calls for the per-request counters. Nothing here changes
@@ -27,7 +30,7 @@ export interface SqlCounter {
 }
 
 /**
- * A: resolvers that read PostgreSQL directly, one statement per field per parent — the code one
+ * naive: resolvers that read PostgreSQL directly, one statement per field per parent — the code one
  * writes before hearing of DataLoader. A list root field is one statement (`WHERE id IN (…)`, as
  * anyone would write it); every nested field is one statement per parent object.
  */
@@ -111,7 +114,7 @@ export interface Snapshot {
   readonly userIds: number[];
 }
 
-/** Every user, profile and post, read once at startup for S. */
+/** Every user, profile and post, read once at startup for the static variant. */
 export async function loadSnapshot(db: Db): Promise<Snapshot> {
   const [userRows, profileRows, postRows] = await Promise.all([
     db.select().from(users).orderBy(asc(users.id)),
@@ -134,7 +137,7 @@ export async function loadSnapshot(db: Db): Promise<Snapshot> {
 }
 
 /**
- * S: the same schema, the same argument checks, the same shapes, answered synchronously from memory.
+ * static: the same schema, the same argument checks, the same shapes, answered synchronously from memory.
  * What is left is graphql-yoga, graphql-js and our plugins: the most any data layer could reach.
  */
 export function staticResolvers(data: Snapshot): Resolvers {
@@ -195,7 +198,7 @@ export function countingStore(inner: CacheStore, calls: StoreCalls): CacheStore 
 }
 
 /**
- * D: reads always miss (the round trip still happens, its answer is dropped), so every batch does
+ * always-miss: reads always miss (the round trip still happens, its answer is dropped), so every batch does
  * what a batch of cold keys does: MGET, lock, re-read, one SQL statement, fenced fill, release. The
  * fills, locks and notifications are real Redis commands.
  */
