@@ -25,6 +25,7 @@ import { createRedisConnections, type RedisConnections } from '../../src/cache/s
 import { createRedisStore } from '../../src/cache/store/redis/redis-store.js';
 import { slotOf } from '../../src/cache/store/redis/slots.js';
 import type { CacheStore } from '../../src/cache/store/contract.js';
+import { STORE_CALLS, aroundCalls, forwardStore } from '../../src/cache/store/layers/forward.js';
 import type { BeforeQueryHook, RepositoryQuery } from '../../src/db/repositories.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { DEBUG, debugOf, statusesOf } from '../support/debug.js';
@@ -60,24 +61,15 @@ function clusterStore(): ClusterStore {
     connections,
     onError: (error) => storeErrors.push(`listener: ${error.message}`),
   });
-  const store = new Proxy(inner, {
-    get(target, property, receiver) {
-      const value: unknown = Reflect.get(target, property, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
-        if (result instanceof Promise) {
-          return result.catch((error: unknown) => {
-            storeErrors.push(
-              `${String(property)}: ${error instanceof Error ? error.message : String(error)}`,
-            );
-            throw error;
-          });
-        }
-        return result;
-      };
-    },
-  });
+  const store = forwardStore(
+    inner,
+    aroundCalls(inner, STORE_CALLS, (method, call) =>
+      call().catch((error: unknown) => {
+        storeErrors.push(`${method}: ${error instanceof Error ? error.message : String(error)}`);
+        throw error;
+      }),
+    ),
+  );
   return { store, connections };
 }
 

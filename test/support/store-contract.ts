@@ -1,38 +1,22 @@
 /**
- * One conformance suite for every CacheStore driver (store.ts is the contract): the Redis driver
- * against the real Redis at REDIS_URL, the memory driver, and the chaos wrapper while healthy. Then
- * what only one of them has: Redis' wire behaviour (round trips, TTLs of every key, shared
- * subscriptions, faults of a private server) and the chaos controls.
+ * The CacheStore contract (src/cache/store/contract.ts) as one suite that every driver's test file
+ * runs once: `describeStoreContract(name, factory, keySpace)`. A driver passes it a `Harness` (two
+ * clients of the same data, a round-trip counter, a clock) and the key space of its file; what only
+ * one driver has stays in that driver's file (test/store/<driver>-store.test.ts), with the harness
+ * builders only it uses. The shared ones are here: the memory harness and the socket-write counter.
  */
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Cluster, Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createChaosStore } from '../support/chaos-store.js';
-import { StoreReplyError, StoreTimeoutError, StoreUnavailableError } from '../../src/cache/store/errors.js';
-import { createCacheKeys } from '../../src/cache/entities/keys.js';
-import { fillChannelOf, lockKeyOf } from '../../src/cache/store/key-names.js';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../src/cache/store/errors.js';
+import { createCacheKeys, type CacheKeys } from '../../src/cache/entities/keys.js';
+import { lockKeyOf } from '../../src/cache/store/key-names.js';
 import { createMemoryStore } from '../../src/cache/store/memory-store.js';
-import { createRedisConnections, type RedisConnections } from '../../src/cache/store/redis/connections.js';
-import { createRedisStore } from '../../src/cache/store/redis/redis-store.js';
+import { STORE_CALLS, aroundCalls, forwardStore } from '../../src/cache/store/layers/forward.js';
 import type { CacheEntry, CacheStore, CacheWrite, EntryKind } from '../../src/cache/store/contract.js';
-import {
-  purgePrefixAfterAll,
-  REDIS_URL,
-  scanKeys,
-  startPrivateRedis,
-  startPrivateRedisCluster,
-  uniquePrefix,
-} from '../support/redis.js';
+import { uniquePrefix } from './redis.js';
 
-const PREFIX = uniquePrefix('store');
-purgePrefixAfterAll(PREFIX);
-const cacheKeys = createCacheKeys(PREFIX);
-let lastId = 0;
-/** A key no other test has touched, shaped like a real one. */
-const freshKey = () => cacheKeys.entity('profile', ++lastId);
-
-interface Harness {
+export interface Harness {
   readonly store: CacheStore;
   /** Another client of the same data, as a second server instance would be. */
   readonly peer: CacheStore;
@@ -46,16 +30,35 @@ interface Harness {
   close(): Promise<void>;
 }
 
-describeStoreConformance('redis', () => redisHarness(REDIS_URL));
-describeStoreConformance('redis cluster (private, 3 masters)', clusterHarness);
-describeStoreConformance('memory', async () => memoryHarness());
-describeStoreConformance('chaos(memory), healthy', async () => {
-  const inner = memoryHarness();
-  const store = createChaosStore(inner.store);
-  return { ...inner, store, peer: store };
-});
+/** The keys one test file writes: all under a prefix no other file uses. */
+export interface StoreKeySpace {
+  /** The cache prefix (`uniquePrefix(label)`); every key below is `<prefix>:…`. */
+  readonly prefix: string;
+  readonly cacheKeys: CacheKeys;
+  /** A key no other test of the file has touched, shaped like a real one. */
+  freshKey(): string;
+  /** An id no other test of the file has used, for keys and channels built by hand. */
+  nextId(): number;
+}
 
-function describeStoreConformance(name: string, factory: () => Promise<Harness>): void {
+export function storeKeySpace(label: string): StoreKeySpace {
+  const prefix = uniquePrefix(label);
+  const cacheKeys = createCacheKeys(prefix);
+  let lastId = 0;
+  const nextId = () => ++lastId;
+  return { prefix, cacheKeys, nextId, freshKey: () => cacheKeys.entity('profile', nextId()) };
+}
+
+/**
+ * Registers the contract suite for one driver: `factory` builds a fresh harness (once for the suite,
+ * and once more for the test of `close`); `keySpace` is the file's.
+ */
+export function describeStoreContract(
+  name: string,
+  factory: () => Promise<Harness>,
+  keySpace: StoreKeySpace,
+): void {
+  const { prefix: PREFIX, cacheKeys, freshKey, nextId } = keySpace;
   describe(`CacheStore conformance: ${name}`, () => {
     let h: Harness;
     beforeAll(async () => {
@@ -323,7 +326,7 @@ function describeStoreConformance(name: string, factory: () => Promise<Harness>)
 
     describe('fill notifications', () => {
       it('notifies the waiters of every key whose lock was released, and only those', async () => {
-        const id = ++lastId;
+        const id = nextId();
         // `notHeld` and `first` share a hash tag, hence a server even on a cluster, where announcements
         // from one server arrive in order: had `notHeld` been announced, it would arrive before `first`.
         const [notHeld, first, second] = [
@@ -356,7 +359,7 @@ function describeStoreConformance(name: string, factory: () => Promise<Harness>)
       });
 
       it("shares a key's subscription between waiters until the last one leaves", async () => {
-        const id = ++lastId;
+        const id = nextId();
         // Same hash tag, same server: the sentinel's fill cannot overtake the key's, even on a cluster.
         const [key, sentinel] = [cacheKeys.entity('user', id), cacheKeys.entity('userPosts', id)];
         const counts = { a: 0, b: 0 };
@@ -385,7 +388,7 @@ function describeStoreConformance(name: string, factory: () => Promise<Harness>)
 
     describe('publish / subscribe', () => {
       it('delivers messages to every subscriber until it unsubscribes', async () => {
-        const channel = `${PREFIX}:events:${++lastId}`;
+        const channel = `${PREFIX}:events:${nextId()}`;
         const heard = { leaving: [] as [string, string][], staying: [] as string[] };
         let arrived = deferred();
         const leave = await h.store.subscribe(channel, (ch, message) => heard.leaving.push([ch, message]));
@@ -450,244 +453,10 @@ function describeStoreConformance(name: string, factory: () => Promise<Harness>)
   });
 }
 
-describe('Redis driver on the wire', () => {
-  let h: Harness;
-  let connections: RedisConnections;
-  beforeAll(async () => {
-    h = await redisHarness(REDIS_URL, (c) => (connections = c));
-  });
-  afterAll(async () => {
-    await h.close();
-  });
-
-  it('leaves no key without a TTL: entries, tombstones and locks', async () => {
-    const keys = [freshKey(), freshKey(), freshKey()];
-    await h.store.setMany([write(keys[0]!, 'value', 1), write(keys[1]!, 'tombstone', 1, { ttlMs: 5000 })]);
-    await h.store.setMany([write(keys[0]!, 'value', 1, { ttlMs: 7_200_000 })]); // an equal-version renewal
-    await h.store.acquireLocks([keys[2]!], 'token', 5000);
-    const scanned = await scanKeys(cacheKeys.namespace);
-    expect(scanned.length).toBeGreaterThanOrEqual(3);
-    for (const { key, ttlMs } of scanned) expect({ key, ttlMs: ttlMs > 0 }).toEqual({ key, ttlMs: true });
-  });
-
-  it('subscribes to a key once on the server however many local waiters share it', async () => {
-    const key = freshKey();
-    const leave = await Promise.all([1, 2, 3].map(() => h.store.onFill(key, () => {})));
-    expect(await numsub(connections.command as Redis, fillChannelOf(key))).toBe(1);
-    for (const unsubscribe of leave) await unsubscribe();
-    expect(await numsub(connections.command as Redis, fillChannelOf(key))).toBe(0);
-  });
-
-  it('reads a foreign value as a miss and overwrites it on the next fill', async () => {
-    const key = freshKey();
-    await (connections.command as Redis).set(key, 'not ours', 'PX', 60_000);
-    expect(await h.store.getMany([key])).toEqual([undefined]);
-    expect(await h.store.setMany([write(key, 'value', 1)])).toEqual([true]);
-    expect((await h.store.getMany([key]))[0]?.kind).toBe('value');
-  });
-
-  it('reports a throwing listener to onError and still calls the others', async () => {
-    const errors: Error[] = [];
-    const store = createRedisStore({
-      connections: createRedisConnections({ url: REDIS_URL, commandTimeoutMs: 5000 }),
-      onError: (error) => errors.push(error),
-    });
-    await expectListenerIsolation(store, errors);
-    await store.close();
-  });
-
-  it('reports a Redis error reply as StoreReplyError with its cause', async () => {
-    const key = freshKey();
-    await (connections.command as Redis).hset(key, 'field', 'value');
-    await (connections.command as Redis).pexpire(key, 60_000);
-    const error = await h.store.setMany([write(key, 'value', 1)]).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(StoreReplyError);
-    expect(error).toMatchObject({
-      code: 'CACHE_STORE_REPLY',
-      cause: expect.objectContaining({ name: 'ReplyError' }),
-    });
-  });
-});
-
-describe('Redis driver faults (private redis-server)', () => {
-  it('rejects with StoreTimeoutError while Redis hangs, and recovers when it answers again', async () => {
-    const server = await startPrivateRedis();
-    const errors: Error[] = [];
-    const connections = createRedisConnections({
-      url: server.url,
-      commandTimeoutMs: 150,
-      onError: (e) => errors.push(e),
-    });
-    const store = createRedisStore({ connections });
-    try {
-      const key = freshKey();
-      await store.setMany([write(key, 'value', 1)]);
-      server.pause();
-      const error = await store.getMany([key]).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(StoreTimeoutError);
-      expect(error).toMatchObject({ code: 'CACHE_STORE_TIMEOUT' });
-      await expect(store.setMany([write(key, 'value', 2)])).rejects.toBeInstanceOf(StoreTimeoutError);
-      server.resume();
-      expect((await store.getMany([key]))[0]?.kind).toBe('value');
-    } finally {
-      server.resume();
-      await store.close();
-      await server.stop();
-    }
-  });
-
-  it('fails fast with StoreUnavailableError while Redis is down, reporting errors without crashing', async () => {
-    const server = await startPrivateRedis();
-    const errors: Error[] = [];
-    const connections = createRedisConnections({
-      url: server.url,
-      commandTimeoutMs: 5000,
-      reconnectMaxDelayMs: 100,
-      onError: (e) => errors.push(e),
-    });
-    const store = createRedisStore({ connections });
-    try {
-      await store.getMany([freshKey()]);
-      await server.stop();
-      await waitFor(() => connections.command.status !== 'ready');
-      // Far less than the 5 s command timeout: nothing is queued while disconnected.
-      const started = Date.now();
-      const error = await store.getMany([freshKey()]).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(StoreUnavailableError);
-      expect(Date.now() - started).toBeLessThan(4000);
-      await expect(store.onFill(freshKey(), () => {})).rejects.toMatchObject({
-        code: expect.stringMatching(/^CACHE_STORE_/),
-      });
-      await waitFor(() => errors.length > 0);
-    } finally {
-      await store.close();
-      await server.stop();
-    }
-  });
-  it('re-subscribes after Redis comes back, so events and fills are heard again', async () => {
-    let server = await startPrivateRedis();
-    const connections = createRedisConnections({
-      url: server.url,
-      commandTimeoutMs: 1000,
-      reconnectMaxDelayMs: 100,
-    });
-    const store = createRedisStore({ connections });
-    try {
-      const key = freshKey();
-      const heard: string[] = [];
-      await store.subscribe('events', (_channel, message) => heard.push(message));
-      await store.onFill(key, (filled) => heard.push(filled));
-      await server.stop();
-      server = await startPrivateRedis({ port: server.port });
-      // Published messages are lost until the subscriber is back: publish until one is heard.
-      const deadline = Date.now() + 15_000;
-      while (!heard.includes('back') && Date.now() < deadline) {
-        await store.publish('events', 'back').catch(() => {});
-        await sleep(50);
-      }
-      expect(heard).toContain('back');
-      await fill(store, key);
-      await waitFor(() => heard.includes(key));
-    } finally {
-      await store.close();
-      await server.stop();
-    }
-  });
-});
-
-describe('memory driver', () => {
-  it('holds at most maxEntries keys, evicting the least recently used', async () => {
-    const store = createMemoryStore({ maxEntries: 3 });
-    const [a, b, c, d] = [freshKey(), freshKey(), freshKey(), freshKey()];
-    await store.setMany([write(a, 'value', 1), write(b, 'value', 1), write(c, 'value', 1)]);
-    await store.getMany([a]);
-    await store.setMany([write(d, 'value', 1)]);
-    expect((await store.getMany([a, b, c, d])).map(Boolean)).toEqual([true, false, true, true]);
-
-    const many = Array.from({ length: 1000 }, freshKey);
-    await store.setMany(many.map((key) => write(key, 'value', 1)));
-    expect((await store.getMany(many)).filter(Boolean)).toHaveLength(3);
-    await store.close();
-  });
-
-  it('reports a throwing listener to onError and still calls the others', async () => {
-    const errors: Error[] = [];
-    const store = createMemoryStore({ onError: (error) => errors.push(error) });
-    await expectListenerIsolation(store, errors);
-    await store.close();
-  });
-});
-
-describe('chaos store', () => {
-  const inner = () => createMemoryStore();
-  let chaos: ReturnType<typeof createChaosStore>;
-  afterEach(async () => {
-    await chaos.close();
-  });
-
-  it('fails every method with StoreUnavailableError until healed', async () => {
-    chaos = createChaosStore(inner());
-    const key = freshKey();
-    await chaos.setMany([write(key, 'value', 1)]);
-    chaos.chaos.failAll();
-    const calls: (() => Promise<unknown>)[] = [
-      () => chaos.getMany([key]),
-      () => chaos.setMany([write(key, 'value', 2)]),
-      () => chaos.ttlMany([key]),
-      () => chaos.acquireLocks([key], 't', 1000),
-      () => chaos.releaseLocks([key], 't'),
-      () => chaos.onFill(key, () => {}),
-      () => chaos.publish('c', 'm'),
-      () => chaos.subscribe('c', () => {}),
-      () => chaos.purgePrefix(PREFIX),
-    ];
-    for (const call of calls) {
-      await expect(call()).rejects.toMatchObject({
-        code: 'CACHE_STORE_UNAVAILABLE',
-        name: 'StoreUnavailableError',
-      });
-    }
-    expect(chaos.chaos.injected).toBe(calls.length);
-    chaos.chaos.heal();
-    expect((await chaos.getMany([key]))[0]?.version).toBe(1);
-    expect(chaos.tier).toBe('cacheside-memory');
-  });
-
-  it('fails exactly the next n calls', async () => {
-    chaos = createChaosStore(inner());
-    chaos.chaos.failNext(2);
-    const outcomes = await Promise.allSettled([0, 1, 2, 3].map(() => chaos.getMany([freshKey()])));
-    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'fulfilled', 'fulfilled']);
-    expect(chaos.chaos.injected).toBe(2);
-  });
-
-  it('aims faults at chosen methods and throws the error it is given', async () => {
-    chaos = createChaosStore(inner());
-    const custom = new StoreTimeoutError('custom');
-    chaos.chaos.failAll(custom, { methods: ['getMany'] });
-    await expect(chaos.getMany([freshKey()])).rejects.toBe(custom);
-    expect(await chaos.setMany([write(freshKey(), 'value', 1)])).toEqual([true]);
-  });
-
-  it('delays calls, or times them out like a command timeout', async () => {
-    chaos = createChaosStore(inner());
-    const key = freshKey();
-    await chaos.setMany([write(key, 'value', 4)]);
-    chaos.chaos.delay(20);
-    expect((await chaos.getMany([key]))[0]?.version).toBe(4);
-    chaos.chaos.delay(60_000, { timeoutMs: 20, methods: ['getMany'] });
-    await expect(chaos.getMany([key])).rejects.toMatchObject({ code: 'CACHE_STORE_TIMEOUT' });
-    expect(await chaos.ttlMany([key])).toHaveLength(1);
-    chaos.chaos.heal();
-    expect((await chaos.getMany([key]))[0]?.version).toBe(4);
-  });
-});
-
-// Helpers:
-
 type Held = [EntryKind, number];
 
-function write(
+/** A write of `kind` at `version`; a value's payload is the single byte `marker` unless given. */
+export function write(
   key: string,
   kind: EntryKind,
   version: number,
@@ -699,48 +468,8 @@ function write(
   return { key, entry, ttlMs: options.ttlMs ?? 60_000 };
 }
 
-async function redisHarness(url: string, expose?: (c: RedisConnections) => void): Promise<Harness> {
-  // A generous timeout: these tests assert answers, not speed, on a possibly busy machine.
-  const connections = createRedisConnections({ url, commandTimeoutMs: 5000 });
-  const peerConnections = createRedisConnections({ url, commandTimeoutMs: 5000 });
-  await Promise.all([connections.ready(), peerConnections.ready()]);
-  expose?.(connections);
-  const store = createRedisStore({ connections });
-  const peer = createRedisStore({ connections: peerConnections });
-  return {
-    store,
-    peer,
-    measure: countSocketWrites(() => [connections.command as Redis]),
-    elapse: (ms) => sleep(ms),
-    close: async () => {
-      await Promise.all([store.close(), peer.close()]);
-    },
-  };
-}
-
-async function clusterHarness(): Promise<Harness> {
-  const cluster = await startPrivateRedisCluster(3);
-  const connections = createRedisConnections({ clusterNodes: cluster.seeds, commandTimeoutMs: 5000 });
-  const peerConnections = createRedisConnections({ clusterNodes: cluster.seeds, commandTimeoutMs: 5000 });
-  await Promise.all([connections.ready(), peerConnections.ready()]);
-  const store = createRedisStore({ connections });
-  const peer = createRedisStore({ connections: peerConnections });
-  // Node connections open on first use; touch every slot's node so that each has a socket to count.
-  await store.getMany(Array.from({ length: 64 }, (_, i) => `${PREFIX}:warm:{${i}}`));
-  return {
-    store,
-    peer,
-    measure: countSocketWrites(() => (connections.command as Cluster).nodes('master')),
-    elapse: (ms) => sleep(ms),
-    close: async () => {
-      await Promise.all([store.close(), peer.close()]);
-      await cluster.stop();
-    },
-  };
-}
-
 /** Counts socket writes (each one request: a command, or a whole pipeline) per connection. */
-function countSocketWrites(clients: () => Redis[]): Harness['measure'] {
+export function countSocketWrites(clients: () => Redis[]): Harness['measure'] {
   const writes = new Map<Redis, number>();
   const instrumented = new WeakSet<object>();
   return async (operation) => {
@@ -761,20 +490,18 @@ function countSocketWrites(clients: () => Redis[]): Harness['measure'] {
   };
 }
 
-function memoryHarness(): Harness {
+/** A memory store on a fake clock; `store` counts its calls, `peer` is the same store uncounted. */
+export function memoryHarness(): Harness {
   let clock = Date.now();
   const inner = createMemoryStore({ now: () => clock });
   let calls = 0;
-  const counted = new Proxy(inner, {
-    get(target, property, receiver) {
-      const value: unknown = Reflect.get(target, property, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        calls += 1;
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
+  const counted = forwardStore(
+    inner,
+    aroundCalls(inner, STORE_CALLS, (_method, call) => {
+      calls += 1;
+      return call();
+    }),
+  );
   return {
     store: counted,
     peer: inner,
@@ -790,15 +517,19 @@ function memoryHarness(): Harness {
   };
 }
 
-async function fill(store: CacheStore, key: string): Promise<void> {
+/** Takes and releases `key`'s lock, so that its fill is announced. */
+export async function fill(store: CacheStore, key: string): Promise<void> {
   const token = `fill-${randomBytes(4).toString('hex')}`;
   expect(await store.acquireLocks([key], token, 5000)).toEqual([true]);
   expect(await store.releaseLocks([key], token)).toEqual([true]);
 }
 
 /** A fill listener that throws must neither break delivery to the others nor the process. */
-async function expectListenerIsolation(store: CacheStore, errors: Error[]): Promise<void> {
-  const key = freshKey();
+export async function expectListenerIsolation(
+  store: CacheStore,
+  errors: Error[],
+  key: string,
+): Promise<void> {
   const heard = deferred();
   await store.onFill(key, () => {
     throw new Error('a listener bug');
@@ -809,22 +540,10 @@ async function expectListenerIsolation(store: CacheStore, errors: Error[]): Prom
   expect(errors.map((error) => error.message)).toEqual(['a listener bug']);
 }
 
-async function numsub(redis: Redis, channel: string): Promise<number> {
-  const reply = (await redis.call('PUBSUB', 'NUMSUB', channel)) as [string, number];
-  return Number(reply[1]);
-}
+// Private:
 
 function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
-}
-
-/** Polls a condition that cannot be awaited (a connection's status), bounded so nothing hangs. */
-async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(10);
-  }
 }

@@ -1,0 +1,209 @@
+/**
+ * The Redis driver against the machine's Redis at REDIS_URL: the store contract
+ * (test/support/store-contract.ts), then what only Redis has: its wire behaviour (round trips, TTLs
+ * of every key, shared subscriptions, error replies) and the faults of a private `redis-server` that
+ * a test may pause or stop.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StoreReplyError, StoreTimeoutError, StoreUnavailableError } from '../../src/cache/store/errors.js';
+import { fillChannelOf } from '../../src/cache/store/key-names.js';
+import { createRedisConnections, type RedisConnections } from '../../src/cache/store/redis/connections.js';
+import { createRedisStore } from '../../src/cache/store/redis/redis-store.js';
+import { purgePrefixAfterAll, REDIS_URL, scanKeys, startPrivateRedis } from '../support/redis.js';
+import {
+  countSocketWrites,
+  describeStoreContract,
+  expectListenerIsolation,
+  fill,
+  storeKeySpace,
+  write,
+  type Harness,
+} from '../support/store-contract.js';
+
+const keySpace = storeKeySpace('redisstore');
+const { cacheKeys, freshKey } = keySpace;
+purgePrefixAfterAll(keySpace.prefix);
+
+describeStoreContract('redis', () => redisHarness(REDIS_URL), keySpace);
+
+describe('Redis driver on the wire', () => {
+  let h: Harness;
+  let connections: RedisConnections;
+  beforeAll(async () => {
+    h = await redisHarness(REDIS_URL, (c) => (connections = c));
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('leaves no key without a TTL: entries, tombstones and locks', async () => {
+    const keys = [freshKey(), freshKey(), freshKey()];
+    await h.store.setMany([write(keys[0]!, 'value', 1), write(keys[1]!, 'tombstone', 1, { ttlMs: 5000 })]);
+    await h.store.setMany([write(keys[0]!, 'value', 1, { ttlMs: 7_200_000 })]); // an equal-version renewal
+    await h.store.acquireLocks([keys[2]!], 'token', 5000);
+    const scanned = await scanKeys(cacheKeys.namespace);
+    expect(scanned.length).toBeGreaterThanOrEqual(3);
+    for (const { key, ttlMs } of scanned) expect({ key, ttlMs: ttlMs > 0 }).toEqual({ key, ttlMs: true });
+  });
+
+  it('subscribes to a key once on the server however many local waiters share it', async () => {
+    const key = freshKey();
+    const leave = await Promise.all([1, 2, 3].map(() => h.store.onFill(key, () => {})));
+    expect(await numsub(connections.command as Redis, fillChannelOf(key))).toBe(1);
+    for (const unsubscribe of leave) await unsubscribe();
+    expect(await numsub(connections.command as Redis, fillChannelOf(key))).toBe(0);
+  });
+
+  it('reads a foreign value as a miss and overwrites it on the next fill', async () => {
+    const key = freshKey();
+    await (connections.command as Redis).set(key, 'not ours', 'PX', 60_000);
+    expect(await h.store.getMany([key])).toEqual([undefined]);
+    expect(await h.store.setMany([write(key, 'value', 1)])).toEqual([true]);
+    expect((await h.store.getMany([key]))[0]?.kind).toBe('value');
+  });
+
+  it('reports a throwing listener to onError and still calls the others', async () => {
+    const errors: Error[] = [];
+    const store = createRedisStore({
+      connections: createRedisConnections({ url: REDIS_URL, commandTimeoutMs: 5000 }),
+      onError: (error) => errors.push(error),
+    });
+    await expectListenerIsolation(store, errors, freshKey());
+    await store.close();
+  });
+
+  it('reports a Redis error reply as StoreReplyError with its cause', async () => {
+    const key = freshKey();
+    await (connections.command as Redis).hset(key, 'field', 'value');
+    await (connections.command as Redis).pexpire(key, 60_000);
+    const error = await h.store.setMany([write(key, 'value', 1)]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreReplyError);
+    expect(error).toMatchObject({
+      code: 'CACHE_STORE_REPLY',
+      cause: expect.objectContaining({ name: 'ReplyError' }),
+    });
+  });
+});
+
+describe('Redis driver faults (private redis-server)', () => {
+  it('rejects with StoreTimeoutError while Redis hangs, and recovers when it answers again', async () => {
+    const server = await startPrivateRedis();
+    const errors: Error[] = [];
+    const connections = createRedisConnections({
+      url: server.url,
+      commandTimeoutMs: 150,
+      onError: (e) => errors.push(e),
+    });
+    const store = createRedisStore({ connections });
+    try {
+      const key = freshKey();
+      await store.setMany([write(key, 'value', 1)]);
+      server.pause();
+      const error = await store.getMany([key]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreTimeoutError);
+      expect(error).toMatchObject({ code: 'CACHE_STORE_TIMEOUT' });
+      await expect(store.setMany([write(key, 'value', 2)])).rejects.toBeInstanceOf(StoreTimeoutError);
+      server.resume();
+      expect((await store.getMany([key]))[0]?.kind).toBe('value');
+    } finally {
+      server.resume();
+      await store.close();
+      await server.stop();
+    }
+  });
+
+  it('fails fast with StoreUnavailableError while Redis is down, reporting errors without crashing', async () => {
+    const server = await startPrivateRedis();
+    const errors: Error[] = [];
+    const connections = createRedisConnections({
+      url: server.url,
+      commandTimeoutMs: 5000,
+      reconnectMaxDelayMs: 100,
+      onError: (e) => errors.push(e),
+    });
+    const store = createRedisStore({ connections });
+    try {
+      await store.getMany([freshKey()]);
+      await server.stop();
+      await waitFor(() => connections.command.status !== 'ready');
+      // Far less than the 5 s command timeout: nothing is queued while disconnected.
+      const started = Date.now();
+      const error = await store.getMany([freshKey()]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreUnavailableError);
+      expect(Date.now() - started).toBeLessThan(4000);
+      await expect(store.onFill(freshKey(), () => {})).rejects.toMatchObject({
+        code: expect.stringMatching(/^CACHE_STORE_/),
+      });
+      await waitFor(() => errors.length > 0);
+    } finally {
+      await store.close();
+      await server.stop();
+    }
+  });
+  it('re-subscribes after Redis comes back, so events and fills are heard again', async () => {
+    let server = await startPrivateRedis();
+    const connections = createRedisConnections({
+      url: server.url,
+      commandTimeoutMs: 1000,
+      reconnectMaxDelayMs: 100,
+    });
+    const store = createRedisStore({ connections });
+    try {
+      const key = freshKey();
+      const heard: string[] = [];
+      await store.subscribe('events', (_channel, message) => heard.push(message));
+      await store.onFill(key, (filled) => heard.push(filled));
+      await server.stop();
+      server = await startPrivateRedis({ port: server.port });
+      // Published messages are lost until the subscriber is back: publish until one is heard.
+      const deadline = Date.now() + 15_000;
+      while (!heard.includes('back') && Date.now() < deadline) {
+        await store.publish('events', 'back').catch(() => {});
+        await sleep(50);
+      }
+      expect(heard).toContain('back');
+      await fill(store, key);
+      await waitFor(() => heard.includes(key));
+    } finally {
+      await store.close();
+      await server.stop();
+    }
+  });
+});
+
+// Helpers:
+
+async function redisHarness(url: string, expose?: (c: RedisConnections) => void): Promise<Harness> {
+  // A generous timeout: these tests assert answers, not speed, on a possibly busy machine.
+  const connections = createRedisConnections({ url, commandTimeoutMs: 5000 });
+  const peerConnections = createRedisConnections({ url, commandTimeoutMs: 5000 });
+  await Promise.all([connections.ready(), peerConnections.ready()]);
+  expose?.(connections);
+  const store = createRedisStore({ connections });
+  const peer = createRedisStore({ connections: peerConnections });
+  return {
+    store,
+    peer,
+    measure: countSocketWrites(() => [connections.command as Redis]),
+    elapse: (ms) => sleep(ms),
+    close: async () => {
+      await Promise.all([store.close(), peer.close()]);
+    },
+  };
+}
+
+async function numsub(redis: Redis, channel: string): Promise<number> {
+  const reply = (await redis.call('PUBSUB', 'NUMSUB', channel)) as [string, number];
+  return Number(reply[1]);
+}
+
+/** Polls a condition that cannot be awaited (a connection's status), bounded so nothing hangs. */
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}

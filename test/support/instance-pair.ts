@@ -1,0 +1,200 @@
+/**
+ * Two app instances, A and B, that share one PostgreSQL database and one Redis key prefix, as two
+ * servers would (`twoInstances`), and the hooks that pause a reader of A with old rows or tell when
+ * it has looked at the cache. The consistency tests of test/write-path build one pair per file, so
+ * each has its own database and prefix; test/support/consistency.ts has the means to watch them.
+ */
+import { afterAll, beforeAll } from 'vitest';
+import type { CacheStore } from '../../src/cache/store/contract.js';
+import { createStoreFromConfig } from '../../src/cache/store/from-config.js';
+import { forwardStore } from '../../src/cache/store/layers/forward.js';
+import type { BeforeQueryHook, RepositoryOptions, RepositoryQuery } from '../../src/db/repositories.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { createTestApp, type TestApp } from './app.js';
+
+// Two instances
+
+export interface InstancePair {
+  readonly a: TestApp;
+  readonly b: TestApp;
+  /** Closes both instances; the one that owns them drops the database and purges the prefix. */
+  close(): Promise<void>;
+}
+
+/** The `manual` pair: A can be paused mid-read and watched as it reads the cache. */
+export interface ManualPair extends InstancePair {
+  /** A's store: its own Redis connections (as another server would have), behind a watcher. */
+  readonly aStore: WatchedStore;
+  /** Installs a pause for A's next SQL read of `query` that asks for `id` (one pause at a time). */
+  pauseA(query: RepositoryQuery, id: number): Pause;
+  /** Releases and forgets A's pause, if any. */
+  releasePause(): void;
+}
+
+interface PairOptions {
+  /** Names the database and key prefix. */
+  readonly label: string;
+  /** Demo rows: users 1..`users` with `postsPerUser` posts each. */
+  readonly seed: { users: number; postsPerUser: number };
+}
+
+export interface ManualPairOptions extends PairOptions {
+  /**
+   * Relays stopped, driven with `relay.runOnce()`, so that every invalidation happens exactly when a
+   * test says.
+   */
+  readonly relays: 'manual';
+}
+
+export interface LivePairOptions extends PairOptions {
+  /** Relays polling every OUTBOX_POLL_INTERVAL_MS, as in production. */
+  readonly relays: 'live';
+  /** Environment of both instances (OUTBOX_POLL_INTERVAL_MS, CACHE_TTL_SECONDS, …). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Repository hooks of both instances. */
+  readonly repositoryOptions?: RepositoryOptions;
+}
+
+/**
+ * Builds A and B on a fresh, seeded database and a fresh prefix. `manual`: B owns the database and
+ * A shares it through a watched store of its own, with a pause hook after its SQL reads. `live`: A
+ * owns it, and both run their relays.
+ */
+export function twoInstances(options: ManualPairOptions): Promise<ManualPair>;
+export function twoInstances(options: LivePairOptions): Promise<InstancePair>;
+export function twoInstances(options: ManualPairOptions | LivePairOptions): Promise<InstancePair> {
+  return options.relays === 'manual' ? manualPair(options) : livePair(options);
+}
+
+/**
+ * Opens what `open` builds before the tests of the calling `describe`, hands it to `ready` (for the
+ * suite to keep what its tests use) and closes it after the last test, e.g.
+ * `openForSuite(() => twoInstances({ … }), (pair) => ({ a, b } = pair))`.
+ */
+export function openForSuite<T extends { close(): Promise<void> }>(
+  open: () => Promise<T>,
+  ready: (opened: T) => void,
+): void {
+  let opened: T | undefined;
+  beforeAll(async () => {
+    opened = await open();
+    ready(opened);
+  });
+  afterAll(async () => {
+    await opened?.close();
+  });
+}
+
+async function manualPair({ label, seed }: ManualPairOptions): Promise<ManualPair> {
+  /** The afterQuery hook of instance A; a test installs a pause here. */
+  let pauseOnA: Pause | undefined;
+  const releasePause = () => {
+    pauseOnA?.release();
+    pauseOnA = undefined;
+  };
+  const b = await createTestApp({ label, seed, startRelay: false });
+  // A has its own Redis connections (as another server would), behind a watcher.
+  const aStore = watchStore(createStoreFromConfig(b.config, createLogger('silent')));
+  const a = await createTestApp({
+    label,
+    share: b,
+    store: aStore.store,
+    startRelay: false,
+    repositoryOptions: { afterQuery: (query, ids) => pauseOnA?.hook(query, ids) },
+  }).catch(async (error: unknown) => {
+    await aStore.store.close();
+    await b.close();
+    throw error;
+  });
+  return {
+    a,
+    b,
+    aStore,
+    pauseA(query, id) {
+      pauseOnA = pauseNext(query, id);
+      return pauseOnA;
+    },
+    releasePause,
+    async close() {
+      releasePause();
+      await a.close();
+      await aStore.store.close();
+      await b.close();
+    },
+  };
+}
+
+async function livePair({ label, seed, env, repositoryOptions }: LivePairOptions): Promise<InstancePair> {
+  const a = await createTestApp({ label, seed, env, repositoryOptions });
+  const b = await createTestApp({ label, share: a, env, repositoryOptions }).catch(async (error: unknown) => {
+    await a.close();
+    throw error;
+  });
+  return {
+    a,
+    b,
+    async close() {
+      await b.close();
+      await a.close();
+    },
+  };
+}
+
+// Test hooks
+
+/**
+ * A pause for the next SQL read of `query` that asks for `id` on an instance: the reader has its rows
+ * (old data) and stops before it fills the cache, until `release()`.
+ */
+export interface Pause {
+  readonly hook: BeforeQueryHook;
+  /** Resolves once the reader is paused. */
+  readonly reached: Promise<void>;
+  release(): void;
+}
+
+function pauseNext(query: RepositoryQuery, id: number): Pause {
+  let reachedResolve: () => void = () => {};
+  let release: () => void = () => {};
+  const reached = new Promise<void>((resolve) => (reachedResolve = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let used = false;
+  return {
+    reached,
+    release,
+    hook: async (q, ids) => {
+      if (used || q !== query || !ids.includes(id)) return;
+      used = true;
+      reachedResolve();
+      await released;
+    },
+  };
+}
+
+/**
+ * A store that tells the test when a `getMany` touching a key has been answered, so a test can wait
+ * until a request has looked at the cache (and decided what to do about a miss) without sleeping.
+ */
+export interface WatchedStore {
+  readonly store: CacheStore;
+  /** Resolves after the next `getMany` that includes `key` has its answer. */
+  nextRead(key: string): Promise<void>;
+}
+
+function watchStore(inner: CacheStore): WatchedStore {
+  const waiting: { key: string; resolve: () => void }[] = [];
+  async function getMany(keys: readonly string[]) {
+    const entries = await inner.getMany(keys);
+    for (const waiter of waiting.filter((w) => keys.includes(w.key))) {
+      waiting.splice(waiting.indexOf(waiter), 1);
+      waiter.resolve();
+    }
+    return entries;
+  }
+  // Everything but getMany reaches the real store untouched, whatever the interface grows.
+  const store = forwardStore(inner, { getMany });
+  return {
+    store,
+    nextRead: (key) => new Promise<void>((resolve) => waiting.push({ key, resolve })),
+  };
+}

@@ -1,0 +1,51 @@
+/**
+ * Consistency guarantee 3 (docs/consistency.md): a change made by plain SQL, outside the API,
+ * reaches the cache through the outbox relay, and both instances serve it within a bounded time.
+ *
+ * How: two app instances, A and B, that share one PostgreSQL database and one Redis key prefix, as
+ * two servers would (test/support/consistency.ts), with their relays polling every 20 ms (as in
+ * production, but faster) and a logical TTL of 2 s. Seed: users 1..20, 3 posts each; the test
+ * works on user 15.
+ */
+import { sql } from 'drizzle-orm';
+import { describe, expect, test } from 'vitest';
+import type { TestApp } from '../support/app.js';
+import { profileRow, readProfile, rows, type ProfileOut } from '../support/consistency.js';
+import { openForSuite, twoInstances } from '../support/instance-pair.js';
+
+describe('two instances, relays polling every 20 ms, TTL 2 s', () => {
+  let a: TestApp;
+  let b: TestApp;
+  const env = { OUTBOX_POLL_INTERVAL_MS: '20', CACHE_TTL_SECONDS: '2' };
+  openForSuite(
+    () =>
+      twoInstances({ label: 'plain_sql_writes', relays: 'live', seed: { users: 20, postsPerUser: 3 }, env }),
+    (pair) => ({ a, b } = pair),
+  );
+
+  test('3. an UPDATE by plain SQL is invalidated by the relay and served within a bounded time', async () => {
+    // User 15.
+    const before = (await readProfile(a, 15)).value;
+    expect((await readProfile(b, 15)).xCache).toBe('HIT');
+
+    await rows(a, sql`update profiles set bio = 'x' where user_id = 15`);
+
+    // Liveness only: 5 s is 250 polls of the relay.
+    const deadline = Date.now() + 5000;
+    const served = new Map<string, ProfileOut>();
+    while (served.size < 2 && Date.now() < deadline) {
+      for (const [name, t] of [
+        ['A', a],
+        ['B', b],
+      ] as const) {
+        const { value } = await readProfile(t, 15);
+        if (value.bio === 'x') served.set(name, value);
+      }
+    }
+    expect([...served.keys()].sort()).toEqual(['A', 'B']);
+    for (const value of served.values()) {
+      expect(value.version).toBeGreaterThan(before.version);
+      expect(value.version).toBe((await profileRow(a, 15)).version);
+    }
+  });
+});
