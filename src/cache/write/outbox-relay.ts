@@ -63,10 +63,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let lastPrune = 0;
 
   async function runOnce(): Promise<number> {
-    const applied = await db.transaction(async (txAny) => {
+    const { claimed, applied } = await db.transaction(async (txAny) => {
       const tx = txAny as unknown as Db;
       const rows = await outbox.claimUnpublished(tx, batchSize);
-      if (rows.length === 0) return [];
+      if (rows.length === 0) return { claimed: 0, applied: [] };
       const events = toEvents(rows);
       if (events.length > 0) {
         // Fenced: a tombstone never replaces a newer value, so a duplicate or late event is harmless.
@@ -77,10 +77,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         tx,
         rows.map((r) => r.id),
       );
-      return events;
+      return { claimed: rows.length, applied: events };
     });
     if (applied.length > 0) options.onApplied?.(applied);
-    return applied.length;
+    // Rows, not events: a full batch holding a row of an unknown entity (published, skipped) still
+    // means more may be waiting. Counting events made drain() stop early with rows left, and the
+    // breaker, which closes after drain(), close before their tombstones were applied.
+    // test/write-path/outbox-relay.test.ts, "drain() does not stop early …".
+    return claimed;
   }
 
   function toEvents(rows: readonly OutboxEvent[]): InvalidationEvent[] {
