@@ -15,68 +15,26 @@
  */
 import { setImmediate as settle } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { createCacheAside } from '../../src/cache/read/cache-aside.js';
 import { createEntryFactory } from '../../src/cache/entities/entries.js';
-import { createCacheKeys } from '../../src/cache/entities/keys.js';
 import { createEntitySpecs } from '../../src/cache/entities/specs.js';
 import type { CacheStore } from '../../src/cache/store/contract.js';
 import { lockKeyOf } from '../../src/cache/store/key-names.js';
 import { createMemoryStore } from '../../src/cache/store/memory-store.js';
-import { loadConfig } from '../../src/config.js';
 import { rowsOf } from '../../src/db/client.js';
-import { createRepositories, type BeforeQueryHook, type RepositoryQuery } from '../../src/db/repositories.js';
 import type { ProfileRow } from '../../src/db/schema.js';
-import { seedDatabase } from '../../src/db/seed.js';
 import { CacheReport, type LookupOutcome } from '../../src/observability/cache-report.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { createChaosStore, type ChaosStore } from '../support/chaos-store.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { uniquePrefix } from '../support/redis.js';
-import { fakeClock, gate, spyStore } from '../support/unit-kit.js';
+import { fakeClock, gate, readPathFixture, spyStore } from '../support/unit-kit.js';
 
 const USERS = 30;
 const UNKNOWN = 9_999;
-const prefix = uniquePrefix('cache_aside');
-// The configured defaults (1 h TTL, 60 s negative TTL, 300 s grace), as production has them.
-const config = loadConfig({ CACHE_PREFIX: prefix, LOG_LEVEL: 'silent' }).cache;
+const fixture = readPathFixture('cache_aside', USERS);
+const { config, keys, logger, loads, hooks } = fixture;
 const TTL_MS = config.ttlSeconds * 1000;
 const NEGATIVE_TTL_MS = config.negativeTtlSeconds * 1000;
 const GRACE_MS = config.staleGraceSeconds * 1000;
-const logger = createLogger('silent');
-const keys = createCacheKeys(prefix);
-
-/** Every SQL statement the repositories ran, with the ids it asked for, in order. */
-const loads: { query: RepositoryQuery; ids: number[] }[] = [];
-/** Set by a test to hold a load before it runs (the holder has not read anything yet). */
-let holdBefore: BeforeQueryHook | undefined;
-/** Set by a test to hold a load after it read its rows (the holder has old data in hand). */
-let holdAfter: BeforeQueryHook | undefined;
-
-let testDb: TestDatabase;
-let repositories: ReturnType<typeof createRepositories>;
-
-beforeAll(async () => {
-  testDb = await createTestDatabase('cache_aside');
-  await seedDatabase(testDb.database.db, { users: USERS, postsPerUser: 1 });
-  repositories = createRepositories(testDb.database.db, {
-    beforeQuery: async (query, ids) => {
-      loads.push({ query, ids: [...ids] });
-      await holdBefore?.(query, ids);
-    },
-    afterQuery: async (query, ids) => {
-      await holdAfter?.(query, ids);
-    },
-  });
-});
-afterEach(() => {
-  loads.length = 0;
-  holdBefore = undefined;
-  holdAfter = undefined;
-});
-afterAll(async () => {
-  await testDb?.drop();
-});
 
 /**
  * A fresh cache-aside over a fresh memory store on a fresh clock. `wrap` puts a fault double between
@@ -89,7 +47,7 @@ function build(wrap: (memory: CacheStore) => CacheStore = (memory) => memory) {
   const store = spyStore(wrap(memory));
   // No jitter (random() = 0.5 is the middle of ±10 %): every TTL below is exact.
   const entries = createEntryFactory({ config, now: clock.now, random: () => 0.5 });
-  const specs = createEntitySpecs({ keys, repositories, config });
+  const specs = createEntitySpecs({ keys, repositories: fixture.repositories, config });
   const lookups: [entity: string, outcome: LookupOutcome, count: number][] = [];
   const storeErrors: string[] = [];
   const cache = createCacheAside({
@@ -226,7 +184,7 @@ describe('cache-aside over the memory store', () => {
   test('single flight: two concurrent reads of one cold key load it once; the second is collapsed', async () => {
     const t = build();
     const held = gate();
-    holdBefore = (query, ids) => (query === 'profiles' && ids.includes(8) ? held.wait() : undefined);
+    hooks.before = (query, ids) => (query === 'profiles' && ids.includes(8) ? held.wait() : undefined);
 
     const first = t.read([8]);
     await held.reached; // the first read is inside its load, lock taken, flight registered
@@ -254,15 +212,15 @@ describe('cache-aside over the memory store', () => {
     const userId = 21;
     const held = gate();
     // The first read has version 1 of the row in hand and is paused before it fills.
-    holdAfter = (query, ids) => (query === 'profiles' && ids.includes(userId) ? held.wait() : undefined);
+    hooks.after = (query, ids) => (query === 'profiles' && ids.includes(userId) ? held.wait() : undefined);
     const first = t.read([userId]);
     await held.reached;
-    holdAfter = undefined;
+    delete hooks.after;
 
     // Meanwhile a write commits version 2 (a trigger bumps the version) and its tombstone reaches
     // the store, as the outbox relay would put it there.
     const [row] = rowsOf<{ version: number }>(
-      await testDb.database.db.execute(
+      await fixture.testDb.database.db.execute(
         sql`update profiles set bio = 'changed by race 2' where user_id = ${userId} returning version`,
       ),
     );

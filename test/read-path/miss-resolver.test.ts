@@ -16,59 +16,25 @@
  * Seed: users 1..30, each with a profile at version 1.
  */
 import { setImmediate as settle } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { createEntryFactory } from '../../src/cache/entities/entries.js';
-import { createCacheKeys } from '../../src/cache/entities/keys.js';
 import { createEntitySpecs } from '../../src/cache/entities/specs.js';
 import { createMissResolver } from '../../src/cache/read/miss-resolver.js';
 import type { Miss, Resolution } from '../../src/cache/read/resolution.js';
 import type { CacheStore } from '../../src/cache/store/contract.js';
 import { lockKeyOf } from '../../src/cache/store/key-names.js';
 import { createMemoryStore } from '../../src/cache/store/memory-store.js';
-import { loadConfig, type CacheConfig } from '../../src/config.js';
+import { type CacheConfig } from '../../src/config.js';
 import { DatabaseUnavailableError } from '../../src/db/errors.js';
-import { createRepositories, type BeforeQueryHook, type RepositoryQuery } from '../../src/db/repositories.js';
 import type { ProfileRow } from '../../src/db/schema.js';
-import { seedDatabase } from '../../src/db/seed.js';
 import { CacheReport } from '../../src/observability/cache-report.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { createChaosStore } from '../support/chaos-store.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { uniquePrefix } from '../support/redis.js';
-import { fakeClock, gate, spyStore } from '../support/unit-kit.js';
+import { fakeClock, gate, readPathFixture, spyStore } from '../support/unit-kit.js';
 
-const prefix = uniquePrefix('miss_resolver');
-const baseConfig = loadConfig({ CACHE_PREFIX: prefix, LOG_LEVEL: 'silent' }).cache;
+const fixture = readPathFixture('miss_resolver', 30);
+const { config: baseConfig, keys, logger, loads, hooks } = fixture;
 const TTL_MS = baseConfig.ttlSeconds * 1000;
 const GRACE_MS = baseConfig.staleGraceSeconds * 1000;
-const logger = createLogger('silent');
-const keys = createCacheKeys(prefix);
-
-/** Every SQL statement the repositories ran, with the ids it asked for, in order. */
-const loads: { query: RepositoryQuery; ids: number[] }[] = [];
-/** Set by a test to hold, inspect or fail a load before it runs. */
-let beforeLoad: BeforeQueryHook | undefined;
-
-let testDb: TestDatabase;
-let repositories: ReturnType<typeof createRepositories>;
-
-beforeAll(async () => {
-  testDb = await createTestDatabase('miss_resolver');
-  await seedDatabase(testDb.database.db, { users: 30, postsPerUser: 1 });
-  repositories = createRepositories(testDb.database.db, {
-    beforeQuery: async (query, ids) => {
-      loads.push({ query, ids: [...ids] });
-      await beforeLoad?.(query, ids);
-    },
-  });
-});
-afterEach(() => {
-  loads.length = 0;
-  beforeLoad = undefined;
-});
-afterAll(async () => {
-  await testDb?.drop();
-});
 
 interface Instance {
   /** The resolver's view of the store: every call it makes is recorded. */
@@ -91,7 +57,7 @@ function instance(
   const waits: number[] = [];
   const timeouts: number[] = [];
   const storeErrors: string[] = [];
-  const specs = createEntitySpecs({ keys, repositories, config });
+  const specs = createEntitySpecs({ keys, repositories: fixture.repositories, config });
   const resolver = createMissResolver({
     store: spied,
     config,
@@ -140,7 +106,7 @@ describe('miss resolver over the memory store', () => {
     const store = createMemoryStore({ now: clock.now });
     const a = instance(store, { now: clock.now });
     let locksDuringLoad: number[] = [];
-    beforeLoad = async () => {
+    hooks.before = async () => {
       locksDuringLoad = await lockTtls(store, [1, 2]);
     };
 
@@ -193,11 +159,11 @@ describe('miss resolver over the memory store', () => {
     const a = instance(store, { now: clock.now, config });
     const b = instance(store, { now: clock.now, config });
     const held = gate();
-    beforeLoad = (query, ids) => (ids.includes(4) ? held.wait() : undefined);
+    hooks.before = (query, ids) => (ids.includes(4) ? held.wait() : undefined);
 
     const holder = a.resolve([miss(4)]);
     await held.reached; // a holds the lock and is inside its load
-    beforeLoad = undefined;
+    delete hooks.before;
     const waiter = b.resolve([miss(4)]);
     // b found the lock taken, subscribed to the fill, re-read (nothing yet): it is now waiting.
     while (b.store.spy.count('getMany') === 0) await settle();
@@ -224,13 +190,13 @@ describe('miss resolver over the memory store', () => {
     const a = instance(store, { now: Date.now, config });
     const b = instance(store, { now: Date.now, config });
     const held = gate();
-    beforeLoad = (query, ids) => (ids.includes(5) ? held.wait() : undefined);
+    hooks.before = (query, ids) => (ids.includes(5) ? held.wait() : undefined);
 
     let holderDone = false;
     const holder = a.resolve([miss(5)]).finally(() => (holderDone = true));
     try {
       await held.reached;
-      beforeLoad = undefined;
+      delete hooks.before;
 
       const fromB = await b.resolve([miss(5)]);
 
@@ -263,7 +229,7 @@ describe('miss resolver over the memory store', () => {
     // Past the logical TTL, within the grace: the store still holds the entries, as stale ones.
     clock.advance(TTL_MS + 1_000);
     const [stale6, stale7] = await store.getMany([keyOf(6), keyOf(7)]);
-    beforeLoad = () => {
+    hooks.before = () => {
       throw new DatabaseUnavailableError('database unavailable (test: PostgreSQL is down)');
     };
 
@@ -297,7 +263,7 @@ describe('miss resolver over the memory store', () => {
     const store = createMemoryStore({ now: clock.now });
     const a = instance(store, { now: clock.now });
     const b = instance(store, { now: clock.now });
-    beforeLoad = () => {
+    hooks.before = () => {
       throw new Error('a bug in the loader');
     };
 
@@ -305,7 +271,7 @@ describe('miss resolver over the memory store', () => {
 
     expect(await lockTtls(store, [9, 10])).toEqual([-1, -1]);
     // So the next caller takes the locks at once instead of waiting out their TTL.
-    beforeLoad = undefined;
+    delete hooks.before;
     const { resolved } = await b.resolve([miss(9), miss(10)]);
     expect(summary(resolved, [9, 10])).toEqual([
       ['miss', 1],

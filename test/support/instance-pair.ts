@@ -2,7 +2,7 @@
  * Two app instances, A and B, that share one PostgreSQL database and one Redis key prefix, as two
  * servers would (`twoInstances`), and the hooks that pause a reader of A with old rows or tell when
  * it has looked at the cache. The consistency tests of test/write-path build one pair per file, so
- * each has its own database and prefix; test/support/consistency.ts has the means to watch them.
+ * each has its own database and prefix; test/support/consistency-{api,sql,redis}.ts have the means to watch them.
  */
 import { afterAll, beforeAll } from 'vitest';
 import type { CacheStore } from '../../src/cache/store/contract.js';
@@ -67,21 +67,44 @@ export function twoInstances(options: ManualPairOptions | LivePairOptions): Prom
 }
 
 /**
- * Opens what `open` builds before the tests of the calling `describe`, hands it to `ready` (for the
- * suite to keep what its tests use) and closes it after the last test, e.g.
- * `openForSuite(() => twoInstances({ … }), (pair) => ({ a, b } = pair))`.
+ * Opens what `open` builds before the tests of the calling `describe` and closes it after the last
+ * one. What it returns stands for the opened object from the first test on: each of its members
+ * forwards to the opened object's member at the moment it is used, so a suite names them once —
+ * `const { a, b } = openForSuite(() => twoInstances({ … }))` — instead of assigning variables in a
+ * hook. Using a member before the suite's `beforeAll` ran is an error that says so.
  */
-export function openForSuite<T extends { close(): Promise<void> }>(
-  open: () => Promise<T>,
-  ready: (opened: T) => void,
-): void {
+export function openForSuite<T extends { close(): Promise<void> }>(open: () => Promise<T>): T {
   let opened: T | undefined;
   beforeAll(async () => {
     opened = await open();
-    ready(opened);
   });
   afterAll(async () => {
     await opened?.close();
+  });
+  const current = (): T => {
+    if (opened === undefined) throw new Error('a suite fixture was used before its beforeAll opened it');
+    return opened;
+  };
+  return new Proxy({} as T, {
+    // Once opened, a member is the opened object's own; before (a suite destructuring the fixture
+    // as it is defined), a stand-in for it, which must then be an object or a function.
+    get: (_target, key) =>
+      opened !== undefined ? Reflect.get(opened, key) : late(() => Reflect.get(current(), key) as object),
+  });
+}
+
+/** A stand-in for the object (or function) `resolve` returns when it is used. */
+function late<T extends object>(resolve: () => T): T {
+  // A function target, so that a stand-in for a function can be called.
+  return new Proxy(function standIn() {} as unknown as T, {
+    get(_target, key) {
+      const target = resolve();
+      const value: unknown = Reflect.get(target, key);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+    has: (_target, key) => Reflect.has(resolve(), key),
+    apply: (_target, _this, args: unknown[]) =>
+      Reflect.apply(resolve() as (...a: unknown[]) => unknown, undefined, args),
   });
 }
 

@@ -1,14 +1,26 @@
 /**
  * Small tools for the component tests, which build one part of the cache directly instead of going
  * through HTTP: a clock the test moves by hand, a pause the test opens when it wants, a store wrapper
- * that records every call that reaches the store (and can hold one), and a logger whose lines the test
- * can read. None of them changes what the part under test does; they only let a test see it, or make
+ * that records every call that reaches the store (and can hold one), a logger whose lines the test
+ * can read, and a seeded database whose loads a test can count and hold. None of them changes what the part under test does; they only let a test see it, or make
  * an interleaving happen on purpose.
  */
 import type { DestinationStream } from 'pino';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { createCacheKeys, type CacheKeys } from '../../src/cache/entities/keys.js';
 import type { CacheStore } from '../../src/cache/store/contract.js';
 import { STORE_CALLS, forwardStore, type StoreCall } from '../../src/cache/store/layers/forward.js';
+import { loadConfig, type CacheConfig } from '../../src/config.js';
+import {
+  createRepositories,
+  type BeforeQueryHook,
+  type Repositories,
+  type RepositoryQuery,
+} from '../../src/db/repositories.js';
+import { seedDatabase } from '../../src/db/seed.js';
 import { createLogger, type Logger } from '../../src/observability/logger.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+import { uniquePrefix } from './redis.js';
 
 /** Epoch ms the fake clocks start at (2026-01-01), far from 0 so that `staleAt` arithmetic is realistic. */
 export const CLOCK_START = 1_767_225_600_000;
@@ -157,4 +169,71 @@ function keysOf(method: StoreCall, first: unknown): readonly string[] {
     case 'close':
       return [];
   }
+}
+
+/** What a component test of the read path works on: see `readPathFixture`. */
+export interface ReadPathFixture {
+  /** The configured defaults (1 h TTL, 60 s negative TTL, 300 s grace), as production has them. */
+  readonly config: CacheConfig;
+  readonly keys: CacheKeys;
+  readonly logger: Logger;
+  /** Every SQL statement the repositories ran, with the ids it asked for, in order; emptied after each test. */
+  readonly loads: { query: RepositoryQuery; ids: number[] }[];
+  /** Set by a test to hold (or fail) a load before it runs, or after it read its rows; reset after each test. */
+  readonly hooks: { before?: BeforeQueryHook; after?: BeforeQueryHook };
+  /** The seeded test database, once the file's `beforeAll` has run. */
+  readonly testDb: TestDatabase;
+  /** Repositories over it that record `loads` and run `hooks`. */
+  readonly repositories: Repositories;
+}
+
+/**
+ * A database of the file's own, seeded with `users` users (one post each), and repositories over it
+ * that log every load and let a test hold one; a cache prefix of the file's own. The database is
+ * dropped after the file.
+ */
+export function readPathFixture(label: string, users: number): ReadPathFixture {
+  const prefix = uniquePrefix(label);
+  const loads: ReadPathFixture['loads'] = [];
+  const hooks: ReadPathFixture['hooks'] = {};
+  let testDb: TestDatabase | undefined;
+  let repositories: Repositories | undefined;
+  beforeAll(async () => {
+    testDb = await createTestDatabase(label);
+    await seedDatabase(testDb.database.db, { users, postsPerUser: 1 });
+    repositories = createRepositories(testDb.database.db, {
+      beforeQuery: async (query, ids) => {
+        loads.push({ query, ids: [...ids] });
+        await hooks.before?.(query, ids);
+      },
+      afterQuery: async (query, ids) => {
+        await hooks.after?.(query, ids);
+      },
+    });
+  });
+  afterEach(() => {
+    loads.length = 0;
+    delete hooks.before;
+    delete hooks.after;
+  });
+  afterAll(async () => {
+    await testDb?.drop();
+  });
+  const opened = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error(`${label}: the fixture is used before its beforeAll ran`);
+    return value;
+  };
+  return {
+    config: loadConfig({ CACHE_PREFIX: prefix, LOG_LEVEL: 'silent' }).cache,
+    keys: createCacheKeys(prefix),
+    logger: createLogger('silent'),
+    loads,
+    hooks,
+    get testDb() {
+      return opened(testDb);
+    },
+    get repositories() {
+      return opened(repositories);
+    },
+  };
 }

@@ -4,7 +4,7 @@
  * value equals its row.
  *
  * How: two app instances, A and B, that share one PostgreSQL database and one Redis key prefix, as
- * two servers would (test/support/consistency.ts), with their relays polling every 20 ms (as in
+ * two servers would (test/support/instance-pair.ts), with their relays polling every 20 ms (as in
  * production, but faster) and a logical TTL of 2 s. Profile loads hold their rows for a random
  * while before they fill, so that the stale-set race is frequent; a third instance, C, serves no
  * traffic until the end and then checks what it reads. Seed: users 1..20, 3 posts each; the test
@@ -16,24 +16,13 @@ import { unpack } from 'msgpackr';
 import { describe, expect, test } from 'vitest';
 import { mulberry32 } from '../../src/db/prng.js';
 import type { RepositoryQuery } from '../../src/db/repositories.js';
-import { createTestApp, type TestApp } from '../support/app.js';
-import {
-  PROFILE,
-  profileKey,
-  profileRow,
-  readProfile,
-  rows,
-  unpublishedCount,
-  UPDATE,
-  type ProfileOut,
-} from '../support/consistency.js';
+import { createTestApp } from '../support/app.js';
+import { PROFILE, readProfile, UPDATE, type ProfileOut } from '../support/consistency-api.js';
+import { profileRow, rows, unpublishedCount } from '../support/consistency-sql.js';
+import { profileKey } from '../support/consistency-redis.js';
 import { openForSuite, twoInstances } from '../support/instance-pair.js';
 
 describe('two instances, relays polling every 20 ms, TTL 2 s', () => {
-  let a: TestApp;
-  let b: TestApp;
-  /** A third instance that serves no traffic until the end of the stress test: an observer. */
-  let c: TestApp;
   // Short logical TTLs, so that the stress test's keys also expire and refill while writes land.
   const env = { OUTBOX_POLL_INTERVAL_MS: '20', CACHE_TTL_SECONDS: '2' };
   /** SQL loads of profiles by A and B, for the stress test's report. */
@@ -52,21 +41,19 @@ describe('two instances, relays polling every 20 ms, TTL 2 s', () => {
     },
   };
 
-  openForSuite(
-    () =>
-      twoInstances({
-        label: 'consistency_stress',
-        relays: 'live',
-        seed: { users: 20, postsPerUser: 3 },
-        env,
-        repositoryOptions,
-      }),
-    (pair) => ({ a, b } = pair),
+  const { a, b } = openForSuite(() =>
+    twoInstances({
+      label: 'consistency_stress',
+      relays: 'live',
+      seed: { users: 20, postsPerUser: 3 },
+      env,
+      repositoryOptions,
+    }),
   );
+  /** A third instance that serves no traffic until the end of the stress test: an observer. */
   // Opened after the pair and closed before it (after-hooks run in reverse).
-  openForSuite(
-    () => createTestApp({ label: 'consistency_stress', share: a, env, startRelay: false }),
-    (observer) => (c = observer),
+  const c = openForSuite(() =>
+    createTestApp({ label: 'consistency_stress', share: a, env, startRelay: false }),
   );
 
   test(

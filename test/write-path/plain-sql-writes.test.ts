@@ -3,24 +3,20 @@
  * reaches the cache through the outbox relay, and both instances serve it within a bounded time.
  *
  * How: two app instances, A and B, that share one PostgreSQL database and one Redis key prefix, as
- * two servers would (test/support/consistency.ts), with their relays polling every 20 ms (as in
+ * two servers would (test/support/instance-pair.ts), with their relays polling every 20 ms (as in
  * production, but faster) and a logical TTL of 2 s. Seed: users 1..20, 3 posts each; the test
  * works on user 15.
  */
 import { sql } from 'drizzle-orm';
 import { describe, expect, test } from 'vitest';
-import type { TestApp } from '../support/app.js';
-import { profileRow, readProfile, rows, type ProfileOut } from '../support/consistency.js';
+import { readProfile, type ProfileOut } from '../support/consistency-api.js';
+import { profileRow, rows } from '../support/consistency-sql.js';
 import { openForSuite, twoInstances } from '../support/instance-pair.js';
 
 describe('two instances, relays polling every 20 ms, TTL 2 s', () => {
-  let a: TestApp;
-  let b: TestApp;
   const env = { OUTBOX_POLL_INTERVAL_MS: '20', CACHE_TTL_SECONDS: '2' };
-  openForSuite(
-    () =>
-      twoInstances({ label: 'plain_sql_writes', relays: 'live', seed: { users: 20, postsPerUser: 3 }, env }),
-    (pair) => ({ a, b } = pair),
+  const { a, b } = openForSuite(() =>
+    twoInstances({ label: 'plain_sql_writes', relays: 'live', seed: { users: 20, postsPerUser: 3 }, env }),
   );
 
   test('3. an UPDATE by plain SQL is invalidated by the relay and served within a bounded time', async () => {

@@ -3,22 +3,19 @@
  * has returned on A, B serves the new version, from the cache.
  *
  * How: two app instances, A and B, that share one PostgreSQL database and one Redis key prefix, as
- * two servers would (test/support/consistency.ts), with their relays stopped and driven with
+ * two servers would (test/support/instance-pair.ts), with their relays stopped and driven with
  * `relay.runOnce()`, so that every invalidation happens exactly when a test says. Seed: users
  * 1..40, 3 posts each; the tests work on users 1 and 2.
  */
 import { describe, expect, test } from 'vitest';
-import type { TestApp } from '../support/app.js';
-import { createdPost, profileRow, readNewestPost, readProfile, updated } from '../support/consistency.js';
+import { createdPost, readNewestPost, readProfile, updated } from '../support/consistency-api.js';
+import { profileRow } from '../support/consistency-sql.js';
 import { openForSuite, twoInstances } from '../support/instance-pair.js';
 import { statusesOf } from '../support/debug.js';
 
 describe('two instances, relays driven by hand', () => {
-  let a: TestApp;
-  let b: TestApp;
-  openForSuite(
-    () => twoInstances({ label: 'read_your_writes', relays: 'manual', seed: { users: 40, postsPerUser: 3 } }),
-    (pair) => ({ a, b } = pair),
+  const { a, b } = openForSuite(() =>
+    twoInstances({ label: 'read_your_writes', relays: 'manual', seed: { users: 40, postsPerUser: 3 } }),
   );
 
   describe('1. read-your-writes across instances', () => {

@@ -4,7 +4,7 @@
  * re-dated or deleted by SQL), and a duplicated or reordered event changes nothing.
  *
  * How: two app instances, A and B, that share one PostgreSQL database and one Redis key prefix, as
- * two servers would (test/support/consistency.ts), with their relays stopped and driven with
+ * two servers would (test/support/instance-pair.ts), with their relays stopped and driven with
  * `relay.runOnce()`, so that every invalidation happens exactly when a test says. Seed: users
  * 1..40, 3 posts each; the tests work on users 21 to 27.
  */
@@ -14,32 +14,25 @@ import { createChaosStore } from '../support/chaos-store.js';
 import { createStoreFromConfig } from '../../src/cache/store/from-config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { readNewestPost, readProfile, updated } from '../support/consistency-api.js';
+import { drainOutbox, outboxRows, rows } from '../support/consistency-sql.js';
 import {
-  drainOutbox,
   eventsChannel,
   eventsIn,
   headerOf,
   listen,
-  outboxRows,
   profileKey,
   rawEntry,
-  readNewestPost,
-  readProfile,
   redis,
-  rows,
-  updated,
   useRawRedis,
-} from '../support/consistency.js';
+} from '../support/consistency-redis.js';
 import { openForSuite, twoInstances } from '../support/instance-pair.js';
 
 useRawRedis();
 
 describe('two instances, relays driven by hand', () => {
-  let a: TestApp;
-  let b: TestApp;
-  openForSuite(
-    () => twoInstances({ label: 'relay_events', relays: 'manual', seed: { users: 40, postsPerUser: 3 } }),
-    (pair) => ({ a, b } = pair),
+  const { a, b } = openForSuite(() =>
+    twoInstances({ label: 'relay_events', relays: 'manual', seed: { users: 40, postsPerUser: 3 } }),
   );
 
   describe('5. the outbox relay', () => {

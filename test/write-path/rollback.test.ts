@@ -5,39 +5,29 @@
  * stays byte-identical.
  *
  * How: two app instances, A and B, that share one PostgreSQL database and one Redis key prefix, as
- * two servers would (test/support/consistency.ts), with their relays stopped and driven with
+ * two servers would (test/support/instance-pair.ts), with their relays stopped and driven with
  * `relay.runOnce()`, so that every invalidation happens exactly when a test says. Seed: users
  * 1..40, 3 posts each; the tests work on users 31 and 32.
  */
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { TestApp } from '../support/app.js';
+import { readProfile, updated, updateProfile } from '../support/consistency-api.js';
+import { drainOutbox, lastOutboxId, profileRow, rows, unpublishedCount } from '../support/consistency-sql.js';
 import {
-  drainOutbox,
   dumpRedis,
   eventsChannel,
   eventsIn,
-  lastOutboxId,
   listen,
   profileKey,
-  profileRow,
-  readProfile,
-  rows,
-  unpublishedCount,
-  updated,
-  updateProfile,
   useRawRedis,
-} from '../support/consistency.js';
+} from '../support/consistency-redis.js';
 import { openForSuite, twoInstances } from '../support/instance-pair.js';
 
 useRawRedis();
 
 describe('two instances, relays driven by hand', () => {
-  let a: TestApp;
-  let b: TestApp;
-  openForSuite(
-    () => twoInstances({ label: 'rollback', relays: 'manual', seed: { users: 40, postsPerUser: 3 } }),
-    (pair) => ({ a, b } = pair),
+  const { a, b } = openForSuite(() =>
+    twoInstances({ label: 'rollback', relays: 'manual', seed: { users: 40, postsPerUser: 3 } }),
   );
 
   describe('4. a rollback leaves no trace', () => {

@@ -5,7 +5,7 @@
  * rows.
  *
  * How: two app instances, A and B, that share one PostgreSQL database and one Redis key prefix, as
- * two servers would (test/support/consistency.ts), with their relays stopped and driven with
+ * two servers would (test/support/instance-pair.ts), with their relays stopped and driven with
  * `relay.runOnce()`, so that every invalidation happens exactly when a test says. A pauses after its
  * SQL reads when a test asks (`pauseA`), and its store tells when a request has looked at the cache
  * (`aStore.nextRead`). Seed: users 1..40, 3 posts each; the tests work on users 11 to 14.
@@ -13,38 +13,21 @@
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, test } from 'vitest';
-import type { TestApp } from '../support/app.js';
-import {
-  createdPost,
-  drainOutbox,
-  headerOf,
-  postListKey,
-  profileKey,
-  readNewestPost,
-  readProfile,
-  redis,
-  rows,
-  updated,
-  useRawRedis,
-} from '../support/consistency.js';
-import { openForSuite, twoInstances, type ManualPair, type WatchedStore } from '../support/instance-pair.js';
+import { createdPost, readNewestPost, readProfile, updated } from '../support/consistency-api.js';
+import { drainOutbox, rows } from '../support/consistency-sql.js';
+import { headerOf, postListKey, profileKey, redis, useRawRedis } from '../support/consistency-redis.js';
+import { openForSuite, twoInstances } from '../support/instance-pair.js';
 
 useRawRedis();
 
 describe('two instances, relays driven by hand', () => {
-  let a: TestApp;
-  let b: TestApp;
-  let aStore: WatchedStore;
-  let pauseA: ManualPair['pauseA'];
-  let releasePause: ManualPair['releasePause'] | undefined;
-  openForSuite(
-    () => twoInstances({ label: 'stale_set_race', relays: 'manual', seed: { users: 40, postsPerUser: 3 } }),
-    (pair) => ({ a, b, aStore, pauseA, releasePause } = pair),
+  const { a, b, aStore, pauseA, releasePause } = openForSuite(() =>
+    twoInstances({ label: 'stale_set_race', relays: 'manual', seed: { users: 40, postsPerUser: 3 } }),
   );
 
   afterEach(() => {
     // A failed test must not leave a request paused for the next one.
-    releasePause?.();
+    releasePause();
   });
 
   describe('2. the stale-set race, made to happen', () => {
