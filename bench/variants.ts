@@ -15,6 +15,7 @@
  */
 import { asc, desc, eq, gt, inArray } from 'drizzle-orm';
 import type { CacheStore } from '../src/cache/store/contract.js';
+import { aroundCalls, forwardStore } from '../src/cache/store/layers/forward.js';
 import type { Db } from '../src/db/client.js';
 import type { LoadLimiter } from '../src/db/load-limiter.js';
 import { posts, profiles, users, type PostRow, type ProfileRow, type UserRow } from '../src/db/schema.js';
@@ -174,6 +175,7 @@ export function staticResolvers(data: Snapshot): Resolvers {
 export interface StoreCalls {
   getMany: number;
   setMany: number;
+  fillMany: number;
   acquireLocks: number;
   releaseLocks: number;
   onFill: number;
@@ -181,47 +183,44 @@ export interface StoreCalls {
 }
 
 export function emptyStoreCalls(): StoreCalls {
-  return { getMany: 0, setMany: 0, acquireLocks: 0, releaseLocks: 0, onFill: 0, other: 0 };
+  return { getMany: 0, setMany: 0, fillMany: 0, acquireLocks: 0, releaseLocks: 0, onFill: 0, other: 0 };
 }
 
-/** Counts every call that reaches the inner store (each is one round trip, store.ts). */
+/** The calls a request makes, counted by name; `ttlMany` (readiness) as `other`. */
+const COUNTED = ['getMany', 'setMany', 'fillMany', 'acquireLocks', 'releaseLocks', 'onFill', 'ttlMany'] as const;
+
+/** Counts every call of a request that reaches the inner store (each is one round trip, contract.ts). */
 export function countingStore(inner: CacheStore, calls: StoreCalls): CacheStore {
-  return {
-    ...inner,
-    getMany: (keys) => (calls.getMany++, inner.getMany(keys)),
-    setMany: (writes) => (calls.setMany++, inner.setMany(writes)),
-    acquireLocks: (keys, token, ttlMs) => (calls.acquireLocks++, inner.acquireLocks(keys, token, ttlMs)),
-    releaseLocks: (keys, token) => (calls.releaseLocks++, inner.releaseLocks(keys, token)),
-    onFill: (key, listener) => (calls.onFill++, inner.onFill(key, listener)),
-    ttlMany: (keys) => (calls.other++, inner.ttlMany(keys)),
-  };
+  return forwardStore(
+    inner,
+    aroundCalls(inner, COUNTED, (method, call) => {
+      calls[method === 'ttlMany' ? 'other' : method] += 1;
+      return call();
+    }),
+  );
 }
 
 /**
  * always-miss: reads always miss (the round trip still happens, its answer is dropped), so every batch does
- * what a batch of cold keys does: MGET, lock, re-read, one SQL statement, fenced fill, release. The
- * fills, locks and notifications are real Redis commands.
+ * what a batch of cold keys does: MGET, lock, re-read, one SQL statement, a fill under the grant
+ * (which releases it). The fills, locks and notifications are real Redis commands.
  */
 export function forgetfulStore(inner: CacheStore): CacheStore {
-  return {
-    ...inner,
+  return forwardStore(inner, {
     getMany: async (keys) => {
       await inner.getMany(keys);
       return keys.map(() => undefined);
     },
-  };
+  });
 }
 
 /**
  * Stampede with locks off: every caller is told it holds every lock, so each instance loads the cold
- * key itself (its in-process flight still makes that once per instance). Releases go through and
- * find no lock of theirs.
+ * key itself (its in-process flight still makes that once per instance). Its fills hold no real
+ * grant, so they do not land; releases go through and find no lock of theirs.
  */
 export function lockFreeStore(inner: CacheStore): CacheStore {
-  return {
-    ...inner,
-    acquireLocks: async (keys) => keys.map(() => true),
-  };
+  return forwardStore(inner, { acquireLocks: async (keys) => keys.map(() => true) });
 }
 
 // Private:

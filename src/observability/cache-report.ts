@@ -31,6 +31,8 @@ export class CacheReport {
   readonly lookups: LookupRecord[] = [];
   /** Fills and write-throughs this request stored. */
   stored = 0;
+  /** Negative entries (unknown ids) this request filled: bounded per request by the read path. */
+  negativeFills = 0;
   /** The in-process tier's name once the read path consulted it (L1 on); Cache-Status then lists it. */
   l1Tier: string | undefined = undefined;
 

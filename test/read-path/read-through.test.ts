@@ -94,15 +94,16 @@ describe('keys in Redis', () => {
       ]),
     );
     for (const name of names) expect(name).toMatch(/^v1:(user|profile|post):\{[1-9]\d*\}(:posts)?$/);
-    const grace = t.config.cache.staleGraceSeconds * 1000;
     for (const { key, ttlMs } of keys) {
       expect(ttlMs, key).toBeGreaterThan(0);
+      const negative = key.endsWith('{404}');
       const logical = key.endsWith(':posts')
         ? t.config.cache.volatileTtlSeconds
-        : key.endsWith('{404}')
+        : negative
           ? t.config.cache.negativeTtlSeconds
           : t.config.cache.ttlSeconds;
-      // ±10 % jitter on the logical TTL, plus the stale grace.
+      // ±10 % jitter on the logical TTL, plus the stale grace (none for a negative entry).
+      const grace = negative ? 0 : t.config.cache.staleGraceSeconds * 1000;
       expect(ttlMs, key).toBeLessThanOrEqual(logical * 1100 + grace);
       expect(ttlMs, key).toBeGreaterThan(logical * 900 + grace - 60_000);
     }

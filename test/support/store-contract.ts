@@ -324,6 +324,80 @@ export function describeStoreContract(
       });
     });
 
+    describe('fill grants (fillMany)', () => {
+      const kindAndVersion = async (key: string) => {
+        const [entry] = await h.store.getMany([key]);
+        return entry && [entry.kind, entry.version];
+      };
+      const lockTtl = async (key: string) => (await h.store.ttlMany([lockKeyOf(key)]))[0];
+
+      it('stores under the grant and releases it, waking the waiters, in one round trip', async () => {
+        const [granted, fenced] = [freshKey(), freshKey()];
+        await h.store.setMany([write(fenced, 'value', 9)]);
+        expect(await h.store.acquireLocks([granted, fenced], 'filler', 5000)).toEqual([true, true]);
+        const woken = deferred<string>();
+        await h.peer.onFill(granted, woken.resolve);
+        const filled = await h.measure(() =>
+          h.store.fillMany([write(granted, 'value', 3), write(fenced, 'value', 2)], 'filler'),
+        );
+        expect(filled).toEqual({ result: ['stored', 'fenced'], roundTrips: 1 });
+        expect(await woken.promise).toBe(granted);
+        expect(await kindAndVersion(granted)).toEqual(['value', 3]);
+        expect(await kindAndVersion(fenced)).toEqual(['value', 9]);
+        // Both grants released, the fenced one too: the next caller may take the lock.
+        expect([await lockTtl(granted), await lockTtl(fenced)]).toEqual([-1, -1]);
+      });
+
+      it('refuses a fill without the grant: no lock, or another caller’s, which it leaves alone', async () => {
+        const [unlocked, others] = [freshKey(), freshKey()];
+        expect(await h.peer.acquireLocks([others], 'other', 5000)).toEqual([true]);
+        expect(
+          await h.store.fillMany([write(unlocked, 'value', 1), write(others, 'value', 1)], 'mine'),
+        ).toEqual(['revoked', 'revoked']);
+        expect(await h.store.getMany([unlocked, others])).toEqual([undefined, undefined]);
+        expect(await lockTtl(others)).toBeGreaterThan(0);
+        expect(await h.peer.releaseLocks([others], 'other')).toEqual([true]);
+      });
+
+      it('lets every invalidation revoke the grant, so a late fill cannot land even after the key is lost', async () => {
+        const [written, tombstoned] = [freshKey(), freshKey()];
+        expect(await h.store.acquireLocks([written, tombstoned], 'reader', 5000)).toEqual([true, true]);
+        const woken = deferred<string>();
+        await h.store.onFill(written, woken.resolve);
+        // A write-through and a tombstone, from another instance, while the reader loads.
+        expect(await h.peer.setMany([write(written, 'value', 2), write(tombstoned, 'tombstone', 2)])).toEqual(
+          [true, true],
+        );
+        // The reader's waiters re-read at once: the grant is gone.
+        expect(await woken.promise).toBe(written);
+        expect([await lockTtl(written), await lockTtl(tombstoned)]).toEqual([-1, -1]);
+        // Now the store loses both keys (a flush, a restart, an eviction): the reader's fill of the
+        // version it read before the writes is still refused.
+        await h.peer.purgePrefix(written);
+        await h.peer.purgePrefix(tombstoned);
+        expect(
+          await h.store.fillMany([write(written, 'value', 1), write(tombstoned, 'value', 1)], 'reader'),
+        ).toEqual(['revoked', 'revoked']);
+        expect(await h.store.getMany([written, tombstoned])).toEqual([undefined, undefined]);
+      });
+
+      it('refuses a fill whose grant expired, and one whose lock another caller took since', async () => {
+        const key = freshKey();
+        expect(await h.store.acquireLocks([key], 'slow', 40)).toEqual([true]);
+        await h.elapse(100);
+        expect(await h.store.fillMany([write(key, 'value', 1)], 'slow')).toEqual(['revoked']);
+        expect(await h.peer.acquireLocks([key], 'next', 60_000)).toEqual([true]);
+        expect(await h.store.fillMany([write(key, 'value', 1)], 'slow')).toEqual(['revoked']);
+        expect(await h.peer.fillMany([write(key, 'value', 2)], 'next')).toEqual(['stored']);
+        expect(await kindAndVersion(key)).toEqual(['value', 2]);
+      });
+
+      it('refuses values outside the contract, and an empty token, with a TypeError', async () => {
+        await expect(h.store.fillMany([write(freshKey(), 'value', -1)], 'token')).rejects.toThrow(TypeError);
+        await expect(h.store.fillMany([write(freshKey(), 'value', 1)], '')).rejects.toThrow(TypeError);
+      });
+    });
+
     describe('fill notifications', () => {
       it('notifies the waiters of every key whose lock was released, and only those', async () => {
         const id = nextId();

@@ -154,6 +154,7 @@ export function capturingLogger(level = 'debug'): { logger: Logger; lines: LogLi
 function keysOf(method: StoreCall, first: unknown): readonly string[] {
   switch (method) {
     case 'setMany':
+    case 'fillMany':
       return (first as readonly { key: string }[]).map((w) => w.key);
     case 'getMany':
     case 'ttlMany':

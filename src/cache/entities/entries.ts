@@ -1,8 +1,8 @@
 /**
  * Builds the writes the cache stores: values, negative entries and tombstones, each with its logical
- * expiry (`staleAt`) and its physical TTL (logical + stale grace, so an expired entry can still be
- * served while PostgreSQL is down). TTLs get ±10 % jitter so keys filled together do not expire
- * together.
+ * expiry (`staleAt`) and its physical TTL (for a value, logical + stale grace, so an expired entry
+ * can still be served while PostgreSQL is down; a negative entry has no grace). TTLs get ±10 %
+ * jitter so keys filled together do not expire together.
  */
 import type { CacheConfig } from '../../config.js';
 import type { EntitySpec } from './entity-spec.js';
@@ -57,7 +57,9 @@ export function createEntryFactory({
               staleAt,
               payload: spec.codec.encode(value),
             };
-      return { key, entry, ttlMs: logicalMs + graceMs };
+      // A negative entry gets no stale grace: serving "no such id" past its TTL helps nobody while
+      // PostgreSQL is down, and without grace an anonymous client's unknown ids leave Redis sooner.
+      return { key, entry, ttlMs: value === null ? logicalMs : logicalMs + graceMs };
     },
     tombstone(key, version) {
       return {

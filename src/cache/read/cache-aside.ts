@@ -20,6 +20,7 @@ import type { EntitySpec } from '../entities/entity-spec.js';
 import type { CacheEntry, CacheStore } from '../store/contract.js';
 import { isCacheStoreError } from '../store/errors.js';
 import type { L1Tier } from './l1-tier.js';
+import { createBypassLoads } from './bypass.js';
 import { createMissResolver } from './miss-resolver.js';
 import type { ReadEvents } from './read-events.js';
 import { freshValue, type Miss, type Resolution } from './resolution.js';
@@ -50,14 +51,19 @@ interface Joined {
   readonly id: number;
   readonly key: string;
   readonly flight: Promise<Resolution<unknown>>;
-  /** The version of a tombstone this request saw; the flight's result must be at least as new. */
-  readonly fence: number;
+  /** When this request joined (read clock): the flight's read must have been issued at or after it. */
+  readonly joinedAt: number;
 }
 
 export function createCacheAside(options: CacheAsideOptions): CacheAside {
   const { store, l1, config, entries, logger, events = {} } = options;
   const now = options.now ?? Date.now;
-  const misses = createMissResolver({ store, config, logger, events, entries, now });
+  // The read clock: orders, within this process, when reads were issued and when requests joined
+  // them. A counter, not a timestamp, so that two events of one millisecond are still ordered.
+  let clock = 0;
+  const tick = () => ++clock;
+  const bypass = createBypassLoads(tick);
+  const misses = createMissResolver({ store, config, logger, events, entries, now, tick, bypass });
 
   // In-process single flight: concurrent batches (other requests) that miss a key another batch of
   // this instance is already resolving wait for that result instead of taking the lock themselves.
@@ -92,12 +98,13 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
     const keys = ids.map(spec.keyOf);
 
     let cached: (CacheEntry | undefined)[];
+    const readAt = tick();
     try {
-      cached = await store.getMany(keys);
+      cached = await bypass.track(keys, () => store.getMany(keys));
     } catch (error) {
       if (!isCacheStoreError(error)) throw error;
       events.storeError?.(error, 'getMany');
-      take(await misses.bypass(spec, ids));
+      take(await bypass.load(spec, ids));
       return finish(spec, asked, asked.map(spec.keyOf), resolutions, report);
     }
 
@@ -114,23 +121,23 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
         return;
       }
       const flight = flights.get(key);
-      // A tombstone we saw names a committed version the flight may predate (it may have read the
-      // row before that commit): its result counts for us only if it is at least that new. This is
-      // enough because a returned write always leaves the key holding a servable value at its
-      // version (write-through) or a tombstone (relay, derived keys) — never nothing: a tombstone
-      // at the held version leaves the value alone (contract.ts). Proven by
-      // test/write-path/stale-set-race.test.ts.
-      if (flight !== undefined)
-        joined.push({ id, key, flight, fence: entry?.kind === 'tombstone' ? entry.version : 0 });
-      else mine.push({ id, key, stale: entry?.kind === 'tombstone' ? undefined : entry });
+      const stale = entry?.kind === 'tombstone' ? undefined : entry;
+      if (flight !== undefined) joined.push({ id, key, flight, joinedAt: tick() });
+      else mine.push({ id, key, stale, staleReadAt: readAt });
     });
 
     if (mine.length > 0) take(await startFlights(spec, mine, report));
 
+    // A flight's result counts for a request that joined it only if that request was already
+    // waiting when the read behind it was issued, or when the fill that stored it (under its grant)
+    // was sent. Otherwise a write may have returned before this request began and after that read:
+    // a load sent earlier can predate it, and so can a fill that landed just before the write revoked
+    // its grant while the flight was still settling. Such a request resolves again.
+    // Proven by test/write-path/stale-set-race.test.ts and test/resilience/late-fill.test.ts.
     const tooOld: Miss[] = [];
-    for (const { id, key, flight, fence } of joined) {
+    for (const { id, key, flight, joinedAt } of joined) {
       const r = (await flight) as Resolution<T>;
-      if ((r.value === null ? 0 : spec.versionOf(r.value)) < fence) {
+      if (!((r.readAt ?? -1) >= joinedAt || (r.filledAt ?? -1) >= joinedAt)) {
         tooOld.push({ id, key, stale: undefined });
         continue;
       }

@@ -1,11 +1,14 @@
 /**
  * The stampede locks one miss resolution holds: taken and released with one unique token, so only
- * this caller can release them (the store's compare-and-delete), and never released twice.
+ * this caller can release them (the store's compare-and-delete), and never released twice. A lock is
+ * also the caller's grant to fill the key (`fillMany`), revoked by any write to it.
  */
 import { randomUUID } from 'node:crypto';
 import type { CacheStore } from '../store/contract.js';
 
 export interface HeldLocks {
+  /** The grant's token: what `fillMany` must present. */
+  readonly token: string;
   /** True while this caller holds the lock of `key`. */
   has(key: string): boolean;
   /** Tries to take the locks of the keys not held yet; one round trip. */
@@ -15,6 +18,8 @@ export interface HeldLocks {
    * only costs the waiters a wait up to the lock's TTL, and the values were already answered.
    */
   release(keys: readonly string[]): Promise<void>;
+  /** Forgets keys whose locks are gone already (a fill released them, or lost them). */
+  forget(keys: readonly string[]): void;
   /** Releases whatever is still held (the `finally` of a resolution). */
   releaseAll(): Promise<void>;
 }
@@ -34,6 +39,7 @@ export function createHeldLocks(
   };
 
   return {
+    token,
     has: (key) => held.has(key),
     async acquire(keys) {
       const free = keys.filter((key) => !held.has(key));
@@ -42,6 +48,9 @@ export function createHeldLocks(
       free.forEach((key, i) => acquired[i] && held.add(key));
     },
     release,
+    forget(keys) {
+      for (const key of keys) held.delete(key);
+    },
     releaseAll: () => release([...held]),
   };
 }

@@ -2,7 +2,8 @@
  * The L1 tier's two connections to the rest of the cache:
  *
  * - `l1Layer(store)`: the store as the read path and the write-through see it, with L1 kept in step
- *   with what they read and store (L1 only ever holds what the store held or accepted a moment ago);
+ *   with what they read, fill and write (L1 only ever holds what the store held or accepted a moment
+ *   ago);
  * - `connectL1`: invalidation events from the other instances, and the subscriber connection coming
  *   back after a loss (events may have been missed meanwhile).
  */
@@ -72,6 +73,19 @@ export function l1Layer(store: CacheStore, l1: L1Tier): CacheStore {
         else l1.invalidate(write.key, write.entry.version);
       });
       return landed;
+    },
+    async fillMany(fills, token) {
+      const since = now();
+      const generation = l1.generation;
+      // A fill that failed (or did not land) tells L1 nothing it must forget: the value was read from
+      // PostgreSQL, and whatever replaced it in the store reaches L1 by reads and events.
+      const outcomes = await store.fillMany(fills, token);
+      fills.forEach((fill, i) => {
+        if (outcomes[i] === 'stored') l1.offer(fill.key, fill.entry, since, generation);
+        // Fenced: the store holds this version or a newer one.
+        else if (outcomes[i] === 'fenced') l1.invalidate(fill.key, fill.entry.version);
+      });
+      return outcomes;
     },
   });
 }

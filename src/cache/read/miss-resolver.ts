@@ -4,14 +4,20 @@
  *   acquire ─▶ the locks of pending keys (one round trip)
  *   watch   ─▶ subscribe to the fills of keys another caller holds
  *   re-read ─▶ getMany again: a fill may have landed since the first read
- *   load    ─▶ the keys we hold, from PostgreSQL in one statement; fill (fenced by version, one round
- *              trip); release (compare-and-delete, which wakes the waiters)
+ *   load    ─▶ the keys we hold, from PostgreSQL in one statement; fill under the grant the lock is
+ *              (fenced by version; the grant is released, which wakes the waiters; one round trip)
  *   wait    ─▶ for the fills of the keys others hold, until `lockWaitMs` has passed since the start;
- *              then load them ourselves
+ *              then load them ourselves, and answer without filling
  *
  * The naive pattern (sleep, then load anyway; DEL the lock in `finally`) sends every caller to the
  * database once a load outlasts the sleep, and lets a caller delete a lock it never held. Here a
  * waiter is woken by the fill itself, and only the token that took a lock can release it.
+ *
+ * A fill lands only under its grant, which every write to the key revokes: a fill that read the row
+ * before a write can never land after it, even if Redis lost that write (flushed, restarted empty,
+ * evicted) — the version fence alone cannot stop that, since the newer version is gone with the key.
+ * So a caller without a grant (its wait timed out) does not fill: it could be exactly that late fill.
+ * test/resilience/late-fill.test.ts makes the race happen with each fault.
  */
 import type { CacheConfig } from '../../config.js';
 import { DatabaseUnavailableError } from '../../db/errors.js';
@@ -19,8 +25,9 @@ import type { CacheReport } from '../../observability/cache-report.js';
 import type { Logger } from '../../observability/logger.js';
 import type { EntryFactory } from '../entities/entries.js';
 import type { EntitySpec } from '../entities/entity-spec.js';
-import type { CacheStore, CacheWrite } from '../store/contract.js';
+import type { CacheStore } from '../store/contract.js';
 import { isCacheStoreError } from '../store/errors.js';
+import type { BypassLoads } from './bypass.js';
 import { createFillWatch } from './fill-watch.js';
 import { createHeldLocks, type HeldLocks } from './held-locks.js';
 import type { ReadEvents } from './read-events.js';
@@ -33,7 +40,19 @@ export interface MissResolverDeps {
   readonly events: ReadEvents;
   readonly entries: EntryFactory;
   readonly now: () => number;
+  /** The instance's read clock (cache-aside.ts): stamps each resolution's `readAt`. */
+  readonly tick: () => number;
+  /** Where what the store cannot answer goes (shared with cache-aside). */
+  readonly bypass: BypassLoads;
 }
+
+/**
+ * Most negative entries (unknown ids) one request may add to the store: an anonymous client asking
+ * for unknown ids can make Redis hold at most this many ~100-byte entries per request, each for the
+ * negative TTL (docs/operations.md, "Memory"). The other unknown ids of the request are answered, not
+ * cached.
+ */
+export const MAX_NEGATIVE_FILLS_PER_REQUEST = 20;
 
 export interface MissResolver {
   /** Resolves misses with locks, waits, loads and fenced fills. */
@@ -42,8 +61,6 @@ export interface MissResolver {
     misses: readonly Miss[],
     report: CacheReport,
   ): Promise<Map<number, Resolution<T>>>;
-  /** Loads ids from PostgreSQL with no cache at all: the store is unavailable. */
-  bypass<T>(spec: EntitySpec<T>, ids: readonly number[]): Promise<Map<number, Resolution<T>>>;
 }
 
 export function createMissResolver({
@@ -53,39 +70,64 @@ export function createMissResolver({
   events,
   entries,
   now,
+  tick,
+  bypass,
 }: MissResolverDeps): MissResolver {
-  async function bypass<T>(spec: EntitySpec<T>, ids: readonly number[]): Promise<Map<number, Resolution<T>>> {
-    const rows = await spec.load(ids);
-    return new Map(
-      ids.map((id) => [id, { value: rows.get(id) ?? null, outcome: 'bypass', ttlMs: undefined }]),
-    );
-  }
-
   /**
-   * Loads the rows of keys this caller may load, and fills them. A fill refused by the fence (a newer
-   * version or tombstone landed since we read the row) is not stored: the value we read was current
-   * when this request read it, and the newer one is already in the cache.
+   * Loads the rows of misses from PostgreSQL and, under `grant` (the locks this caller holds on
+   * them), fills them. A fill that does not land (fenced: something newer is cached; revoked: a write
+   * came after our read) is not stored: the value we read was current when this request read it, and
+   * the newer one reaches the cache by its own writer. Without a grant nothing is filled.
    */
-  async function loadAndFill<T>(spec: EntitySpec<T>, misses: readonly Miss[], report: CacheReport) {
+  async function loadAndFill<T>(
+    spec: EntitySpec<T>,
+    misses: readonly Miss[],
+    report: CacheReport,
+    grant: HeldLocks | undefined,
+  ) {
     let rows: Map<number, T>;
+    const readAt = tick();
     try {
       rows = await spec.load(misses.map((m) => m.id));
     } catch (error) {
       if (error instanceof DatabaseUnavailableError) return staleOrFail(spec, misses, error);
       throw error;
     }
-    const writes: CacheWrite[] = [];
     const resolved = new Map<number, Resolution<T>>();
     for (const miss of misses) {
-      const value = rows.get(miss.id) ?? null;
-      writes.push(entries.fill(spec, miss.key, value));
-      resolved.set(miss.id, { value, outcome: 'miss', ttlMs: undefined });
+      resolved.set(miss.id, { value: rows.get(miss.id) ?? null, outcome: 'miss', ttlMs: undefined, readAt });
     }
+    if (grant === undefined) return resolved;
+
+    const filled: Miss[] = [];
+    const unfilled: string[] = [];
+    for (const miss of misses) {
+      const negative = resolved.get(miss.id)!.value === null;
+      if (negative && report.negativeFills >= MAX_NEGATIVE_FILLS_PER_REQUEST) unfilled.push(miss.key);
+      else {
+        if (negative) report.negativeFills += 1;
+        filled.push(miss);
+      }
+    }
+    await grant.release(unfilled);
+    if (filled.length === 0) return resolved;
+    const filledAt = tick();
     try {
-      for (const landed of await store.setMany(writes)) if (landed) report.stored += 1;
+      const outcomes = await store.fillMany(
+        filled.map((miss) => entries.fill(spec, miss.key, resolved.get(miss.id)!.value)),
+        grant.token,
+      );
+      // Each of these locks is gone now: released by the fill, or lost before it.
+      grant.forget(filled.map((miss) => miss.key));
+      filled.forEach((miss, i) => {
+        if (outcomes[i] !== 'stored') return;
+        report.stored += 1;
+        resolved.set(miss.id, { ...resolved.get(miss.id)!, filledAt });
+      });
     } catch (error) {
-      // The values are correct; only caching them failed. Answer, and let the next reader fill.
-      events.storeError?.(error, 'setMany');
+      // The values are correct; only caching them failed. Answer, and let the next reader fill (the
+      // locks are still ours: released in `resolve`'s finally).
+      events.storeError?.(error, 'fillMany');
     }
     return resolved;
   }
@@ -103,7 +145,12 @@ export function createMissResolver({
         miss.id,
         decoded === undefined
           ? { value: null, outcome: 'miss', ttlMs: undefined, error: cause }
-          : { value: decoded.value, outcome: 'stale', ttlMs: miss.stale!.staleAt - at },
+          : {
+              value: decoded.value,
+              outcome: 'stale',
+              ttlMs: miss.stale!.staleAt - at,
+              ...(miss.staleReadAt !== undefined && { readAt: miss.staleReadAt }),
+            },
       );
     }
     return resolved;
@@ -115,6 +162,7 @@ export function createMissResolver({
    */
   async function reread<T>(spec: EntitySpec<T>, pending: ReadonlyMap<string, Miss>, locks: HeldLocks) {
     const keys = [...pending.keys()];
+    const readAt = tick();
     const found = await store.getMany(keys);
     const at = now();
     const filled: { miss: Miss; resolution: Resolution<T> }[] = [];
@@ -124,7 +172,8 @@ export function createMissResolver({
       const miss = pending.get(key)!;
       const hit = freshValue(spec, found[i], at, logger);
       if (hit !== undefined) {
-        const resolution = { value: hit.value, outcome: 'collapsed', ttlMs: found[i]!.staleAt - at } as const;
+        const ttlMs = found[i]!.staleAt - at;
+        const resolution = { value: hit.value, outcome: 'collapsed', ttlMs, readAt } as const;
         filled.push({ miss, resolution });
         if (locks.has(key)) filledWhileHeld.push(key);
       } else if (locks.has(key)) {
@@ -165,8 +214,7 @@ export function createMissResolver({
         await locks.release(filledWhileHeld);
 
         if (toLoad.length > 0) {
-          settle(await loadAndFill(spec, toLoad, report), toLoad);
-          await locks.release(toLoad.map((m) => m.key));
+          settle(await loadAndFill(spec, toLoad, report, locks), toLoad);
         }
         if (pending.size === 0) break;
 
@@ -180,7 +228,7 @@ export function createMissResolver({
             { entity: spec.entity, keys: late.length, waitedMs: config.lockWaitMs },
             'lock wait timed out',
           );
-          settle(await loadAndFill(spec, late, report), late);
+          settle(await loadAndFill(spec, late, report, undefined), late);
           break;
         }
         await fills.wait(remaining);
@@ -191,7 +239,7 @@ export function createMissResolver({
       events.storeError?.(error, 'resolveMisses');
       const rest = [...pending.values()];
       settle(
-        await bypass(
+        await bypass.load(
           spec,
           rest.map((m) => m.id),
         ),
@@ -204,5 +252,5 @@ export function createMissResolver({
     return resolved;
   }
 
-  return { resolve, bypass };
+  return { resolve };
 }

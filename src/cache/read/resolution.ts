@@ -17,6 +17,15 @@ export interface Resolution<T> {
   readonly error?: Error;
   /** The tier that answered, when not the store (the in-process L1). */
   readonly tier?: string;
+  /**
+   * When the read that produced the value was issued, on the instance's read clock (cache-aside's
+   * `tick`): a load from PostgreSQL, or a re-read of the store. Another request may take this result
+   * only if it was already waiting then (cache-aside.ts, joined flights), or if it was waiting when
+   * the fill of this value was sent and that fill landed (`filledAt`). Unset: not shareable.
+   */
+  readonly readAt?: number;
+  /** When the fill that stored this value under its grant was sent (read clock); unset if none landed. */
+  readonly filledAt?: number;
 }
 
 export interface Miss {
@@ -24,6 +33,8 @@ export interface Miss {
   readonly key: string;
   /** A logically expired entry still held within the grace period: served if PostgreSQL is down. */
   readonly stale: CacheEntry | undefined;
+  /** When the lookup that found `stale` was issued (read clock). */
+  readonly staleReadAt?: number;
 }
 
 /** A servable entry's value, or `undefined` if the entry must be treated as a miss. */

@@ -51,6 +51,16 @@ export interface CacheWrite {
   readonly ttlMs: number;
 }
 
+/**
+ * What became of a fill (`fillMany`):
+ * - `stored`: the caller held the key's grant and the fence admitted the entry;
+ * - `fenced`: the caller held the grant, but the key holds something newer: nothing stored;
+ * - `revoked`: the caller no longer held the grant — a write revoked it, or the lock expired, or the
+ *   store lost it (flushed, restarted empty, evicted): nothing stored, nothing touched.
+ * In the first two cases the grant is released and the key's waiters are woken.
+ */
+export type FillOutcome = 'stored' | 'fenced' | 'revoked';
+
 /** Called with the key whose fill notification arrived. */
 export type FillListener = (key: string) => void;
 /** Called with a message published on a channel. */
@@ -74,9 +84,24 @@ export interface CacheStore {
    *   committed, so a fill that read it is current); a tombstone replaces a tombstone only if newer.
    * Writing a tombstone follows the same rules with kind 'tombstone', except that a tombstone at the
    * held version leaves the held entry untouched (nothing is renewed: it is a duplicated invalidation).
+   *
+   * These are the invalidations (write-throughs, tombstones): each also **revokes the key's fill
+   * grant** — deletes its stampede lock, waking its waiters — so that a fill that read the row before
+   * this write cannot land after it, even once the store has lost this write (`fillMany`). They must
+   * not fail for lack of memory: a driver runs them even when a memory limit refuses other writes.
    * One round trip.
    */
   setMany(writes: readonly CacheWrite[]): Promise<boolean[]>;
+
+  /**
+   * Stores fills under a grant: each write lands only while `token` still holds the key's stampede
+   * lock (the grant `acquireLocks` gave) and the fence admits it, and the grant is then released
+   * (waking the waiters), in one atomic step per key. Every invalidation of the key revokes the grant,
+   * and so does anything that loses the lock (a flush, an empty restart, an eviction, its expiry):
+   * a fill that began before a write can never land after it, whatever the store lost in between —
+   * Facebook's memcache leases. Fills may fail for lack of memory. One round trip.
+   */
+  fillMany(fills: readonly CacheWrite[], token: string): Promise<FillOutcome[]>;
 
   /** Remaining physical TTL of each key in ms, or -1 when absent. One round trip. Diagnostics only. */
   ttlMany(keys: readonly string[]): Promise<number[]>;

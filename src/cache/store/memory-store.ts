@@ -10,7 +10,14 @@
 import { StoreUnavailableError } from './errors.js';
 import { fillChannelOf, lockKeyOf } from './key-names.js';
 import { assertCacheWrite, assertLockToken, assertPurgePrefix, assertTtlMs } from './contract.js';
-import type { CacheEntry, CacheStore, MessageListener, Unsubscribe } from './contract.js';
+import type {
+  CacheEntry,
+  CacheStore,
+  CacheWrite,
+  FillOutcome,
+  MessageListener,
+  Unsubscribe,
+} from './contract.js';
 
 export interface MemoryStoreOptions {
   /** The clock, epoch milliseconds; tests pass a fake one to expire keys without waiting. @default Date.now */
@@ -80,6 +87,37 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
     };
   };
 
+  /** The fence of contract.ts#setMany; true when the write landed. */
+  const fence = ({ key, entry, ttlMs }: CacheWrite): boolean => {
+    const expiresAt = now() + ttlMs;
+    const slot = live(key);
+    const held = slot?.type === 'entry' ? slot.entry : undefined;
+    if (held) {
+      const admits =
+        held.kind === 'tombstone'
+          ? entry.version > held.version || (entry.version === held.version && entry.kind !== 'tombstone')
+          : entry.version > held.version;
+      if (!admits) {
+        if (held.kind !== 'tombstone' && entry.kind !== 'tombstone' && entry.version === held.version) {
+          // A refill of the same row: the held entry stays, its expiry moves as the writer asked.
+          // A tombstone naming the held version (a duplicated event) has no expiry of its own to give.
+          touch(key, { type: 'entry', entry: { ...held, staleAt: entry.staleAt }, expiresAt });
+        }
+        return false;
+      }
+    }
+    touch(key, { type: 'entry', entry: copyEntry(entry), expiresAt });
+    return true;
+  };
+  const holds = (key: string, token: string) => {
+    const slot = live(lockKeyOf(key));
+    return slot?.type === 'lock' && slot.token === token;
+  };
+  const releaseLock = (key: string) => {
+    slots.delete(lockKeyOf(key));
+    publish(fillChannelOf(key), key);
+  };
+
   return {
     tier: 'cacheside-memory',
 
@@ -96,26 +134,23 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
     async setMany(writes) {
       open('setMany');
       writes.forEach(assertCacheWrite);
-      return writes.map(({ key, entry, ttlMs }) => {
-        const expiresAt = now() + ttlMs;
-        const slot = live(key);
-        const held = slot?.type === 'entry' ? slot.entry : undefined;
-        if (held) {
-          const admits =
-            held.kind === 'tombstone'
-              ? entry.version > held.version || (entry.version === held.version && entry.kind !== 'tombstone')
-              : entry.version > held.version;
-          if (!admits) {
-            if (held.kind !== 'tombstone' && entry.kind !== 'tombstone' && entry.version === held.version) {
-              // A refill of the same row: the held entry stays, its expiry moves as the writer asked.
-              // A tombstone naming the held version (a duplicated event) has no expiry of its own to give.
-              touch(key, { type: 'entry', entry: { ...held, staleAt: entry.staleAt }, expiresAt });
-            }
-            return false;
-          }
-        }
-        touch(key, { type: 'entry', entry: copyEntry(entry), expiresAt });
-        return true;
+      return writes.map((write) => {
+        const landed = fence(write);
+        // An invalidation revokes the key's fill grant, whoever holds it, and wakes its waiters.
+        if (live(lockKeyOf(write.key))?.type === 'lock') releaseLock(write.key);
+        return landed;
+      });
+    },
+
+    async fillMany(fills, token) {
+      open('fillMany');
+      fills.forEach(assertCacheWrite);
+      assertLockToken(token);
+      return fills.map((fill): FillOutcome => {
+        if (!holds(fill.key, token)) return 'revoked';
+        const landed = fence(fill);
+        releaseLock(fill.key);
+        return landed ? 'stored' : 'fenced';
       });
     },
 
@@ -143,12 +178,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
       open('releaseLocks');
       assertLockToken(token);
       return keys.map((key) => {
-        const lockKey = lockKeyOf(key);
-        const slot = live(lockKey);
         // Compare-and-delete: a holder whose lock expired must not release the next holder's lock.
-        if (slot?.type !== 'lock' || slot.token !== token) return false;
-        slots.delete(lockKey);
-        publish(fillChannelOf(key), key);
+        if (!holds(key, token)) return false;
+        releaseLock(key);
         return true;
       });
     },

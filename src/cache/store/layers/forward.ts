@@ -21,6 +21,7 @@ export type StoreCall = Exclude<StoreMethod, 'onReconnect'>;
 const CALLS: Record<StoreCall, true> = {
   getMany: true,
   setMany: true,
+  fillMany: true,
   ttlMany: true,
   acquireLocks: true,
   releaseLocks: true,

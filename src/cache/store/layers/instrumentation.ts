@@ -9,7 +9,15 @@ import type { CacheStore } from '../contract.js';
 import { aroundCalls, forwardStore } from './forward.js';
 
 /** The calls a request makes; pub/sub and maintenance belong to no request. */
-const MEASURED = ['getMany', 'setMany', 'ttlMany', 'acquireLocks', 'releaseLocks', 'onFill'] as const;
+const MEASURED = [
+  'getMany',
+  'setMany',
+  'fillMany',
+  'ttlMany',
+  'acquireLocks',
+  'releaseLocks',
+  'onFill',
+] as const;
 
 export function instrumentStore(inner: CacheStore): CacheStore {
   return forwardStore(

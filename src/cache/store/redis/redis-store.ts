@@ -11,13 +11,13 @@ import type { EventEmitter } from 'node:events';
 import type { ChainableCommander } from 'ioredis';
 import { Cluster } from 'ioredis';
 import { assertCacheWrite, assertLockToken, assertPurgePrefix, assertTtlMs } from '../contract.js';
-import type { CacheStore, CacheWrite } from '../contract.js';
+import type { CacheStore, CacheWrite, FillOutcome } from '../contract.js';
 import { StoreUnavailableError, toStoreError } from '../errors.js';
 import { fillChannelOf, lockKeyOf } from '../key-names.js';
 import { whenReady, type RedisConnections } from './connections.js';
 import { withDeadline } from './deadline.js';
 import { purgeNode, scanNode } from './keyspace.js';
-import { defineScripts } from './scripts.js';
+import { defineScripts, FILL_REVOKED } from './scripts.js';
 import { groupIndexes, slotOf } from './slots.js';
 import { createSubscriptionHub } from './subscriptions.js';
 import { decodeEntry, encodeEntry, KIND_CODES } from './wire-format.js';
@@ -109,18 +109,34 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
     async setMany(writes) {
       writes.forEach(assertCacheWrite);
       return call('setMany', async () => {
-        const replies = await pipelined(writes, keyOfWrite, (pipeline, { key, entry, ttlMs }) => {
-          const { kind, version, staleAt } = entry;
-          const args = [
-            KIND_CODES[kind],
-            String(version),
-            String(staleAt),
-            encodeEntry(entry),
-            ttlMs,
-          ] as const;
-          pipeline.cachesideSetIfNewer(key, ...args);
+        const replies = await pipelined(writes, keyOfWrite, (pipeline, write) => {
+          pipeline.cachesideWrite(
+            write.key,
+            lockKeyOf(write.key),
+            ...entryArgs(write),
+            ...wakeArgs(write.key),
+          );
         });
         return replies.map((reply) => reply === 1);
+      });
+    },
+
+    async fillMany(fills, token) {
+      fills.forEach(assertCacheWrite);
+      assertLockToken(token);
+      return call('fillMany', async () => {
+        const replies = await pipelined(fills, keyOfWrite, (pipeline, fill) => {
+          pipeline.cachesideFill(
+            fill.key,
+            lockKeyOf(fill.key),
+            token,
+            ...entryArgs(fill),
+            ...wakeArgs(fill.key),
+          );
+        });
+        return replies.map((reply): FillOutcome =>
+          reply === 1 ? 'stored' : reply === FILL_REVOKED ? 'revoked' : 'fenced',
+        );
       });
     },
 
@@ -149,7 +165,7 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       assertLockToken(token);
       return call('releaseLocks', async () => {
         const replies = await pipelined(keys, identity, (pipeline, key) => {
-          pipeline.cachesideReleaseLock(lockKeyOf(key), token, fillChannelOf(key), key);
+          pipeline.cachesideReleaseLock(lockKeyOf(key), token, ...wakeArgs(key));
         });
         return replies.map((reply) => reply === 1);
       });
@@ -208,3 +224,19 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
 
 const identity = (key: string) => key;
 const keyOfWrite = (write: CacheWrite) => write.key;
+
+/** A write's arguments to the scripts: kind code, version, staleAt, encoded entry, ttl ms. */
+function entryArgs({ entry, ttlMs }: CacheWrite) {
+  return [
+    KIND_CODES[entry.kind],
+    String(entry.version),
+    String(entry.staleAt),
+    encodeEntry(entry),
+    ttlMs,
+  ] as const;
+}
+
+/** Where the waiters of `key` listen, and what they are told: the fill channel and the key. */
+function wakeArgs(key: string) {
+  return [fillChannelOf(key), key] as const;
+}

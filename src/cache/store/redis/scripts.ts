@@ -1,19 +1,40 @@
 /**
- * The Lua scripts of the Redis driver, registered on a client with `defineScripts`. Each touches a
- * single key (the entry, or a lock), so each is slot-safe on a cluster.
+ * The Lua scripts of the Redis driver, registered on a client with `defineScripts`. Each touches one
+ * entry and its lock, which share a hash tag, so each is slot-safe on a cluster.
+ *
+ * Memory: the invalidations (`cachesideWrite`: write-throughs and tombstones) and the lock release
+ * carry `flags=allow-oom`, so Redis runs them even above `maxmemory` under `noeviction`: they replace
+ * a value with one of about its size, or with a small tombstone, or delete. A fill (`cachesideFill`)
+ * does not: Redis refuses it whole while memory is full, and the reader answers from PostgreSQL.
+ * test/resilience/redis-memory.test.ts fills a private Redis to its limit to prove both.
  */
 import type { Result } from 'ioredis';
 import type { RedisClient } from './connections.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    cachesideSetIfNewer(
+    cachesideWrite(
       key: string,
+      lockKey: string,
       kind: string,
       version: string,
       staleAt: string,
       value: Buffer,
       ttlMs: number,
+      channel: string,
+      message: string,
+    ): Result<number, Context>;
+    cachesideFill(
+      key: string,
+      lockKey: string,
+      token: string,
+      kind: string,
+      version: string,
+      staleAt: string,
+      value: Buffer,
+      ttlMs: number,
+      channel: string,
+      message: string,
     ): Result<number, Context>;
     cachesideReleaseLock(
       lockKey: string,
@@ -26,44 +47,76 @@ declare module 'ioredis' {
 
 /** Registers the scripts as commands of `client` (EVALSHA, falling back to EVAL once per script). */
 export function defineScripts(client: RedisClient): void {
-  client.defineCommand('cachesideSetIfNewer', { numberOfKeys: 1, lua: SET_IF_NEWER });
+  client.defineCommand('cachesideWrite', { numberOfKeys: 2, lua: WRITE });
+  client.defineCommand('cachesideFill', { numberOfKeys: 2, lua: FILL });
   client.defineCommand('cachesideReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK });
 }
 
+/** `cachesideFill`'s answer when the caller no longer holds the key's grant. */
+export const FILL_REVOKED = -1;
+
 /*
- * The fence of contract.ts#setMany. KEYS[1] the entry; ARGV: kind code, version, staleAt, encoded entry,
- * ttl ms. Returns 1 when the write landed, 0 when the held entry stays (renewed by an equal-version
+ * The fence of contract.ts#setMany, as a Lua function: `fence(key, kind, version, staleAt, encoded,
+ * ttlMs)` returns 1 when the write landed, 0 when the held entry stays (renewed by an equal-version
  * value or negative entry).
  */
-const SET_IF_NEWER = `
-local held = redis.call('GET', KEYS[1])
-if held then
-  local kind, version, payloadAt = string.match(held, '^([vnt]):(%d+):%d+:()')
-  if kind then
-    local incoming, current = tonumber(ARGV[2]), tonumber(version)
-    if kind == 't' then
-      if incoming < current or (incoming == current and ARGV[1] == 't') then return 0 end
-    elseif incoming < current then
-      return 0
-    elseif incoming == current then
-      -- A refill of the same row: keep the held bytes, but push its expiry out as the writer asked.
-      -- A tombstone naming the held version (a duplicated event) has no expiry of its own to give.
-      if ARGV[1] ~= 't' then
-        redis.call('SET', KEYS[1], kind .. ':' .. version .. ':' .. ARGV[3] .. ':' .. string.sub(held, payloadAt), 'PX', ARGV[5])
+const FENCE = `
+local function fence(key, kind, version, staleAt, encoded, ttl)
+  local held = redis.call('GET', key)
+  if held then
+    local heldKind, heldVersion, payloadAt = string.match(held, '^([vnt]):(%d+):%d+:()')
+    if heldKind then
+      local incoming, current = tonumber(version), tonumber(heldVersion)
+      if heldKind == 't' then
+        if incoming < current or (incoming == current and kind == 't') then return 0 end
+      elseif incoming < current then
+        return 0
+      elseif incoming == current then
+        -- A refill of the same row: keep the held bytes, but push its expiry out as the writer asked.
+        -- A tombstone naming the held version (a duplicated event) has no expiry of its own to give.
+        if kind ~= 't' then
+          redis.call('SET', key, heldKind .. ':' .. heldVersion .. ':' .. staleAt .. ':' .. string.sub(held, payloadAt), 'PX', ttl)
+        end
+        return 0
       end
-      return 0
     end
   end
+  redis.call('SET', key, encoded, 'PX', ttl)
+  return 1
 end
-redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
-return 1
+`;
+
+/*
+ * An invalidation. KEYS: the entry, its lock; ARGV: kind code, version, staleAt, encoded entry, ttl ms,
+ * fill channel, message (the entry's key). Fenced like any write; in every case the key's fill grant
+ * is revoked (its lock deleted) and, if someone held it, the waiters are woken to re-read.
+ */
+const WRITE = `#!lua flags=allow-oom
+${FENCE}
+local landed = fence(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+if redis.call('DEL', KEYS[2]) == 1 then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
+return landed
+`;
+
+/*
+ * A fill under a grant. KEYS: the entry, its lock; ARGV: token, kind code, version, staleAt, encoded
+ * entry, ttl ms, fill channel, message. Without the grant nothing happens (FILL_REVOKED); with it, the
+ * fenced write, then the grant's release, which wakes the waiters.
+ */
+const FILL = `#!lua
+${FENCE}
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return ${FILL_REVOKED} end
+local landed = fence(KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+redis.call('DEL', KEYS[2])
+redis.call('PUBLISH', ARGV[7], ARGV[8])
+return landed
 `;
 
 /*
  * Compare-and-delete: a holder whose lock expired (and was taken by another caller) must not release
  * the new holder's lock. KEYS[1] the lock; ARGV: token, fill channel, message (the entry's key).
  */
-const RELEASE_LOCK = `
+const RELEASE_LOCK = `#!lua flags=allow-oom
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('PUBLISH', ARGV[2], ARGV[3])
