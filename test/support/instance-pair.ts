@@ -176,7 +176,7 @@ export interface Pause {
   release(): void;
 }
 
-function pauseNext(query: RepositoryQuery, id: number): Pause {
+export function pauseNext(query: RepositoryQuery, id: number): Pause {
   let reachedResolve: () => void = () => {};
   let release: () => void = () => {};
   const reached = new Promise<void>((resolve) => (reachedResolve = resolve));
@@ -200,19 +200,22 @@ function pauseNext(query: RepositoryQuery, id: number): Pause {
  */
 export interface WatchedStore {
   readonly store: CacheStore;
-  /** Resolves after the next `getMany` that includes `key` has its answer. */
+  /** Resolves after the next `getMany` that includes `key` has its answer (or failed). */
   nextRead(key: string): Promise<void>;
 }
 
-function watchStore(inner: CacheStore): WatchedStore {
+export function watchStore(inner: CacheStore): WatchedStore {
   const waiting: { key: string; resolve: () => void }[] = [];
   async function getMany(keys: readonly string[]) {
-    const entries = await inner.getMany(keys);
-    for (const waiter of waiting.filter((w) => keys.includes(w.key))) {
-      waiting.splice(waiting.indexOf(waiter), 1);
-      waiter.resolve();
+    try {
+      return await inner.getMany(keys);
+    } finally {
+      // Answered or failed, the request has looked at the cache and decided what to do next.
+      for (const waiter of waiting.filter((w) => keys.includes(w.key))) {
+        waiting.splice(waiting.indexOf(waiter), 1);
+        waiter.resolve();
+      }
     }
-    return entries;
   }
   // Everything but getMany reaches the real store untouched, whatever the interface grows.
   const store = forwardStore(inner, { getMany });
