@@ -32,6 +32,8 @@ export const DEFAULTS = {
   /** Small: when the cache is down every read is a load, and PostgreSQL must stay responsive. */
   DB_MAX_CONCURRENT_LOADS: 4,
   OUTBOX_POLL_INTERVAL_MS: 250,
+  /** Longest a mutation whose write-through failed waits for a relay to apply it (then: pending). */
+  WRITE_PROPAGATION_TIMEOUT_MS: 2000,
   SHUTDOWN_DELAY_MS: 0,
   CACHE_L1_MAX_ENTRIES: 0,
   CACHE_L1_TTL_MS: 1000,
@@ -101,6 +103,7 @@ function envSchema(production: boolean) {
     CACHE_STALE_GRACE_SECONDS: int(0, 30 * DAY_SECONDS, d.CACHE_STALE_GRACE_SECONDS),
     DB_MAX_CONCURRENT_LOADS: int(1, 1000, d.DB_MAX_CONCURRENT_LOADS),
     OUTBOX_POLL_INTERVAL_MS: int(10, 60_000, d.OUTBOX_POLL_INTERVAL_MS),
+    WRITE_PROPAGATION_TIMEOUT_MS: int(0, 60_000, d.WRITE_PROPAGATION_TIMEOUT_MS),
     SHUTDOWN_DELAY_MS: int(0, 600_000, d.SHUTDOWN_DELAY_MS),
     CACHE_L1_MAX_ENTRIES: int(0, 10_000_000, d.CACHE_L1_MAX_ENTRIES),
     CACHE_L1_TTL_MS: int(1, 86_400_000, d.CACHE_L1_TTL_MS),
@@ -138,8 +141,12 @@ export interface Config {
   readonly cache: CacheConfig;
   /** Concurrent SQL loads per instance (DB_MAX_CONCURRENT_LOADS). */
   readonly db: { readonly maxConcurrentLoads: number };
-  /** The outbox relay polls this often while the backlog is empty, ms (OUTBOX_POLL_INTERVAL_MS). */
-  readonly outbox: { readonly pollIntervalMs: number };
+  readonly outbox: {
+    /** The outbox relay polls this often while the backlog is empty, ms (OUTBOX_POLL_INTERVAL_MS). */
+    readonly pollIntervalMs: number;
+    /** Longest a mutation whose write-through failed waits for a relay to apply it, ms (WRITE_PROPAGATION_TIMEOUT_MS). */
+    readonly propagationTimeoutMs: number;
+  };
   /** On SIGTERM, keep serving with /ready at 503 this long before closing the listener, ms (SHUTDOWN_DELAY_MS). */
   readonly shutdown: { readonly delayMs: number };
   /** Allow introspection (GRAPHQL_INTROSPECTION). */
@@ -235,7 +242,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       debug: e.CACHE_DEBUG,
     },
     db: { maxConcurrentLoads: e.DB_MAX_CONCURRENT_LOADS },
-    outbox: { pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS },
+    outbox: {
+      pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS,
+      propagationTimeoutMs: e.WRITE_PROPAGATION_TIMEOUT_MS,
+    },
     shutdown: { delayMs: e.SHUTDOWN_DELAY_MS },
     graphql: { introspection: e.GRAPHQL_INTROSPECTION },
     logLevel: e.LOG_LEVEL,

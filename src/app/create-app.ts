@@ -104,7 +104,12 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       logger,
       ...(overrides.store && { store: overrides.store }),
       ...(overrides.breaker && { breaker: overrides.breaker }),
-      events: { read: hooks.read, onBreakerTransition: hooks.onBreakerTransition, relay: hooks.relay },
+      events: {
+        read: hooks.read,
+        onBreakerTransition: hooks.onBreakerTransition,
+        onPropagation: hooks.onPropagation,
+        relay: hooks.relay,
+      },
     });
     await cache.start({ relay: overrides.startRelay !== false });
 

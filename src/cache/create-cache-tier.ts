@@ -43,6 +43,7 @@ import {
 import { instrumentStore } from './store/layers/instrumentation.js';
 import type { CacheWriter } from './write/cache-writer.js';
 import { createOutboxRelay, type OutboxRelay } from './write/outbox-relay.js';
+import { createPropagationWait, type Propagation } from './write/propagation.js';
 import { createWriteThrough } from './write/write-through.js';
 
 export interface CacheTierDeps {
@@ -62,6 +63,8 @@ export interface CacheTierDeps {
       onApplied?(events: readonly unknown[]): void;
       onError?(error: unknown): void;
     };
+    /** How each mutation's cache side ended: written through, applied by a relay, or pending. */
+    readonly onPropagation?: (outcome: Propagation) => void;
   };
 }
 
@@ -136,10 +139,17 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
     store: layered,
     specs,
     entries,
+    propagation: createPropagationWait({
+      db,
+      outbox,
+      logger,
+      timeoutMs: config.outbox.propagationTimeoutMs,
+    }),
     logger,
     // Redis may still hold the value this write replaced: reads go to PostgreSQL until the relay
     // has applied the write's tombstone (docs/consistency.md).
     onError: () => breakerStore.breaker.trip(),
+    ...(events.onPropagation && { onPropagation: events.onPropagation }),
   });
   const invalidations = createInvalidationSubscriber({ store: origin, keys, logger });
   if (l1) connectL1(l1, { invalidations, store: layered, keys });

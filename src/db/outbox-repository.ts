@@ -3,7 +3,7 @@
  * Claiming uses `FOR UPDATE SKIP LOCKED`, so relays in several instances share the backlog without
  * waiting on each other or publishing a row twice at the same time.
  */
-import { and, asc, inArray, isNotNull, isNull, lt, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
 import { outbox } from './schema.js';
 
@@ -54,6 +54,32 @@ export function createOutboxRepository() {
         )
         .returning({ id: outbox.id });
       return deleted.length;
+    },
+
+    /**
+     * How many of the outbox rows naming these changes (entity, id, version) are still unpublished:
+     * 0 once a relay — on any instance — has applied and published them all. A mutation whose
+     * write-through failed waits for this.
+     */
+    async unpublishedOf(
+      db: Db,
+      changes: readonly { entity: string; id: number; version: number }[],
+    ): Promise<number> {
+      if (changes.length === 0) return 0;
+      const [row] = await db
+        .select({ count: sql<number>`count(*)::int` })
+        .from(outbox)
+        .where(
+          and(
+            isNull(outbox.publishedAt),
+            or(
+              ...changes.map((c) =>
+                and(eq(outbox.entity, c.entity), eq(outbox.entityId, c.id), eq(outbox.version, c.version)),
+              ),
+            ),
+          ),
+        );
+      return Number(row?.count ?? 0);
     },
 
     /** Unpublished events and the age of the oldest, in seconds (for metrics and readiness). */

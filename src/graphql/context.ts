@@ -25,6 +25,8 @@ export interface GraphQLContext extends YogaInitialContext {
   readonly services: Services;
   readonly cache: CacheReport;
   readonly stats: RequestStats;
+  /** What the operation's mutations have to tell the client (use-propagation-notice.ts). */
+  readonly notices: { propagationPending: boolean };
 }
 
 export interface ContextDeps {
@@ -42,7 +44,7 @@ export function createContextFactory(deps: ContextDeps) {
     const { report: cache, stats } = requestStateOf(request);
     const loaders = createLoaders({ readers: deps.readers, repositories: deps.repositories, report: cache });
     const viewer = await authenticate(request.headers.get('authorization'), deps.authSecret, deps.readers);
-    return { viewer, loaders, services: deps.services, cache, stats };
+    return { viewer, loaders, services: deps.services, cache, stats, notices: { propagationPending: false } };
   };
 }
 

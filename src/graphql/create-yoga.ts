@@ -24,6 +24,7 @@ import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspect
 import { useBodyLimit } from './plugins/use-body-limit.js';
 import { useRequestShape } from './plugins/use-request-shape.js';
 import { useQueryLimits } from './plugins/use-query-limits.js';
+import { usePropagationNotice } from './plugins/use-propagation-notice.js';
 import { useRequestErrorStatus } from './plugins/use-request-error-status.js';
 import type { DrainingTracker } from './plugins/use-draining.js';
 import { useHttpMetrics } from './plugins/use-http-metrics.js';
@@ -121,8 +122,8 @@ export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
  * 2. Refusals before any work, cheapest first: the body cap reads the body before anyone buffers it
  *    (413), the request shape refuses malformed parameters (400), the query limits and the
  *    introspection switch run as validation rules.
- * 3. Response shaping: the cache headers and the debug extension read the request's report; the
- *    error status turns request errors into their HTTP status.
+ * 3. Response shaping: the cache headers and the debug extension read the request's report, the
+ *    propagation notice the operation's; the error status turns request errors into their status.
  * 4. Request id, then the HTTP metrics and access log: their `onResponse` runs after the headers
  *    above are set, so the log line names what the cache did.
  * 5. The non-GraphQL endpoints (`/metrics`, `/ready`) answer in `onRequest`; their responses still
@@ -140,6 +141,7 @@ function plugins(deps: YogaDeps): YogaPlugins {
     ...(deps.introspection ? [] : [useDisableIntrospection()]),
     useCacheHeaders({ tier: deps.cacheTier, enabled: deps.cacheHeaders }),
     useCacheDebug({ enabled: deps.cacheDebug }),
+    usePropagationNotice(),
     useRequestErrorStatus(),
     useRequestId(),
     useHttpMetrics({ metrics: deps.metrics, logger: deps.logger }),

@@ -20,6 +20,8 @@ export interface MetricHooks {
   onQuery(query: string, seconds: number, result: 'ok' | 'error' | 'unavailable'): void;
   /** The circuit breaker moved; an outage's start and end are worth a warning line each. */
   onBreakerTransition(from: BreakerStateName, to: BreakerStateName): void;
+  /** How a mutation's cache side ended (src/cache/write/propagation.ts). */
+  onPropagation(outcome: 'written' | 'applied' | 'pending'): void;
   /** The outbox relay's progress (src/cache/write/outbox-relay.ts). */
   readonly relay: {
     onApplied(events: readonly unknown[]): void;
@@ -43,6 +45,7 @@ export function createMetricHooks(metrics: Metrics, logger: Logger): MetricHooks
       logger.warn({ from, to }, `cache circuit ${to}`);
       metrics.breakerMoved(to);
     },
+    onPropagation: (outcome) => metrics.writePropagation.inc({ outcome }),
     relay: {
       onApplied: (events) => metrics.relayPublished.inc(events.length),
       onError: () => metrics.relayErrors.inc(),

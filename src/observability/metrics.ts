@@ -28,6 +28,8 @@ export interface Metrics {
   readonly breakerTransitions: Counter<'to'>;
   readonly relayPublished: Counter;
   readonly relayErrors: Counter;
+  /** How mutations' cache sides ended: written through, applied by a relay in time, or pending. */
+  readonly writePropagation: Counter<'outcome'>;
   readonly httpDuration: Histogram<'operation' | 'status'>;
   /** Records the breaker's new state (0 closed, 1 half-open, 2 open) and counts the transition. */
   breakerMoved(to: BreakerStateName): void;
@@ -123,6 +125,12 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
     registers,
     collect: fromBacklog((b) => b.oldestAgeSeconds),
   });
+  const writePropagation = new Counter({
+    name: 'cacheside_write_propagation_total',
+    help: 'Mutations by how their cache side ended: written (write-through), applied (by a relay while the mutation waited), pending (returned before any relay applied it)',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
   const httpDuration = new Histogram({
     name: 'cacheside_http_request_duration_seconds',
     help: 'GraphQL HTTP request duration by operation type and status',
@@ -132,6 +140,7 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
   });
 
   for (const result of LOOKUP_RESULTS) lookups.inc({ entity: 'user', result }, 0);
+  for (const outcome of ['written', 'applied', 'pending']) writePropagation.inc({ outcome }, 0);
   breakerState.set(BREAKER_STATES.closed);
 
   return {
@@ -145,6 +154,7 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
     breakerTransitions,
     relayPublished,
     relayErrors,
+    writePropagation,
     httpDuration,
     breakerMoved(to) {
       breakerState.set(BREAKER_STATES[to]);

@@ -23,9 +23,17 @@ export interface ServiceDeps {
   readonly cacheWriter: CacheWriter;
 }
 
+/** What a mutation touches of the operation it serves. */
+export interface MutationScope {
+  /** The operation's loaders: primed with the written row, so the rest of it reads the new value. */
+  readonly loaders: Loaders;
+  /** Set when the change is committed but no relay applied it to the cache in time (propagation.ts). */
+  readonly notices: { propagationPending: boolean };
+}
+
 export interface Services {
-  updateProfile(userId: number, input: UpdateProfileInput, loaders: Loaders): Promise<ProfileRow>;
-  createPost(userId: number, input: CreatePostInput, loaders: Loaders): Promise<PostRow>;
+  updateProfile(userId: number, input: UpdateProfileInput, scope: MutationScope): Promise<ProfileRow>;
+  createPost(userId: number, input: CreatePostInput, scope: MutationScope): Promise<PostRow>;
 }
 
 export function createServices({ db, repositories, cacheWriter }: ServiceDeps): Services {
@@ -39,7 +47,7 @@ export function createServices({ db, repositories, cacheWriter }: ServiceDeps): 
   };
 
   return {
-    async updateProfile(userId, input, loaders) {
+    async updateProfile(userId, input, { loaders, notices }) {
       const { patch, expectedVersion } = toProfilePatch(input);
       const result = await inTransaction((tx) =>
         repositories.updateProfile(tx, userId, patch, expectedVersion),
@@ -50,19 +58,19 @@ export function createServices({ db, repositories, cacheWriter }: ServiceDeps): 
           expectedVersion,
         });
       }
-      await cacheWriter.profileChanged(result);
+      if ((await cacheWriter.profileChanged(result)) === 'pending') notices.propagationPending = true;
       loaders.profile.clear(userId).prime(userId, result);
       return result;
     },
 
-    async createPost(userId, input, loaders) {
+    async createPost(userId, input, { loaders, notices }) {
       const post = checkNewPost(input);
       // The list version is read in the same transaction, right after the insert's trigger bumped it.
       const { row, listVersion } = await inTransaction(async (tx) => {
         const inserted = await repositories.insertPost(tx, { authorId: userId, ...post });
         return { row: inserted, listVersion: await repositories.postListVersion(tx, userId) };
       });
-      await cacheWriter.postCreated(row, listVersion);
+      if ((await cacheWriter.postCreated(row, listVersion)) === 'pending') notices.propagationPending = true;
       loaders.post.prime(row.id, row);
       // The author's list changed: the next read in this request must not reuse the memoized one.
       loaders.postIdsByAuthor.clear(userId);

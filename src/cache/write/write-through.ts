@@ -1,46 +1,60 @@
 /**
  * After a mutation commits, and before it returns, the new value goes into the cache (so the next
  * read anywhere is a hit on the new version) and derived keys get tombstones (so a fill that read
- * the old list cannot land after the change). Both are fenced writes: a write-through never replaces
- * a newer version that a concurrent mutation already stored.
+ * the old list cannot land after the change). Both are invalidations: fenced (a write-through never
+ * replaces a newer version that a concurrent mutation already stored), and each revokes the key's
+ * fill grant, so a read that loaded the old row before this write cannot fill it after.
  *
- * A failure here does not fail the mutation — PostgreSQL holds the truth and its outbox row was
- * committed with it; the relay applies the same tombstones once the store answers again.
+ * A failure here does not fail the mutation — PostgreSQL holds the truth and its outbox rows were
+ * committed with it. But it does not return as if nothing happened either: it waits, bounded, until
+ * a relay has applied those rows (propagation.ts), and reports whether that happened in time.
  */
 import type { PostRow, ProfileRow } from '../../db/schema.js';
 import type { Logger } from '../../observability/logger.js';
-import type { CacheWriter } from './cache-writer.js';
-import type { EntitySpecs } from '../entities/specs.js';
 import type { EntryFactory } from '../entities/entries.js';
+import type { EntitySpecs } from '../entities/specs.js';
 import type { CacheStore, CacheWrite } from '../store/contract.js';
+import type { CacheWriter } from './cache-writer.js';
+import type { Change, Propagation, PropagationWait } from './propagation.js';
 
 export interface WriteThroughDeps {
   readonly store: CacheStore;
   readonly specs: EntitySpecs;
   readonly entries: EntryFactory;
+  readonly propagation: PropagationWait;
   readonly logger: Logger;
+  /** A write-through failed (the breaker trips: Redis may still hold what the write replaced). */
   readonly onError?: (error: unknown) => void;
+  /** How each write's cache side ended. */
+  readonly onPropagation?: (outcome: Propagation) => void;
 }
 
-export function createWriteThrough({
-  store,
-  specs,
-  entries,
-  logger,
-  onError,
-}: WriteThroughDeps): CacheWriter {
-  const write = async (writes: CacheWrite[], what: string) => {
+export function createWriteThrough(deps: WriteThroughDeps): CacheWriter {
+  const { store, specs, entries, propagation, logger } = deps;
+
+  const write = async (writes: CacheWrite[], changes: Change[], what: string): Promise<Propagation> => {
+    let outcome: Propagation = 'written';
     try {
       await store.setMany(writes);
     } catch (error) {
-      onError?.(error);
-      logger.warn({ err: error, what }, 'write-through failed; the outbox relay will invalidate');
+      deps.onError?.(error);
+      logger.warn({ err: error, what }, 'write-through failed; waiting for a relay to apply the change');
+      outcome = await propagation.untilApplied(changes);
+      if (outcome === 'pending') {
+        logger.warn({ what }, 'write not yet applied to the cache by any relay; returning, propagation pending');
+      }
     }
+    deps.onPropagation?.(outcome);
+    return outcome;
   };
 
   return {
     profileChanged: (row: ProfileRow) =>
-      write([entries.fill(specs.profile, specs.profile.keyOf(row.userId), row)], `profile ${row.userId}`),
+      write(
+        [entries.fill(specs.profile, specs.profile.keyOf(row.userId), row)],
+        [{ entity: 'profile', id: row.userId, version: row.version }],
+        `profile ${row.userId}`,
+      ),
 
     postCreated: (row: PostRow, listVersion: number) =>
       write(
@@ -48,6 +62,10 @@ export function createWriteThrough({
           entries.fill(specs.post, specs.post.keyOf(row.id), row),
           // The author's list now starts with this post: any list read before is older.
           entries.tombstone(specs.userPosts.keyOf(row.authorId), listVersion),
+        ],
+        [
+          { entity: 'post', id: row.id, version: row.version },
+          { entity: 'userPosts', id: row.authorId, version: listVersion },
         ],
         `post ${row.id}`,
       ),

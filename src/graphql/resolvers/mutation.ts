@@ -8,6 +8,6 @@ function callerOf({ viewer }: GraphQLContext): number {
 }
 
 export const Mutation: MutationResolvers = {
-  updateProfile: (_, { input }, ctx) => ctx.services.updateProfile(callerOf(ctx), input, ctx.loaders),
-  createPost: (_, { input }, ctx) => ctx.services.createPost(callerOf(ctx), input, ctx.loaders),
+  updateProfile: (_, { input }, ctx) => ctx.services.updateProfile(callerOf(ctx), input, ctx),
+  createPost: (_, { input }, ctx) => ctx.services.createPost(callerOf(ctx), input, ctx),
 };
