@@ -15,6 +15,18 @@ export interface OutboxEvent {
   readonly createdAt: Date;
 }
 
+/**
+ * The entity of an outbox row that stands for every cached row at once: written by changes that fire
+ * no row trigger (the seed, which turns triggers off; a bulk load an operator announces by inserting
+ * one such row). The relay answers it by invalidating the whole cache namespace.
+ */
+export const EVERYTHING = '*';
+
+/** Records, in the caller's transaction, that any cached row may have changed (see EVERYTHING). */
+export async function announceEverythingChanged(tx: Db): Promise<void> {
+  await tx.insert(outbox).values({ entity: EVERYTHING, entityId: 0, version: 0 });
+}
+
 export function createOutboxRepository() {
   return {
     /** Locks and returns up to `limit` unpublished events, oldest first, in the caller's transaction. */

@@ -9,14 +9,16 @@
  *
  * Everything runs in one transaction on the one connection it is given (PGlite has only one), with
  * `session_replication_role = replica`: that turns off the outbox triggers (a seed must not leave
- * millions of invalidation events behind; nothing can be cached about rows that did not exist) and
- * the foreign-key triggers (the rows are consistent by construction). It needs a superuser, which
- * both PGlite and our PostgreSQL deployments run as. `SET LOCAL` ends with the transaction, so
+ * millions of invalidation events behind) and the foreign-key triggers (the rows are consistent by
+ * construction). In their place one outbox row says "everything changed": a cache may still hold
+ * the rows a reset replaced, or negative entries for ids the seed creates. It needs a superuser,
+ * which both PGlite and our PostgreSQL deployments run as. `SET LOCAL` ends with the transaction, so
  * triggers are back on for whatever runs next.
  */
 import { sql } from 'drizzle-orm';
 import type { Db } from './client.js';
 import { MAX_ID } from '../domain/ids.js';
+import { announceEverythingChanged } from './outbox-repository.js';
 import { mulberry32 } from './prng.js';
 import {
   BIO_ROLES,
@@ -124,6 +126,10 @@ export async function seedDatabase(db: Db, options: SeedOptions): Promise<SeedRe
     // PGlite has no autovacuum to notice a bulk load; without statistics the first queries plan as
     // if the tables were empty.
     await tx.execute(sql`analyze ${users}, ${profiles}, ${posts}`);
+    // The triggers were off, so no row announced itself: one outbox row announces them all. A cache
+    // may hold what the seed replaced (--reset) or negative entries for ids it created; the relay
+    // invalidates the whole namespace when it sees this row (src/cache/write/outbox-relay.ts).
+    await announceEverythingChanged(tx as unknown as Db);
   });
   return { users: userCount, posts: postCount };
 }

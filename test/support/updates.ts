@@ -21,7 +21,7 @@ export async function updateBio(t: TestApp, userId: number, bio: string): Promis
 /** Resolves with the event for `entity` `id` once `t`'s subscriber (and so its L1) has received it. */
 export function eventReaching(t: TestApp, entity: string, id: number): Promise<InvalidationEvent> {
   return new Promise((resolve) => {
-    const off = t.app.invalidations.onEvents((events) => {
+    const off = t.app.invalidations.onEvents(({ events }) => {
       const event = events.find((e) => e.entity === entity && e.id === id);
       if (event === undefined) return;
       off();

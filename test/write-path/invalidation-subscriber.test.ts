@@ -26,7 +26,7 @@ test('a subscriber started while Redis is down subscribes once Redis is up, and 
   const subscriber = createInvalidationSubscriber({ store, keys, logger: createLogger('silent') });
   const received: InvalidationEvent[] = [];
   let lateStarts = 0;
-  subscriber.onEvents((events) => received.push(...events));
+  subscriber.onEvents(({ events }) => received.push(...events));
   subscriber.onLateStart(() => (lateStarts += 1));
 
   await expect(subscriber.start()).rejects.toThrow();

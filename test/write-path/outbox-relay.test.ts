@@ -103,9 +103,9 @@ async function setup() {
     /** Every message published so far, decoded. */
     published: () =>
       messages.map((m) => {
-        const events = decodeEvents(m);
-        if (events instanceof Error) throw events;
-        return events;
+        const decoded = decodeEvents(m);
+        if (decoded instanceof Error) throw decoded;
+        return decoded.events;
       }),
     /** Resolves once the next message has arrived (at once if one arrived since the last call). */
     async nextMessage() {

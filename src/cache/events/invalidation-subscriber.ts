@@ -4,11 +4,11 @@
  * logged and dropped: a consumer must never crash on what another process published.
  */
 import type { Logger } from '../../observability/logger.js';
-import { decodeEvents, type InvalidationEvent } from './invalidation-events.js';
+import { decodeEvents, type InvalidationMessage } from './invalidation-events.js';
 import type { CacheKeys } from '../entities/keys.js';
 import type { CacheStore, Unsubscribe } from '../store/contract.js';
 
-export type EventsListener = (events: readonly InvalidationEvent[]) => void;
+export type EventsListener = (message: InvalidationMessage) => void;
 
 export interface InvalidationSubscriber {
   /**
@@ -53,14 +53,14 @@ export function createInvalidationSubscriber(deps: {
   };
 
   const deliver = (_channel: string, message: string) => {
-    const events = decodeEvents(message);
-    if (events instanceof Error) {
-      deps.logger.warn({ err: events }, 'dropped a malformed invalidation message');
+    const decoded = decodeEvents(message);
+    if (decoded instanceof Error) {
+      deps.logger.warn({ err: decoded }, 'dropped a malformed invalidation message');
       return;
     }
     for (const listener of listeners) {
       try {
-        listener(events);
+        listener(decoded);
       } catch (error) {
         deps.logger.error({ err: error }, 'an invalidation consumer failed');
       }

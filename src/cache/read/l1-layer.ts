@@ -27,7 +27,8 @@ export function connectL1(
     readonly keys: CacheKeys;
   },
 ): () => void {
-  const offEvents = deps.invalidations.onEvents((events) => {
+  const offEvents = deps.invalidations.onEvents(({ events, all }) => {
+    if (all) return l1.clear();
     for (const event of events) l1.invalidate(deps.keys.entity(event.entity, event.id), event.version);
   });
   const offReconnect = deps.store.onReconnect?.(() => l1.clear()) ?? (() => {});

@@ -4,9 +4,16 @@
  * a script that touches the entry and its lock never crosses slots.
  */
 
-/** The stampede lock that guards the fill of `key`. */
+const LOCK_SUFFIX = ':lock';
+
+/** The stampede lock that guards the fill of `key` (and is its fill grant). */
 export function lockKeyOf(key: string): string {
-  return `${key}:lock`;
+  return `${key}${LOCK_SUFFIX}`;
+}
+
+/** The key whose fill the lock `lockKey` guards, or undefined when it is not a lock's name. */
+export function keyOfLock(lockKey: string): string | undefined {
+  return lockKey.endsWith(LOCK_SUFFIX) ? lockKey.slice(0, -LOCK_SUFFIX.length) : undefined;
 }
 
 /** The channel on which the fill of `key` is announced to waiters. */

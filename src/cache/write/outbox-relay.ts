@@ -7,13 +7,14 @@
  * write-through) delays invalidation but never loses it.
  */
 import type { Db } from '../../db/client.js';
-import type { OutboxEvent, OutboxRepository } from '../../db/outbox-repository.js';
+import { EVERYTHING, type OutboxEvent, type OutboxRepository } from '../../db/outbox-repository.js';
 import type { Logger } from '../../observability/logger.js';
 import type { EntitySpecs } from '../entities/specs.js';
 import type { EntryFactory } from '../entities/entries.js';
 import { encodeEvents, isCachedEntity, type InvalidationEvent } from '../events/invalidation-events.js';
 import type { CacheKeys } from '../entities/keys.js';
 import type { CacheStore } from '../store/contract.js';
+import { invalidateAll } from './purge.js';
 
 export interface OutboxRelayOptions {
   readonly db: Db;
@@ -68,11 +69,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       const rows = await outbox.claimUnpublished(tx, batchSize);
       if (rows.length === 0) return { claimed: 0, applied: [] };
       const events = toEvents(rows);
+      const all = rows.some((row) => row.entity === EVERYTHING);
+      // A change that named no row (the seed): every cached value, and every fill in flight, goes.
+      if (all) await invalidateAll({ store, keys, entries });
       if (events.length > 0) {
         // Fenced: a tombstone never replaces a newer value, so a duplicate or late event is harmless.
         await store.setMany(events.map((e) => entries.tombstone(specs[e.entity].keyOf(e.id), e.version)));
-        await store.publish(keys.eventsChannel, encodeEvents(events));
       }
+      if (events.length > 0 || all) await store.publish(keys.eventsChannel, encodeEvents(events, { all }));
       await outbox.markPublished(
         tx,
         rows.map((r) => r.id),
@@ -90,6 +94,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   function toEvents(rows: readonly OutboxEvent[]): InvalidationEvent[] {
     const events: InvalidationEvent[] = [];
     for (const row of rows) {
+      if (row.entity === EVERYTHING) continue;
       // A row this build does not know (written by a newer schema) is published-and-skipped rather
       // than retried forever; the newer instances handle it.
       if (!isCachedEntity(row.entity)) {
