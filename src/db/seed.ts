@@ -43,6 +43,12 @@ export interface SeedOptions {
   readonly reset?: boolean;
   /** Rows per INSERT statement. Changes the statements, never the rows. @default 5000 */
   readonly batchSize?: number;
+  /**
+   * Write the outbox row that tells every instance that any cached row may have changed (the
+   * triggers are off, so no row says so itself). Only a caller that knows no cache holds anything
+   * of this database (a fresh one, under a fresh key prefix) passes false. @default true
+   */
+  readonly announce?: boolean;
   /** Called after every statement with rows inserted so far over all rows (users + profiles + posts). */
   readonly onProgress?: (done: number, total: number) => void;
 }
@@ -129,7 +135,7 @@ export async function seedDatabase(db: Db, options: SeedOptions): Promise<SeedRe
     // The triggers were off, so no row announced itself: one outbox row announces them all. A cache
     // may hold what the seed replaced (--reset) or negative entries for ids it created; the relay
     // invalidates the whole namespace when it sees this row (src/cache/write/outbox-relay.ts).
-    await announceEverythingChanged(tx as unknown as Db);
+    if (options.announce !== false) await announceEverythingChanged(tx as unknown as Db);
   });
   return { users: userCount, posts: postCount };
 }

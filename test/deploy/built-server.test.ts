@@ -46,7 +46,7 @@ async function gql(query: string, token?: string): Promise<{ status: number; hea
 beforeAll(async () => {
   await ensureBuilt();
   testDb = await createTestDatabase('built_server');
-  await seedDatabase(testDb.database.db, { users: 20, postsPerUser: 2 });
+  await seedDatabase(testDb.database.db, { users: 20, postsPerUser: 2, announce: false });
 
   const port = await freePort();
   origin = `http://127.0.0.1:${port}`;

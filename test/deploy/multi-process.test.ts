@@ -53,7 +53,7 @@ interface ProcessSet {
 
 async function startProcessSet(label: string, env: Record<string, string>): Promise<ProcessSet> {
   const testDb: TestDatabase = await createTestDatabase(label);
-  await seedDatabase(testDb.database.db, { users: 40, postsPerUser: 2 });
+  await seedDatabase(testDb.database.db, { users: 40, postsPerUser: 2, announce: false });
   const prefix = uniquePrefix(label);
   const instances: Instance[] = [];
   const stop = async () => {

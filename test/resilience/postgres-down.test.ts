@@ -48,7 +48,7 @@ beforeAll(async () => {
   });
   database = await createDatabase(config.database, { poolSize: 4 });
   await migrateDatabase(config.database, database);
-  await seedDatabase(database.db, { users: 10, postsPerUser: 1 });
+  await seedDatabase(database.db, { users: 10, postsPerUser: 1, announce: false });
   app = await createApp(config, { database });
 }, 120_000);
 

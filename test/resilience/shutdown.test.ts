@@ -152,7 +152,7 @@ async function expectedUsers(count: number) {
 beforeAll(async () => {
   await ensureBuilt();
   testDb = await createTestDatabase('shutdown');
-  await seedDatabase(testDb.database.db, { users: IN_FLIGHT + 10, postsPerUser: 1 });
+  await seedDatabase(testDb.database.db, { users: IN_FLIGHT + 10, postsPerUser: 1, announce: false });
   control = postgres(testDb.url, { max: 4, onnotice: () => {} });
 }, 240_000);
 

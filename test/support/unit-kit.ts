@@ -201,7 +201,7 @@ export function readPathFixture(label: string, users: number): ReadPathFixture {
   let repositories: Repositories | undefined;
   beforeAll(async () => {
     testDb = await createTestDatabase(label);
-    await seedDatabase(testDb.database.db, { users, postsPerUser: 1 });
+    await seedDatabase(testDb.database.db, { users, postsPerUser: 1, announce: false });
     repositories = createRepositories(testDb.database.db, {
       beforeQuery: async (query, ids) => {
         loads.push({ query, ids: [...ids] });

@@ -50,7 +50,7 @@ let db: Db;
 beforeAll(async () => {
   testDb = await createTestDatabase('outbox_relay');
   db = testDb.database.db;
-  await seedDatabase(db, { users: 30, postsPerUser: 1 });
+  await seedDatabase(db, { users: 30, postsPerUser: 1, announce: false });
 });
 beforeEach(async () => {
   await db.delete(outbox);
