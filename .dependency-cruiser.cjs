@@ -17,7 +17,7 @@ const LAYERS = [
   ['src/cache/store/'],
   ['src/cache/entities/'],
   ['src/cache/events/'],
-  ['src/cache/read/', 'src/cache/write/'],
+  ['src/cache/read/', 'src/cache/write/', 'src/cache/monitor/'],
   ['src/cache/create-cache-tier.ts'],
   ['src/loaders/'],
   ['src/services/'],
@@ -40,6 +40,8 @@ const layerRules = LAYERS.slice(0, -1).map((layer, i) => ({
 /** Paths of one layer that must not import each other. */
 const SIBLINGS = [
   ['src/cache/read/', 'src/cache/write/'],
+  ['src/cache/read/', 'src/cache/monitor/'],
+  ['src/cache/write/', 'src/cache/monitor/'],
   ['src/auth/', 'src/db/'],
   ['src/config.ts', 'src/domain/'],
 ];

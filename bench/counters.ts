@@ -155,6 +155,7 @@ async function countAll(
         sqlByQuery: stats.sql,
         storeCalls: stats.store,
         mismatches,
+        violations: stats.violations,
       };
       // The app's own per-request accounting (x-cache-debug: 1) must agree with the servers' counts;
       // response-cache answers from its cache without running our code, so it has none to give.
@@ -182,6 +183,7 @@ function checkCounters(rows: readonly CounterRow[]): string[] {
     const at = `${row.variant} ${row.workload}`;
     const want = EXPECTED[row.variant]?.[row.workload];
     if (row.mismatches > 0) problems.push(`${at}: ${row.mismatches} answers differ from ${REFERENCE}'s`);
+    if ((row.violations ?? 0) > 0) problems.push(`${at}: the consistency monitor found ${row.violations} stale entries`);
     if (want !== undefined) {
       if (row.sqlPerRequest !== want.sql) {
         problems.push(`${at}: ${row.sqlPerRequest} SQL statements per request, expected ${want.sql} (${JSON.stringify(row.sqlByQuery)})`);

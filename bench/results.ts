@@ -45,6 +45,8 @@ export interface CounterRow {
   readonly storeCalls: StoreCalls;
   /** Answers that differed from the reference ones. */
   readonly mismatches: number;
+  /** Stale entries the consistency monitor of the variant's server had found by then (must be 0). */
+  readonly violations?: number;
   /** The same, as the app itself reports it with `x-cache-debug: 1`. */
   debug?: { sqlPerRequest: number; roundTripsPerRequest: number };
 }

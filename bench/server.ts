@@ -56,6 +56,8 @@ export interface ServerStats {
   readonly store: ReturnType<typeof emptyStoreCalls>;
   /** Times the circuit breaker opened, and calls it refused without reaching Redis. */
   readonly breaker: { opened: number; shortCircuited: number };
+  /** Stale entries the consistency monitor found (must be 0). */
+  readonly violations: number;
   /** process.cpuUsage(), µs. */
   readonly cpu: { user: number; system: number };
 }
@@ -149,6 +151,7 @@ async function main(): Promise<void> {
         loads,
         store: { ...storeCalls },
         breaker: { opened: breakerOpened, shortCircuited: app.breaker.shortCircuited },
+        violations: app.cache.monitor?.violations ?? 0,
         cpu: process.cpuUsage(),
       };
       process.send!(stats);

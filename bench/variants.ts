@@ -16,6 +16,7 @@
 import { asc, desc, eq, gt, inArray } from 'drizzle-orm';
 import type { CacheStore } from '../src/cache/store/contract.js';
 import { aroundCalls, forwardStore } from '../src/cache/store/layers/forward.js';
+import { currentRequestStats } from '../src/observability/request-scope.js';
 import type { Db } from '../src/db/client.js';
 import type { LoadLimiter } from '../src/db/load-limiter.js';
 import { posts, profiles, users, type PostRow, type ProfileRow, type UserRow } from '../src/db/schema.js';
@@ -189,12 +190,16 @@ export function emptyStoreCalls(): StoreCalls {
 /** The calls a request makes, counted by name; `ttlMany` (readiness) as `other`. */
 const COUNTED = ['getMany', 'setMany', 'fillMany', 'acquireLocks', 'releaseLocks', 'onFill', 'ttlMany'] as const;
 
-/** Counts every call of a request that reaches the inner store (each is one round trip, contract.ts). */
+/**
+ * Counts every call a request makes that reaches the inner store (each is one round trip,
+ * contract.ts). Calls made on behalf of no request — the relay, the consistency monitor — are not
+ * a request's cost and are left out.
+ */
 export function countingStore(inner: CacheStore, calls: StoreCalls): CacheStore {
   return forwardStore(
     inner,
     aroundCalls(inner, COUNTED, (method, call) => {
-      calls[method === 'ttlMany' ? 'other' : method] += 1;
+      if (currentRequestStats() !== undefined) calls[method === 'ttlMany' ? 'other' : method] += 1;
       return call();
     }),
   );

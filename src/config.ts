@@ -35,6 +35,10 @@ export const DEFAULTS = {
   /** Longest a mutation whose write-through failed waits for a relay to apply it (then: pending). */
   WRITE_PROPAGATION_TIMEOUT_MS: 2000,
   SHUTDOWN_DELAY_MS: 0,
+  /** One sample of cached entries against PostgreSQL per this many ms; 0 turns the monitor off. */
+  CONSISTENCY_SAMPLE_INTERVAL_MS: 1000,
+  /** A stale cached entry this much older than its sampling counts as a violation: past every documented window. */
+  CONSISTENCY_GRACE_MS: 5000,
   CACHE_L1_MAX_ENTRIES: 0,
   CACHE_L1_TTL_MS: 1000,
   CACHE_HEADERS: 'on',
@@ -105,6 +109,8 @@ function envSchema(production: boolean) {
     OUTBOX_POLL_INTERVAL_MS: int(10, 60_000, d.OUTBOX_POLL_INTERVAL_MS),
     WRITE_PROPAGATION_TIMEOUT_MS: int(0, 60_000, d.WRITE_PROPAGATION_TIMEOUT_MS),
     SHUTDOWN_DELAY_MS: int(0, 600_000, d.SHUTDOWN_DELAY_MS),
+    CONSISTENCY_SAMPLE_INTERVAL_MS: int(0, 3_600_000, d.CONSISTENCY_SAMPLE_INTERVAL_MS),
+    CONSISTENCY_GRACE_MS: int(100, 3_600_000, d.CONSISTENCY_GRACE_MS),
     CACHE_L1_MAX_ENTRIES: int(0, 10_000_000, d.CACHE_L1_MAX_ENTRIES),
     CACHE_L1_TTL_MS: int(1, 86_400_000, d.CACHE_L1_TTL_MS),
     CACHE_HEADERS: onOff(d.CACHE_HEADERS),
@@ -151,6 +157,12 @@ export interface Config {
   readonly shutdown: { readonly delayMs: number };
   /** Allow introspection (GRAPHQL_INTROSPECTION). */
   readonly graphql: { readonly introspection: boolean };
+  readonly monitor: {
+    /** Pause between consistency samples, ms; 0 = off (CONSISTENCY_SAMPLE_INTERVAL_MS). */
+    readonly intervalMs: number;
+    /** How long a stale entry may persist before it is a violation, ms (CONSISTENCY_GRACE_MS). */
+    readonly graceMs: number;
+  };
   readonly logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -248,6 +260,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     },
     shutdown: { delayMs: e.SHUTDOWN_DELAY_MS },
     graphql: { introspection: e.GRAPHQL_INTROSPECTION },
+    monitor: { intervalMs: e.CONSISTENCY_SAMPLE_INTERVAL_MS, graceMs: e.CONSISTENCY_GRACE_MS },
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -90,8 +90,9 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     const db = database.db;
     const metrics = createMetrics({ outboxBacklog: () => outbox.backlog(db) });
     const hooks = createMetricHooks(metrics, logger);
+    const limiter = createLoadLimiter(config.db.maxConcurrentLoads);
     const repositories = createRepositories(db, {
-      limiter: createLoadLimiter(config.db.maxConcurrentLoads),
+      limiter,
       onQuery: hooks.onQuery,
       ...overrides.repositoryOptions,
     });
@@ -100,6 +101,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     cache = createCacheTier(config, {
       db,
       repositories,
+      monitorRepositories: createRepositories(db, { limiter }),
       outbox,
       logger,
       ...(overrides.store && { store: overrides.store }),
@@ -108,6 +110,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         read: hooks.read,
         onBreakerTransition: hooks.onBreakerTransition,
         onPropagation: hooks.onPropagation,
+        monitor: hooks.monitor,
         relay: hooks.relay,
       },
     });

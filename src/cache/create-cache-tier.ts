@@ -27,6 +27,11 @@ import {
   createInvalidationSubscriber,
   type InvalidationSubscriber,
 } from './events/invalidation-subscriber.js';
+import {
+  createConsistencyMonitor,
+  type ConsistencyMonitor,
+  type ConsistencyMonitorOptions,
+} from './monitor/consistency-monitor.js';
 import { createCacheAside } from './read/cache-aside.js';
 import { createCachedReaders, type EntityReaders } from './read/cached-readers.js';
 import { connectL1, l1Layer } from './read/l1-layer.js';
@@ -49,6 +54,8 @@ import { createWriteThrough } from './write/write-through.js';
 export interface CacheTierDeps {
   readonly db: Db;
   readonly repositories: Repositories;
+  /** Repositories of the consistency monitor's own: no request counts them, no test hook holds them. */
+  readonly monitorRepositories: Repositories;
   readonly outbox: OutboxRepository;
   readonly logger: Logger;
   /** A store to use instead of the configured one (a chaos double, a shared one); not closed here. */
@@ -65,6 +72,7 @@ export interface CacheTierDeps {
     };
     /** How each mutation's cache side ended: written through, applied by a relay, or pending. */
     readonly onPropagation?: (outcome: Propagation) => void;
+    readonly monitor?: Pick<ConsistencyMonitorOptions, 'onCheck' | 'onViolation'>;
   };
 }
 
@@ -83,6 +91,8 @@ export interface CacheTier {
   readonly writer: CacheWriter;
   readonly relay: OutboxRelay;
   readonly invalidations: InvalidationSubscriber;
+  /** The consistency monitor, unless CONSISTENCY_SAMPLE_INTERVAL_MS is 0. */
+  readonly monitor: ConsistencyMonitor | undefined;
   /**
    * Subscribes to invalidation events (Redis down at startup is not fatal: it keeps retrying in the
    * background) and, unless `relay` is false, starts the relay's polling loop.
@@ -153,6 +163,19 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
   });
   const invalidations = createInvalidationSubscriber({ store: origin, keys, logger });
   if (l1) connectL1(l1, { invalidations, store: layered, keys });
+  // It samples what requests would be served: through the breaker, not through L1.
+  const monitor =
+    config.monitor.intervalMs > 0
+      ? createConsistencyMonitor({
+          store,
+          specs: createEntitySpecs({ keys, repositories: deps.monitorRepositories, config: config.cache }),
+          keys,
+          logger,
+          intervalMs: config.monitor.intervalMs,
+          graceMs: config.monitor.graceMs,
+          ...events.monitor,
+        })
+      : undefined;
 
   let closed: Promise<void> | undefined;
   return {
@@ -165,15 +188,18 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
     writer,
     relay,
     invalidations,
+    monitor,
     async start(options = {}) {
       await invalidations.start().catch((error: unknown) => {
         // The cache is not primary storage: the app starts anyway, and the subscriber keeps retrying.
         logger.warn({ err: error }, 'could not subscribe to invalidation events yet; retrying');
       });
       if (options.relay !== false) relay.start();
+      monitor?.start();
     },
     close: () =>
       (closed ??= (async () => {
+        await monitor?.stop();
         await relay.stop();
         await invalidations.stop();
         if (owned) await origin.close();

@@ -20,6 +20,11 @@ export interface MetricHooks {
   onQuery(query: string, seconds: number, result: 'ok' | 'error' | 'unavailable'): void;
   /** The circuit breaker moved; an outage's start and end are worth a warning line each. */
   onBreakerTransition(from: BreakerStateName, to: BreakerStateName): void;
+  /** The consistency monitor's samples and violations (src/cache/monitor/consistency-monitor.ts). */
+  readonly monitor: {
+    onCheck(entity: string, count: number): void;
+    onViolation(violation: { entity: string }): void;
+  };
   /** How a mutation's cache side ended (src/cache/write/propagation.ts). */
   onPropagation(outcome: 'written' | 'applied' | 'pending'): void;
   /** The outbox relay's progress (src/cache/write/outbox-relay.ts). */
@@ -46,6 +51,10 @@ export function createMetricHooks(metrics: Metrics, logger: Logger): MetricHooks
       metrics.breakerMoved(to);
     },
     onPropagation: (outcome) => metrics.writePropagation.inc({ outcome }),
+    monitor: {
+      onCheck: (entity, count) => metrics.consistencyChecks.inc({ entity }, count),
+      onViolation: ({ entity }) => metrics.consistencyViolations.inc({ entity }),
+    },
     relay: {
       onApplied: (events) => metrics.relayPublished.inc(events.length),
       onError: () => metrics.relayErrors.inc(),

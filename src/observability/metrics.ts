@@ -28,6 +28,8 @@ export interface Metrics {
   readonly breakerTransitions: Counter<'to'>;
   readonly relayPublished: Counter;
   readonly relayErrors: Counter;
+  readonly consistencyChecks: Counter<'entity'>;
+  readonly consistencyViolations: Counter<'entity'>;
   /** How mutations' cache sides ended: written through, applied by a relay in time, or pending. */
   readonly writePropagation: Counter<'outcome'>;
   readonly httpDuration: Histogram<'operation' | 'status'>;
@@ -125,6 +127,18 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
     registers,
     collect: fromBacklog((b) => b.oldestAgeSeconds),
   });
+  const consistencyChecks = new Counter({
+    name: 'cacheside_consistency_checks_total',
+    help: 'Cached entries the consistency monitor compared with PostgreSQL, by entity',
+    labelNames: ['entity'] as const,
+    registers,
+  });
+  const consistencyViolations = new Counter({
+    name: 'cacheside_consistency_violations_total',
+    help: 'Cached entries still served older than their row a grace after the monitor saw them (expected: 0)',
+    labelNames: ['entity'] as const,
+    registers,
+  });
   const writePropagation = new Counter({
     name: 'cacheside_write_propagation_total',
     help: 'Mutations by how their cache side ended: written (write-through), applied (by a relay while the mutation waited), pending (returned before any relay applied it)',
@@ -141,6 +155,7 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
 
   for (const result of LOOKUP_RESULTS) lookups.inc({ entity: 'user', result }, 0);
   for (const outcome of ['written', 'applied', 'pending']) writePropagation.inc({ outcome }, 0);
+  for (const entity of ['user', 'profile', 'post', 'userPosts']) consistencyViolations.inc({ entity }, 0);
   breakerState.set(BREAKER_STATES.closed);
 
   return {
@@ -154,6 +169,8 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
     breakerTransitions,
     relayPublished,
     relayErrors,
+    consistencyChecks,
+    consistencyViolations,
     writePropagation,
     httpDuration,
     breakerMoved(to) {

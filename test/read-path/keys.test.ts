@@ -51,3 +51,26 @@ describe('cache keys', () => {
     expect(createCacheKeys('t_store_0a1b2c3d4e').entity('post', 1)).toBe('t_store_0a1b2c3d4e:v1:post:{1}');
   });
 });
+
+describe('cache keys, parsed back', () => {
+  const keys = createCacheKeys('cs');
+
+  it('names the entity and id of every entity key, and nothing else', () => {
+    for (const entity of CACHED_ENTITIES) {
+      for (const id of [1, 42, 2147483647]) expect(keys.parse(keys.entity(entity, id))).toEqual({ entity, id });
+    }
+    for (const other of [
+      'cs:v1:profile:{42}:lock',
+      'cs:v1:profile:{42}:filled',
+      'cs:v1:events',
+      'cs:v2:profile:{42}',
+      'other:v1:profile:{42}',
+      'cs:v1:profile:{042}',
+      'cs:v1:profile:{2147483648}',
+      'cs:v1:post:{7}:posts',
+      'cs:v1:comment:{7}',
+    ]) {
+      expect(keys.parse(other), other).toBeUndefined();
+    }
+  });
+});

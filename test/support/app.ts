@@ -34,12 +34,17 @@ export interface TestAppOptions {
   readonly breaker?: AppOverrides['breaker'];
   /** Another test app whose database and prefix this one shares. */
   readonly share?: TestApp;
+  /** The test makes the cache stale on purpose: `close` does not fail on monitor violations. */
+  readonly expectViolations?: boolean;
 }
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
   readonly status: number;
   readonly headers: Headers;
-  readonly body: { data?: T | null; errors?: { message: string; extensions?: Record<string, unknown>; path?: unknown[] }[] };
+  readonly body: {
+    data?: T | null;
+    errors?: { message: string; extensions?: Record<string, unknown>; path?: unknown[] }[];
+  };
 }
 
 export interface RequestOptions {
@@ -64,7 +69,9 @@ export interface TestApp {
 export async function createTestApp(options: TestAppOptions): Promise<TestApp> {
   const owner = options.share === undefined;
   const testDb = options.share?.testDb ?? (await createTestDatabase(options.label));
-  const prefix = options.share?.prefix ?? `t_${options.label.replace(/[^A-Za-z0-9_]/g, '_')}_${randomBytes(4).toString('hex')}`;
+  const prefix =
+    options.share?.prefix ??
+    `t_${options.label.replace(/[^A-Za-z0-9_]/g, '_')}_${randomBytes(4).toString('hex')}`;
 
   if (owner && options.seed !== false) {
     const seed = options.seed ?? { users: 30, postsPerUser: 5 };
@@ -84,6 +91,11 @@ export async function createTestApp(options: TestAppOptions): Promise<TestApp> {
     CACHE_PREFIX: prefix,
     AUTH_SECRET: TEST_AUTH_SECRET,
     LOG_LEVEL: 'silent',
+    // The consistency monitor samples fast, with a short grace, in every app whose relay runs (with
+    // relays driven by hand, lagging invalidations are the test's own doing); `close` expects it to
+    // have found nothing.
+    CONSISTENCY_SAMPLE_INTERVAL_MS: options.startRelay === false ? '0' : '50',
+    CONSISTENCY_GRACE_MS: '2000',
     ...options.env,
   });
 
@@ -97,7 +109,7 @@ export async function createTestApp(options: TestAppOptions): Promise<TestApp> {
     ...(options.breaker ? { breaker: options.breaker } : {}),
   });
 
-  const fetchIn = (path: string, init?: RequestInit) => 
+  const fetchIn = (path: string, init?: RequestInit) =>
     // yoga's fetch types its init with its own RequestInit (from @whatwg-node); ours is Node's.
     Promise.resolve(app.yoga.fetch(`http://cacheside${path}`, init as Parameters<typeof app.yoga.fetch>[1]));
 
@@ -123,6 +135,12 @@ export async function createTestApp(options: TestAppOptions): Promise<TestApp> {
     token: (userId) => signToken(TEST_AUTH_SECRET, userId),
     async close() {
       await app.close();
+      const violations = app.cache.monitor?.violations ?? 0;
+      if (violations > 0 && options.expectViolations !== true) {
+        throw new Error(
+          `the consistency monitor of ${options.label} found ${violations} violation(s): see its log`,
+        );
+      }
       // After close: the relay may write a last tombstone while it stops.
       if (owner && storeChoice === 'redis') await purgeKeys(`${prefix}:`);
       if (owner) await testDb.drop();

@@ -10,13 +10,16 @@
  * rolling deploy never decode each other's values.
  */
 import { CACHE_PREFIX_PATTERN, CACHE_PREFIX_RULE } from '../../config.js';
-import { isId, MAX_ID } from '../../domain/ids.js';
+import { isId, MAX_ID, parseId } from '../../domain/ids.js';
 
 /** Bumped whenever a cached value's encoding or shape changes. */
 export const CACHE_FORMAT_VERSION = 'v1';
 
 export const CACHED_ENTITIES = ['user', 'profile', 'post', 'userPosts'] as const;
 export type CachedEntity = (typeof CACHED_ENTITIES)[number];
+
+/** `<entity>:{<id>}[:posts]` after the namespace. */
+const ENTITY_KEY = /^(user|profile|post):\{([0-9]+)\}(:posts)?$/;
 
 export interface CacheKeys {
   /** `<prefix>:v1:` — everything cacheside owns starts with it. */
@@ -25,6 +28,8 @@ export interface CacheKeys {
   entity(entity: CachedEntity, id: number): string;
   /** The channel on which invalidation events are published. */
   readonly eventsChannel: string;
+  /** The entity and id an entity key names, or undefined for any other key (locks, channels, foreign). */
+  parse(key: string): { entity: CachedEntity; id: number } | undefined;
 }
 
 export function createCacheKeys(prefix: string): CacheKeys {
@@ -34,6 +39,15 @@ export function createCacheKeys(prefix: string): CacheKeys {
   const namespace = `${prefix}:${CACHE_FORMAT_VERSION}:`;
   return {
     namespace,
+    parse(key) {
+      if (!key.startsWith(namespace)) return undefined;
+      const match = ENTITY_KEY.exec(key.slice(namespace.length));
+      const id = parseId(match?.[2] ?? '');
+      if (!match || id === undefined) return undefined;
+      const entity: CachedEntity = match[3] ? 'userPosts' : (match[1] as 'user' | 'profile' | 'post');
+      if (entity === 'userPosts' && match[1] !== 'user') return undefined;
+      return { entity, id };
+    },
     eventsChannel: `${namespace}events`,
     entity(entity, id) {
       // Only ids that passed validation may become keys: a key per arbitrary client string would

@@ -1,0 +1,215 @@
+/**
+ * A consistency monitor in the manner of Meta's Polaris: in the background, each instance samples
+ * cached entries and compares their versions with PostgreSQL's. An entry the cache would serve that
+ * is older than its row is a *suspect*; if, `graceMs` later, the cache still serves a version older
+ * than the one PostgreSQL had then, that is a **violation** — a stale value that no relay and no
+ * write-through repaired in time: counted in `cacheside_consistency_violations_total{entity}` and
+ * logged with the key and both versions. Every test and benchmark run expects 0.
+ *
+ * The grace is what separates a bug from the documented windows: a write made by plain SQL reaches
+ * the cache within the relay's interval; a mutation's own write is visible before it returns. The
+ * monitor reads through the same breaker as requests (it skips a round while the circuit is open:
+ * the cache is not being served then) but not through L1 (whose window is documented apart), and
+ * it has repositories of its own (no request's counters, no test's hooks).
+ *
+ * Sampling walks the namespace with SCAN, a few keys from each batch, one batch per interval; a full
+ * walk of a large cache takes long, and that is the point: the cost is one multi-get and one SQL
+ * statement per entity and interval, whatever the size of the cache.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../../observability/logger.js';
+import type { CachedEntity, CacheKeys } from '../entities/keys.js';
+import type { EntitySpec } from '../entities/entity-spec.js';
+import type { EntitySpecs } from '../entities/specs.js';
+import type { CacheEntry, CacheStore } from '../store/contract.js';
+
+export interface ConsistencyMonitorOptions {
+  /** The store as requests see it (breaker, no L1). */
+  readonly store: CacheStore;
+  /** Entity specs over repositories of the monitor's own. */
+  readonly specs: EntitySpecs;
+  readonly keys: CacheKeys;
+  readonly logger: Logger;
+  /** Pause between samples, ms (CONSISTENCY_SAMPLE_INTERVAL_MS). */
+  readonly intervalMs: number;
+  /** How long a suspect may stay stale before it is a violation, ms (CONSISTENCY_GRACE_MS). */
+  readonly graceMs: number;
+  /** Keys checked per sample. @default 8 */
+  readonly samplesPerRound?: number;
+  readonly onCheck?: (entity: CachedEntity, count: number) => void;
+  readonly onViolation?: (violation: Violation) => void;
+  /** @default Date.now */
+  readonly now?: () => number;
+}
+
+export interface Violation {
+  readonly entity: CachedEntity;
+  readonly key: string;
+  /** The version the cache still serves (0: "no such row"). */
+  readonly cachedVersion: number;
+  /** The version PostgreSQL had `graceMs` earlier (undefined: the row was gone). */
+  readonly currentVersion: number | undefined;
+}
+
+export interface ConsistencyMonitor {
+  start(): void;
+  /** Stops sampling; resolves once the round in progress has ended. */
+  stop(): Promise<void>;
+  /** Checks these keys now, and re-checks the suspects whose grace has passed (tests drive it). */
+  check(keys: readonly string[]): Promise<void>;
+  /** Violations found since the start. */
+  readonly violations: number;
+  /** Suspects waiting for their grace to pass. */
+  readonly suspects: number;
+}
+
+interface Suspect {
+  readonly entity: CachedEntity;
+  readonly id: number;
+  readonly cachedVersion: number;
+  readonly currentVersion: number | undefined;
+  readonly since: number;
+}
+
+export function createConsistencyMonitor(options: ConsistencyMonitorOptions): ConsistencyMonitor {
+  const { store, specs, keys, logger, intervalMs, graceMs } = options;
+  const samplesPerRound = options.samplesPerRound ?? 8;
+  const now = options.now ?? Date.now;
+  const suspects = new Map<string, Suspect>();
+  let violations = 0;
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let stopping = new AbortController();
+  /** Sleeps `intervalMs`, or less when stopped; never keeps the process alive. */
+  const pause = () => sleep(intervalMs, undefined, { ref: false, signal: stopping.signal }).catch(() => {});
+
+  /** The version an entry would be served at, or undefined when it would not be served. */
+  const servedVersion = (entry: CacheEntry | undefined, at: number) =>
+    entry !== undefined && entry.kind !== 'tombstone' && entry.staleAt > at ? entry.version : undefined;
+
+  // Per entity, so that each spec's rows and versions keep their own types.
+  const versionsOf: Record<CachedEntity, (ids: readonly number[]) => Promise<Map<number, number>>> = {
+    user: (ids) => rowVersions(specs.user, ids),
+    profile: (ids) => rowVersions(specs.profile, ids),
+    post: (ids) => rowVersions(specs.post, ids),
+    userPosts: (ids) => rowVersions(specs.userPosts, ids),
+  };
+
+  /** Current versions of the rows behind the keys, from PostgreSQL, by key (absent: no row). */
+  async function currentVersions(parsed: readonly { entity: CachedEntity; id: number }[]) {
+    const byEntity = new Map<CachedEntity, number[]>();
+    for (const { entity, id } of parsed) byEntity.set(entity, [...(byEntity.get(entity) ?? []), id]);
+    const versions = new Map<string, number>();
+    for (const [entity, ids] of byEntity) {
+      const found = await versionsOf[entity](ids);
+      options.onCheck?.(entity, ids.length);
+      for (const [id, version] of found) versions.set(keys.entity(entity, id), version);
+    }
+    return versions;
+  }
+
+  async function check(sample: readonly string[]): Promise<void> {
+    const parsed = sample.flatMap((key) => {
+      const named = keys.parse(key);
+      return named && !suspects.has(key) ? [{ key, ...named }] : [];
+    });
+    const due = [...suspects].filter(([, s]) => now() - s.since >= graceMs).map(([key]) => key);
+    if (parsed.length === 0 && due.length === 0) return;
+    const entries = await store.getMany([...parsed.map((p) => p.key), ...due]);
+    const at = now();
+
+    // Re-checks: still serving something older than PostgreSQL had a grace ago?
+    due.forEach((key, i) => {
+      const suspect = suspects.get(key)!;
+      suspects.delete(key);
+      const served = servedVersion(entries[parsed.length + i], at);
+      if (served === undefined) return;
+      const stale =
+        suspect.currentVersion === undefined
+          ? served <= suspect.cachedVersion
+          : served < suspect.currentVersion;
+      if (!stale) return;
+      violations += 1;
+      const violation = {
+        entity: suspect.entity,
+        key,
+        cachedVersion: served,
+        currentVersion: suspect.currentVersion,
+      };
+      logger.warn(violation, 'consistency violation: the cache serves a version older than a committed one');
+      options.onViolation?.(violation);
+    });
+
+    // New samples: which would be served older than their row?
+    const served = parsed.filter((_, i) => servedVersion(entries[i], at) !== undefined);
+    if (served.length === 0) return;
+    const current = await currentVersions(served);
+    for (const sample of served) {
+      const cachedVersion = servedVersion(entries[parsed.indexOf(sample)], at)!;
+      const currentVersion = current.get(sample.key);
+      const negative = entries[parsed.indexOf(sample)]!.kind === 'negative';
+      // A negative entry is stale once the row exists; a value once the row is newer, or gone.
+      const stale = currentVersion === undefined ? !negative : cachedVersion < currentVersion;
+      if (stale) suspects.set(sample.key, { ...sample, cachedVersion, currentVersion, since: at });
+    }
+  }
+
+  async function run(): Promise<void> {
+    while (running) {
+      try {
+        await store.scanKeys(keys.namespace, async (batch) => {
+          if (!running) throw STOPPED;
+          await check(pick(batch, samplesPerRound)).catch((error: unknown) => {
+            // The store or PostgreSQL failed: no sample this round, whatever it was.
+            logger.debug({ err: error }, 'consistency sample skipped');
+          });
+          await pause();
+        });
+        // An empty or fully walked namespace: the suspects still get their re-check.
+        await check([]).catch(() => {});
+      } catch (error) {
+        if (error !== STOPPED) logger.debug({ err: error }, 'consistency walk interrupted');
+      }
+      if (running) await pause();
+    }
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      stopping = new AbortController();
+      loop = run();
+    },
+    async stop() {
+      running = false;
+      stopping.abort();
+      await loop;
+      loop = undefined;
+    },
+    check,
+    get violations() {
+      return violations;
+    },
+    get suspects() {
+      return suspects.size;
+    },
+  };
+}
+
+// Private:
+
+const STOPPED = Symbol('stopped');
+
+async function rowVersions<T>(spec: EntitySpec<T>, ids: readonly number[]): Promise<Map<number, number>> {
+  const rows = await spec.load(ids);
+  return new Map([...rows].map(([id, row]) => [id, spec.versionOf(row)]));
+}
+
+/** Up to `n` distinct elements of `items`, at random. */
+function pick<T>(items: readonly T[], n: number): T[] {
+  if (items.length <= n) return [...items];
+  const chosen = new Set<number>();
+  while (chosen.size < n) chosen.add(Math.floor(Math.random() * items.length));
+  return [...chosen].map((i) => items[i]!);
+}
