@@ -9,6 +9,9 @@
  * - the relay's tombstone for a plain-SQL change lands too;
  * - fills and locks are refused; reads are answered from PostgreSQL, correctly.
  *
+ * Under every evicting `maxmemory-policy`, the late fill: B holds an old row while A's write lands,
+ * then memory pressure evicts the key (and whatever else); B's fill of the old row is still refused.
+ *
  * And what an anonymous client can make Redis hold: one request for 100 unknown ids adds at most 20
  * negative entries, which live for the negative TTL and no longer.
  */
@@ -20,12 +23,16 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { readProfile, updateProfile } from '../support/consistency-api.js';
 import { headerOf } from '../support/consistency-redis.js';
 import { rows } from '../support/consistency-sql.js';
+import { pauseNext, type Pause } from '../support/instance-pair.js';
 import { startPrivateRedis, type PrivateRedis } from '../support/redis.js';
+import { until } from '../support/until.js';
 
 let redis: PrivateRedis;
 let admin: Redis;
 let a: TestApp;
 let b: TestApp;
+/** The afterQuery hook of B; a test installs a pause here. */
+let pauseOnB: Pause | undefined;
 
 beforeAll(async () => {
   redis = await startPrivateRedis({ args: ['--maxmemory', '8mb', '--maxmemory-policy', 'noeviction'] });
@@ -38,10 +45,17 @@ beforeAll(async () => {
     env,
     startRelay: false,
   });
-  b = await createTestApp({ label: 'redis_memory', share: a, env, startRelay: false });
+  b = await createTestApp({
+    label: 'redis_memory',
+    share: a,
+    env,
+    startRelay: false,
+    repositoryOptions: { afterQuery: (query, ids) => pauseOnB?.hook(query, ids) },
+  });
 }, 60_000);
 
 afterAll(async () => {
+  pauseOnB?.release();
   await b?.close();
   await a?.close();
   admin?.disconnect();
@@ -137,3 +151,50 @@ async function scan(pattern: string): Promise<string[]> {
   } while (cursor !== '0');
   return found;
 }
+
+const EVICTING = [
+  'allkeys-lru',
+  'allkeys-lfu',
+  'allkeys-random',
+  'volatile-lru',
+  'volatile-lfu',
+  'volatile-random',
+  'volatile-ttl',
+] as const;
+
+describe.each(EVICTING)('maxmemory-policy %s, evicting', (policy) => {
+  test('the key evicted while a fill is in flight: the late fill is refused, both instances serve the write', async () => {
+    await admin.config('SET', 'maxmemory', '0');
+    await admin.flushall();
+    await admin.config('SET', 'maxmemory-policy', policy);
+    const userId = 10 + EVICTING.indexOf(policy);
+    const key = `${b.prefix}:v1:profile:{${userId}}`;
+    const before = Number(
+      (await rows<{ version: number }>(a, sql`select version from profiles where user_id = ${userId}`))[0]!
+        .version,
+    );
+
+    pauseOnB = pauseNext('profiles', userId);
+    const lateRead = readProfile(b, userId);
+    await pauseOnB.reached; // B holds the old row and its grant
+    const written = await updateProfile(a, userId, { bio: `written before the eviction (${policy})` });
+    expect(written.body.data?.updateProfile.version).toBe(before + 1);
+
+    // Memory pressure: foreign keys (with a TTL longer than ours, for the volatile policies) until
+    // Redis has evicted ours.
+    const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1]);
+    await admin.config('SET', 'maxmemory', String(used + 2 * 1024 * 1024));
+    const blob = Buffer.alloc(16 * 1024, 0x78);
+    let n = 0;
+    await until(`Redis to evict ${key} under ${policy}`, async () => {
+      for (let i = 0; i < 20; i += 1) await admin.set(`foreign:${policy}:${n++}`, blob, 'EX', 86_400);
+      return (await admin.exists(key)) === 0;
+    });
+    expect(Number(/evicted_keys:(\d+)/.exec(await admin.info('stats'))?.[1])).toBeGreaterThan(0);
+    pauseOnB.release();
+
+    expect([before, before + 1]).toContain((await lateRead).value.version);
+    await admin.config('SET', 'maxmemory', '0');
+    for (const t of [a, b, a, b]) expect((await readProfile(t, userId)).value.version).toBe(before + 1);
+  });
+});
