@@ -131,6 +131,11 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
       deps.breaker?.onTransition?.(from, to);
     },
   });
+  // Lost and regained its connection to Redis: Redis may have restarted, even with data older than
+  // writes made meanwhile (persistence, a failover). Until the relay has applied what the outbox
+  // holds, reads go to PostgreSQL — also on an instance that made no call during the outage, and so
+  // never saw its circuit open. test/resilience/redis-faults.test.ts, "Redis back with its old data".
+  origin.onReconnect?.(() => breakerStore.breaker.trip());
   const store = instrumentStore(breakerStore);
   // The optional in-process tier: the read path consults it first, and it sees what the read path
   // and the write-through read and store (docs/scaling.md, "The L1 tier").

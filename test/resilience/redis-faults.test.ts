@@ -16,6 +16,7 @@ import type { BreakerState } from '../../src/cache/store/layers/circuit-breaker.
 import { profiles, users } from '../../src/db/schema.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { startPrivateRedis, type PrivateRedis } from '../support/redis.js';
+import { until } from '../support/until.js';
 
 const COMMAND_TIMEOUT_MS = 200;
 const MAX_LOADS = 4;
@@ -191,6 +192,8 @@ describe('recovery never serves what an outage-time write replaced', () => {
   // that writes made during the outage replaced, and whose write-throughs failed.
   let durable: PrivateRedis;
   let u: TestApp;
+  /** An instance that makes no Redis call of its own during the outage (no traffic, no monitor). */
+  let idle: TestApp;
   let dir: string;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cs-aof-'));
@@ -204,11 +207,25 @@ describe('recovery never serves what an outage-time write replaced', () => {
         REDIS_URL: durable.url,
         REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
         OUTBOX_POLL_INTERVAL_MS: '50',
+        // Its monitor's calls would open and probe its circuit, draining the outbox for everyone.
+        CONSISTENCY_SAMPLE_INTERVAL_MS: '0',
+      },
+      breaker: { openMs: 100, maxOpenMs: 200 },
+    });
+    idle = await createTestApp({
+      label: 'faults_recovery',
+      share: u,
+      env: {
+        REDIS_URL: durable.url,
+        REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
+        OUTBOX_POLL_INTERVAL_MS: '50',
+        CONSISTENCY_SAMPLE_INTERVAL_MS: '0',
       },
       breaker: { openMs: 100, maxOpenMs: 200 },
     });
   }, 60_000);
   afterAll(async () => {
+    await idle?.close();
     await u?.close();
     await durable?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -216,10 +233,19 @@ describe('recovery never serves what an outage-time write replaced', () => {
 
   test('Redis down, rows changed (API and plain SQL), Redis back with its old data: the old values are never served', async () => {
     const ids = [10, 11];
-    const read = (id: number) => u.gql<{ user: { profile: { bio: string } } }>(query(id));
+    const readOn = (t: TestApp, id: number) => t.gql<{ user: { profile: { bio: string } } }>(query(id));
+    const read = (id: number) => readOn(u, id);
     await Promise.all(ids.map(read));
     expect((await read(10)).headers.get('x-cache')).toBe('HIT');
+    expect((await readOn(idle, 10)).headers.get('x-cache')).toBe('HIT');
 
+    // No relay polls during this test: what repairs Redis is only what the circuit breakers run
+    // before they close (the relay's drain), so a reader that skips the breaker would see old data.
+    await u.app.relay.stop();
+    await idle.app.relay.stop();
+    let reconnected!: () => void;
+    const idleReconnected = new Promise<void>((resolve) => (reconnected = resolve));
+    const off = idle.app.store.onReconnect!(() => reconnected());
     await durable.stop();
     const token = await u.token(10);
     const viaApi = await u.gql(
@@ -238,12 +264,27 @@ describe('recovery never serves what an outage-time write replaced', () => {
       port: durable.port,
       args: ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir],
     });
+    // The idle instance's first request comes once its connection to Redis is back: before any
+    // relay may have run, when Redis holds exactly the old values.
+    await idleReconnected;
+    off();
+    // …and its command connection too: a call that skips the breaker answers again.
+    await until("the idle instance's connection to Redis", () =>
+      idle.app.cache.origin.ttlMany([`${idle.prefix}:probe`]).then(
+        () => true,
+        () => false,
+      ),
+    );
 
-    // From the moment Redis is back, and for a while: never the old bios.
+    // From the moment Redis is back, and for a while: never the old bios — on the instance that saw
+    // the outage, nor on the one that made no call during it (its circuit opens when its connection
+    // to Redis comes back, and closes only after a relay drained the outbox).
     for (let i = 0; i < 60; i += 1) {
-      const [a, b] = await Promise.all(ids.map(read));
-      expect(a!.body.data?.user.profile.bio).toBe('changed through the API');
-      expect(b!.body.data?.user.profile.bio).toBe('changed by plain SQL');
+      for (const t of [idle, u]) {
+        const [a, b] = await Promise.all(ids.map((id) => readOn(t, id)));
+        expect(a!.body.data?.user.profile.bio).toBe('changed through the API');
+        expect(b!.body.data?.user.profile.bio).toBe('changed by plain SQL');
+      }
       await sleep(10);
     }
     for (let i = 0; i < 200 && u.app.breaker.state !== 'closed'; i += 1) {
