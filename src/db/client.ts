@@ -4,6 +4,7 @@
  * never know which one they run on.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Logger as DrizzleLogger } from 'drizzle-orm';
@@ -33,6 +34,11 @@ export interface DatabaseOptions {
   readonly connectTimeoutSeconds?: number;
   /** Server-side statement timeout in ms, so a stuck query cannot hold a request. @default 5000 */
   readonly statementTimeoutMs?: number;
+  /**
+   * Opens each connection's socket (postgres.js's `socket` option: a tunnel, or a test's tap that
+   * closes connections on cue). @default a TCP connection to the URL's host
+   */
+  readonly socket?: () => Socket;
 }
 
 // Counts every statement drizzle sends against the request that caused it (see request-scope.ts).
@@ -53,6 +59,7 @@ export async function createDatabase(
       connect_timeout: options.connectTimeoutSeconds ?? 2,
       idle_timeout: 30,
       onnotice: () => {},
+      ...(options.socket && { socket: options.socket }),
       connection: {
         statement_timeout: options.statementTimeoutMs ?? 5_000,
         application_name: 'cacheside',
