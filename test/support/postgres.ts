@@ -21,6 +21,8 @@ export interface PrivatePostgres {
   stop(): Promise<void>;
   /** Starts it again on the same port and data. */
   start(): Promise<void>;
+  /** Restarts it (fast shutdown, then start), as a failover or a restart looks to clients. */
+  restart(): Promise<void>;
   /** Stops it and removes its data. Idempotent. */
   destroy(): Promise<void>;
 }
@@ -36,7 +38,8 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   await asPostgres('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '--no-instructions']);
   const port = await freePort();
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
-  const start = () => asPostgres('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', 'start']).then(() => {});
+  const start = () =>
+    asPostgres('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', 'start']).then(() => {});
   const stop = () => asPostgres('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']).then(() => {});
   await start();
 
@@ -56,6 +59,10 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     async start() {
       await start();
       running = true;
+    },
+    async restart() {
+      await stop();
+      await start();
     },
     async destroy() {
       if (destroyed) return;
