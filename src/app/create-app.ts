@@ -109,6 +109,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       events: {
         read: hooks.read,
         onBreakerTransition: hooks.onBreakerTransition,
+        onStoreConnectionError: hooks.onStoreConnectionError,
         onPropagation: hooks.onPropagation,
         monitor: hooks.monitor,
         relay: hooks.relay,
@@ -117,7 +118,12 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     await cache.start({ relay: overrides.startRelay !== false });
 
     // 3. The services: mutations commit to the database, then write the cache through.
-    const services = createServices({ db, repositories, cacheWriter: cache.writer });
+    const services = createServices({
+      db,
+      repositories,
+      cacheWriter: cache.writer,
+      onTransaction: hooks.onTransaction,
+    });
 
     // 4. The GraphQL server over all of it.
     const requests = createDrainingTracker();

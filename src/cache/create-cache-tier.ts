@@ -47,7 +47,7 @@ import {
 } from './store/layers/circuit-breaker.js';
 import { instrumentStore } from './store/layers/instrumentation.js';
 import type { CacheWriter } from './write/cache-writer.js';
-import { createOutboxRelay, type OutboxRelay } from './write/outbox-relay.js';
+import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './write/outbox-relay.js';
 import { createPropagationWait, type Propagation } from './write/propagation.js';
 import { createWriteThrough } from './write/write-through.js';
 
@@ -66,10 +66,9 @@ export interface CacheTierDeps {
   readonly events?: {
     readonly read?: ReadEvents;
     readonly onBreakerTransition?: (from: BreakerState, to: BreakerState) => void;
-    readonly relay?: {
-      onApplied?(events: readonly unknown[]): void;
-      onError?(error: unknown): void;
-    };
+    readonly relay?: Pick<OutboxRelayOptions, 'onApplied' | 'onError' | 'onRun'>;
+    /** A Redis connection reported an error (one per failed reconnect attempt). */
+    readonly onStoreConnectionError?: (error: unknown) => void;
     /** How each mutation's cache side ended: written through, applied by a relay, or pending. */
     readonly onPropagation?: (outcome: Propagation) => void;
     readonly monitor?: Pick<ConsistencyMonitorOptions, 'onCheck' | 'onViolation'>;
@@ -105,7 +104,11 @@ export interface CacheTier {
 export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier {
   const { db, repositories, outbox, logger, events = {} } = deps;
   const owned = deps.store === undefined;
-  const origin = deps.store ?? createStoreFromConfig(config, logger);
+  const origin =
+    deps.store ??
+    createStoreFromConfig(config, logger, {
+      ...(events.onStoreConnectionError && { onConnectionError: events.onStoreConnectionError }),
+    });
   const keys = createCacheKeys(config.cache.prefix);
   const entries = createEntryFactory({ config: config.cache });
   const specs = createEntitySpecs({ keys, repositories, config: config.cache });
@@ -120,8 +123,7 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
     entries,
     logger,
     intervalMs: config.outbox.pollIntervalMs,
-    ...(events.relay?.onApplied && { onApplied: events.relay.onApplied }),
-    ...(events.relay?.onError && { onError: events.relay.onError }),
+    ...events.relay,
   });
   const breakerStore = createCircuitBreaker(origin, {
     ...deps.breaker,

@@ -54,6 +54,8 @@ export interface RepositoryOptions {
     query: RepositoryQuery,
     seconds: number,
     result: 'ok' | 'error' | 'unavailable',
+    /** What failed, unless `result` is 'ok'. */
+    error?: unknown,
   ) => void;
 }
 
@@ -80,7 +82,7 @@ export function createRepositories(db: Db, options: RepositoryOptions = {}) {
         } catch (error) {
           const classified = classifyDatabaseError(error);
           const result = classified instanceof DatabaseUnavailableError ? 'unavailable' : 'error';
-          options.onQuery?.(query, (performance.now() - started) / 1000, result);
+          options.onQuery?.(query, (performance.now() - started) / 1000, result, classified);
           throw classified;
         }
         options.onQuery?.(query, (performance.now() - started) / 1000, 'ok');

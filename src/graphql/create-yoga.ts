@@ -100,7 +100,7 @@ export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
     // cannot smuggle in unlimited work.
     batching: { limit: MAX_BATCHED_OPERATIONS },
     cors: { exposedHeaders: [...CACHE_HEADER_NAMES, 'X-Request-Id'] },
-    logging: deps.logger,
+    logging: yogaLogger(deps.logger),
     maskedErrors: {
       maskError: createErrorMasker((error) =>
         deps.logger.error(
@@ -111,6 +111,24 @@ export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
     },
     plugins: plugins(deps),
   });
+}
+
+type YogaLogger = Exclude<YogaServerOptions<object, object>['logging'], boolean | string | undefined>;
+
+/**
+ * yoga writes an error-level line, with the stack, for every error its masker replaced (graphql-yoga
+ * `server.js`, `maskError`). Ours replaces the expected ones too — NOT_FOUND, BAD_USER_INPUT, a
+ * PostgreSQL outage (one line per failed request: over a hundred in a few seconds of outage) — and
+ * reports the unexpected ones itself, with the request id (`onUnexpected` above). So yoga's line is
+ * either a false alarm or a duplicate: it goes to debug. test/resilience/outage-logs.test.ts.
+ */
+function yogaLogger(logger: Logger): YogaLogger {
+  return {
+    debug: logger.debug.bind(logger),
+    info: logger.info.bind(logger),
+    warn: logger.warn.bind(logger),
+    error: (error: unknown) => logger.debug({ err: error }, 'error replaced by the error masker'),
+  };
 }
 
 /**

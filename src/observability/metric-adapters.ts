@@ -1,9 +1,12 @@
 /**
  * The metrics, shaped as the hooks the rest of the system offers: the read path's events, the
- * repositories' query observer, the breaker's transitions and the relay's progress. The composition
- * root plugs these in, so the cache and the database report what happened without importing the
- * metrics (or knowing that Prometheus exists), and each label is written here once.
+ * repositories' query observer, the mutations' transactions, the breaker's transitions, the Redis
+ * connections' errors and the relay's progress. The composition root plugs these in, so the cache
+ * and the database report what happened without importing the metrics (or knowing that Prometheus
+ * exists), and each label is written here once. The same outcomes tell whether PostgreSQL and Redis
+ * are reachable, which is logged once per change (availability.ts) rather than once per request.
  */
+import { createAvailability, type Availability, type Dependency } from './availability.js';
 import type { LookupOutcome } from './cache-report.js';
 import type { Logger } from './logger.js';
 import type { BreakerStateName, Metrics } from './metrics.js';
@@ -17,9 +20,13 @@ export interface MetricHooks {
     storeError(error: unknown, operation: string): void;
   };
   /** Every SQL read: its duration and whether PostgreSQL answered (src/db/repositories.ts `onQuery`). */
-  onQuery(query: string, seconds: number, result: 'ok' | 'error' | 'unavailable'): void;
-  /** The circuit breaker moved; an outage's start and end are worth a warning line each. */
+  onQuery(query: string, seconds: number, result: QueryResult, error?: unknown): void;
+  /** Every mutation's transaction (src/services/create-services.ts). */
+  onTransaction(result: QueryResult, error?: unknown): void;
+  /** The circuit breaker moved: opening from closed begins a Redis outage, closing ends it. */
   onBreakerTransition(from: BreakerStateName, to: BreakerStateName): void;
+  /** A Redis connection reported an error (src/cache/store/from-config.ts). */
+  onStoreConnectionError(error: unknown): void;
   /** The consistency monitor's samples and violations (src/cache/monitor/consistency-monitor.ts). */
   readonly monitor: {
     onCheck(entity: string, count: number): void;
@@ -30,26 +37,62 @@ export interface MetricHooks {
   /** The outbox relay's progress (src/cache/write/outbox-relay.ts). */
   readonly relay: {
     onApplied(events: readonly unknown[]): void;
-    onError(error: unknown): void;
+    onError(error: unknown, outage: Dependency | undefined): void;
+    onRun(): void;
   };
+  /** PostgreSQL's and Redis's reachability as these hooks saw it. */
+  readonly availability: Readonly<Record<Dependency, Availability>>;
 }
 
+type QueryResult = 'ok' | 'error' | 'unavailable';
+
+/** What the service does while each dependency is down: the outage's warn line says it. */
+const MEANWHILE: Record<Dependency, string> = {
+  postgres: 'cached reads are served; what needs the database fails with SERVICE_UNAVAILABLE',
+  redis: 'the cache is bypassed and reads go to PostgreSQL',
+};
+
 export function createMetricHooks(metrics: Metrics, logger: Logger): MetricHooks {
+  const track = (dependency: Dependency) =>
+    createAvailability({
+      dependency,
+      logger,
+      meanwhile: MEANWHILE[dependency],
+      onChange: (available) => metrics.dependencyMoved(dependency, available),
+      onFailure: () => metrics.dependencyFailures.inc({ dependency }),
+    });
+  const postgres = track('postgres');
+  const redis = track('redis');
+  const answered = (result: QueryResult, error?: unknown) => {
+    if (result === 'unavailable') postgres.lost(error);
+    else postgres.recovered();
+  };
+
   return {
+    availability: { postgres, redis },
     read: {
       lookup: (entity, result, count) => metrics.lookups.inc({ entity, result }, count),
       lockWait: (entity, keys) => metrics.lockWaits.inc({ entity }, keys),
       lockWaitTimeout: (entity, keys) => metrics.lockWaitTimeouts.inc({ entity }, keys),
-      storeError: (_error, operation) => metrics.storeErrors.inc({ operation }),
+      storeError: (_error, operation) => {
+        metrics.storeErrors.inc({ operation });
+        redis.failed();
+      },
     },
-    onQuery(query, seconds, result) {
+    onQuery(query, seconds, result, error) {
       metrics.sqlStatements.inc({ query, result });
       metrics.sqlDuration.observe({ query }, seconds);
+      answered(result, error);
     },
+    onTransaction: answered,
     onBreakerTransition(from, to) {
-      logger.warn({ from, to }, `cache circuit ${to}`);
+      // Half-open probes and re-openings are the breaker's business; the outage is one state.
+      logger.debug({ from, to }, `cache circuit ${to}`);
       metrics.breakerMoved(to);
+      if (to === 'open') redis.lost();
+      if (to === 'closed') redis.recovered();
     },
+    onStoreConnectionError: (error) => redis.lost(error),
     onPropagation: (outcome) => metrics.writePropagation.inc({ outcome }),
     monitor: {
       onCheck: (entity, count) => metrics.consistencyChecks.inc({ entity }, count),
@@ -57,7 +100,12 @@ export function createMetricHooks(metrics: Metrics, logger: Logger): MetricHooks
     },
     relay: {
       onApplied: (events) => metrics.relayPublished.inc(events.length),
-      onError: () => metrics.relayErrors.inc(),
+      onError(error, outage) {
+        metrics.relayErrors.inc();
+        if (outage) (outage === 'postgres' ? postgres : redis).lost(error);
+      },
+      // A run reads the outbox: PostgreSQL answered.
+      onRun: () => postgres.recovered(),
     },
   };
 }

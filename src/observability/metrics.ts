@@ -4,6 +4,7 @@
  * rename one and the dashboard goes blank.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Dependency } from './availability.js';
 import type { LookupOutcome } from './cache-report.js';
 
 export const LOOKUP_RESULTS: readonly LookupOutcome[] = [
@@ -14,6 +15,7 @@ export const LOOKUP_RESULTS: readonly LookupOutcome[] = [
   'stale',
   'bypass',
 ];
+const DEPENDENCIES: readonly Dependency[] = ['postgres', 'redis'];
 const BREAKER_STATES = { closed: 0, 'half-open': 1, open: 2 } as const;
 export type BreakerStateName = keyof typeof BREAKER_STATES;
 
@@ -33,6 +35,11 @@ export interface Metrics {
   /** How mutations' cache sides ended: written through, applied by a relay in time, or pending. */
   readonly writePropagation: Counter<'outcome'>;
   readonly httpDuration: Histogram<'operation' | 'status'>;
+  /** Calls that failed because PostgreSQL or Redis was unreachable, and outages begun, by dependency. */
+  readonly dependencyFailures: Counter<'dependency'>;
+  readonly dependencyOutages: Counter<'dependency'>;
+  /** Records whether a dependency is reachable, as the traffic sees it (observability/availability.ts). */
+  dependencyMoved(dependency: Dependency, available: boolean): void;
   /** Records the breaker's new state (0 closed, 1 half-open, 2 open) and counts the transition. */
   breakerMoved(to: BreakerStateName): void;
 }
@@ -153,6 +160,30 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
     registers,
   });
 
+  const dependencyAvailable = new Gauge({
+    name: 'cacheside_dependency_available',
+    help: 'Whether the traffic finds the dependency reachable (1) or is in an outage (0): postgres, redis',
+    labelNames: ['dependency'] as const,
+    registers,
+  });
+  const dependencyFailures = new Counter({
+    name: 'cacheside_dependency_failures_total',
+    help: 'Calls that failed because the dependency was unreachable, refused or too slow (and Redis connection errors)',
+    labelNames: ['dependency'] as const,
+    registers,
+  });
+  const dependencyOutages = new Counter({
+    name: 'cacheside_dependency_outages_total',
+    help: 'Outages begun (each logged once as it begins and once as it ends), by dependency',
+    labelNames: ['dependency'] as const,
+    registers,
+  });
+
+  for (const dependency of DEPENDENCIES) {
+    dependencyAvailable.set({ dependency }, 1);
+    dependencyFailures.inc({ dependency }, 0);
+    dependencyOutages.inc({ dependency }, 0);
+  }
   for (const result of LOOKUP_RESULTS) lookups.inc({ entity: 'user', result }, 0);
   for (const outcome of ['written', 'applied', 'pending']) writePropagation.inc({ outcome }, 0);
   for (const entity of ['user', 'profile', 'post', 'userPosts']) consistencyViolations.inc({ entity }, 0);
@@ -173,6 +204,12 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
     consistencyViolations,
     writePropagation,
     httpDuration,
+    dependencyFailures,
+    dependencyOutages,
+    dependencyMoved(dependency, available) {
+      dependencyAvailable.set({ dependency }, available ? 1 : 0);
+      if (!available) dependencyOutages.inc({ dependency });
+    },
     breakerMoved(to) {
       breakerState.set(BREAKER_STATES[to]);
       breakerTransitions.inc({ to });

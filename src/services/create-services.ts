@@ -4,7 +4,7 @@
  * the new value. Nothing touches the cache before the commit: a rollback must leave it untouched.
  */
 import type { Db } from '../db/client.js';
-import { classifyDatabaseError } from '../db/errors.js';
+import { classifyDatabaseError, DatabaseUnavailableError } from '../db/errors.js';
 import type { Repositories } from '../db/repositories.js';
 import type { PostRow, ProfileRow } from '../db/schema.js';
 import { ConflictError, NotFoundError } from '../domain/errors.js';
@@ -21,6 +21,8 @@ export interface ServiceDeps {
   readonly db: Db;
   readonly repositories: Repositories;
   readonly cacheWriter: CacheWriter;
+  /** Every mutation's transaction: whether PostgreSQL answered (metrics, the availability log). */
+  readonly onTransaction?: (result: 'ok' | 'error' | 'unavailable', error?: unknown) => void;
 }
 
 /** What a mutation touches of the operation it serves. */
@@ -36,14 +38,19 @@ export interface Services {
   createPost(userId: number, input: CreatePostInput, scope: MutationScope): Promise<PostRow>;
 }
 
-export function createServices({ db, repositories, cacheWriter }: ServiceDeps): Services {
+export function createServices({ db, repositories, cacheWriter, onTransaction }: ServiceDeps): Services {
   const inTransaction = async <T>(work: (tx: Db) => Promise<T>): Promise<T> => {
+    let result: T;
     try {
       // On PGlite there is one connection: everything inside must go through `tx`, never `db`.
-      return await db.transaction((tx) => work(tx as unknown as Db));
+      result = await db.transaction((tx) => work(tx as unknown as Db));
     } catch (error) {
-      throw classifyDatabaseError(error);
+      const classified = classifyDatabaseError(error);
+      onTransaction?.(classified instanceof DatabaseUnavailableError ? 'unavailable' : 'error', classified);
+      throw classified;
     }
+    onTransaction?.('ok');
+    return result;
   };
 
   return {

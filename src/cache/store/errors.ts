@@ -33,6 +33,11 @@ export function isCacheStoreError(error: unknown): error is CacheStoreError {
   return error instanceof CacheStoreError;
 }
 
+/** Redis down, unreachable or too slow — an outage, expected and survived — rather than a bug. */
+export function isStoreOutage(error: unknown): boolean {
+  return error instanceof StoreUnavailableError || error instanceof StoreTimeoutError;
+}
+
 /**
  * Wraps whatever a driver's client threw into a typed store error, keeping it as `cause`.
  * `operation` names the store method, so a log line says what was being attempted.

@@ -9,15 +9,29 @@ import { createRedisConnections } from './redis/connections.js';
 import { createRedisStore } from './redis/redis-store.js';
 import type { CacheStore } from './contract.js';
 
-export function createStoreFromConfig(config: Config, logger: Logger): CacheStore {
+export interface StoreFromConfigOptions {
+  /**
+   * A Redis connection reported an error (ioredis emits one per failed reconnect attempt, so an
+   * outage is many): the app's availability log turns them into one line per outage.
+   * @default logged at debug level
+   */
+  readonly onConnectionError?: (error: unknown) => void;
+}
+
+export function createStoreFromConfig(
+  config: Config,
+  logger: Logger,
+  options: StoreFromConfigOptions = {},
+): CacheStore {
   const redis = config.redis;
   if (redis.kind === 'memory') return createMemoryStore();
   const connections = createRedisConnections({
-    ...(redis.kind === 'single'
-      ? { url: redis.url }
-      : { clusterNodes: redis.nodes }),
+    ...(redis.kind === 'single' ? { url: redis.url } : { clusterNodes: redis.nodes }),
     commandTimeoutMs: redis.commandTimeoutMs,
-    onError: (error, role) => logger.warn({ err: error, role }, 'redis connection error'),
+    onError: (error, role) => {
+      logger.debug({ err: error, role }, 'redis connection error');
+      options.onConnectionError?.(error);
+    },
   });
   return createRedisStore({ connections });
 }
@@ -26,7 +40,8 @@ export function createStoreFromConfig(config: Config, logger: Logger): CacheStor
 export function describeStore(config: Config): string {
   const redis = config.redis;
   if (redis.kind === 'memory') return 'in-memory store (single process; set REDIS_URL for Redis)';
-  if (redis.kind === 'cluster') return `Redis Cluster ${redis.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+  if (redis.kind === 'cluster')
+    return `Redis Cluster ${redis.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
   try {
     const u = new URL(redis.url);
     return `Redis ${u.hostname}:${u.port || '6379'}`;

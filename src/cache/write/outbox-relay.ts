@@ -7,13 +7,16 @@
  * write-through) delays invalidation but never loses it.
  */
 import type { Db } from '../../db/client.js';
+import { classifyDatabaseError, DatabaseUnavailableError } from '../../db/errors.js';
 import { EVERYTHING, type OutboxEvent, type OutboxRepository } from '../../db/outbox-repository.js';
+import type { Dependency } from '../../observability/availability.js';
 import type { Logger } from '../../observability/logger.js';
 import type { EntitySpecs } from '../entities/specs.js';
 import type { EntryFactory } from '../entities/entries.js';
 import { encodeEvents, isCachedEntity, type InvalidationEvent } from '../events/invalidation-events.js';
 import type { CacheKeys } from '../entities/keys.js';
 import type { CacheStore } from '../store/contract.js';
+import { isStoreOutage } from '../store/errors.js';
 import { invalidateAll } from './purge.js';
 
 export interface OutboxRelayOptions {
@@ -34,8 +37,10 @@ export interface OutboxRelayOptions {
   readonly retentionMs?: number;
   /** Called after a batch is applied and published. */
   readonly onApplied?: (events: readonly InvalidationEvent[]) => void;
-  /** Called when a run fails (it will be retried). */
-  readonly onError?: (error: unknown) => void;
+  /** Called when a run fails (it will be retried), with the dependency whose outage failed it. */
+  readonly onError?: (error: unknown, outage: Dependency | undefined) => void;
+  /** Called after a run that succeeded: PostgreSQL answered (and Redis, if there was work). */
+  readonly onRun?: () => void;
 }
 
 export interface OutboxRelay {
@@ -121,13 +126,20 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         const published = await runOnce();
         await pruneIfDue();
         failures = 0;
+        options.onRun?.();
         // A full batch means more is waiting: go again at once.
         if (published >= batchSize) pause = 0;
       } catch (error) {
         failures += 1;
         pause = Math.min(maxBackoffMs, intervalMs * 2 ** failures);
-        options.onError?.(error);
-        logger.warn({ err: error, failures, retryInMs: pause }, 'outbox relay run failed; will retry');
+        const outage = outageOf(error);
+        options.onError?.(error, outage);
+        // An outage is logged once, where it begins and ends (observability/availability.ts); a run
+        // that failed for any other reason is a bug worth a line each time.
+        logger[outage ? 'debug' : 'warn'](
+          { err: error, failures, retryInMs: pause },
+          'outbox relay run failed; will retry',
+        );
       }
       if (running && pause > 0) {
         await new Promise<void>((resolve) => {
@@ -161,4 +173,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
     },
   };
+}
+
+function outageOf(error: unknown): Dependency | undefined {
+  if (classifyDatabaseError(error) instanceof DatabaseUnavailableError) return 'postgres';
+  if (isStoreOutage(error)) return 'redis';
+  return undefined;
 }

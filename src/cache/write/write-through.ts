@@ -14,6 +14,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { EntryFactory } from '../entities/entries.js';
 import type { EntitySpecs } from '../entities/specs.js';
 import type { CacheStore, CacheWrite } from '../store/contract.js';
+import { isStoreOutage } from '../store/errors.js';
 import type { CacheWriter } from './cache-writer.js';
 import type { Change, Propagation, PropagationWait } from './propagation.js';
 
@@ -38,10 +39,16 @@ export function createWriteThrough(deps: WriteThroughDeps): CacheWriter {
       await store.setMany(writes);
     } catch (error) {
       deps.onError?.(error);
-      logger.warn({ err: error, what }, 'write-through failed; waiting for a relay to apply the change');
+      // Redis being down is logged once per outage (observability/availability.ts) and the outcome
+      // counted (cacheside_write_propagation_total); only a failure of another kind gets lines here.
+      const level = isStoreOutage(error) ? 'debug' : 'warn';
+      logger[level]({ err: error, what }, 'write-through failed; waiting for a relay to apply the change');
       outcome = await propagation.untilApplied(changes);
       if (outcome === 'pending') {
-        logger.warn({ what }, 'write not yet applied to the cache by any relay; returning, propagation pending');
+        logger[level](
+          { what },
+          'write not yet applied to the cache by any relay; returning, propagation pending',
+        );
       }
     }
     deps.onPropagation?.(outcome);
