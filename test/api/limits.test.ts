@@ -313,6 +313,15 @@ describe(`aliases: at most ${DEFAULT_QUERY_LIMITS.maxAliases} per operation`, ()
     expectRefused(res, 400, 'GRAPHQL_VALIDATION_FAILED', 'Aliases limit of 30 exceeded, found 32.');
   });
 
+  it('counts aliases of __typename too: 30 pass, 31 are refused', async () => {
+    const typenames = (n: number) => Array.from({ length: n }, (_, i) => `t${i}: __typename`).join(' ');
+    const res = await t.gql(`{ ${typenames(30)} }`);
+    expect(res.status).toBe(200);
+    expect(Object.keys(res.body.data ?? {})).toHaveLength(30);
+    const over = await expectFree(() => t.gql(`{ ${typenames(31)} }`));
+    expectRefused(over, 400, 'GRAPHQL_VALIDATION_FAILED', 'Aliases limit of 30 exceeded, found 31.');
+  });
+
   it('refuses 1 000 aliases with 400 (the token limit stops it while parsing)', async () => {
     const res = await expectFree(() => t.gql(`{ ${aliases(1000)} }`));
     expectRefused(res, 400, 'GRAPHQL_PARSE_FAILED', 'Token limit of 2000 exceeded');
@@ -367,6 +376,51 @@ describe(`cost: at most ${DEFAULT_QUERY_LIMITS.maxCost}`, () => {
   it('refuses a cost of 20 150 (100 users × 38 posts) with 400 GRAPHQL_VALIDATION_FAILED, before any load', async () => {
     const res = await expectFree(() => t.gql(USERS_POSTS, { variables: { ids: hundredIds, m: 38 } }));
     expectRefused(res, 400, 'GRAPHQL_VALIDATION_FAILED', 'Query Cost limit of 20000 exceeded, found 20150.');
+  });
+
+  // The limit is per request: a batch's operations are costed together, before any of them runs.
+  // users(ids: 50 ids) { posts(first: 37) { id } } costs 9 812.5.
+  const fiftyIds = hundredIds.slice(0, 50);
+  const batchOf = (variables: object[]) =>
+    JSON.stringify(variables.map((v) => ({ query: USERS_POSTS, variables: v })));
+
+  it('accepts a batch whose operations cost 19 625 together', async () => {
+    const res = await postRaw(
+      batchOf([
+        { ids: fiftyIds, m: 37 },
+        { ids: fiftyIds, m: 37 },
+      ]),
+    );
+    expect(res.status, res.text).toBe(200);
+    const results = res.body as { data?: { users: unknown[] }; errors?: unknown }[];
+    expect(results.map((r) => [r.errors, r.data?.users.length])).toEqual([
+      [undefined, 50],
+      [undefined, 50],
+    ]);
+  });
+
+  it('refuses a batch whose operations cost more together, each under the limit, running none', async () => {
+    // Each at 9 812.5 and 9 812.5 + 525: alone, either passes.
+    const res = await expectFree(() =>
+      postRaw(
+        batchOf([
+          { ids: fiftyIds, m: 37 },
+          { ids: fiftyIds, m: 39 },
+        ]),
+      ),
+    );
+    expectRefused(
+      res,
+      400,
+      'GRAPHQL_VALIDATION_FAILED',
+      "Query Cost limit of 20000 per request exceeded: the batch's 2 operations cost 20150 together (9812.5 + 10337.5).",
+    );
+  });
+
+  it(`refuses ${MAX_BATCHED_OPERATIONS} operations at 19 625 each (${MAX_BATCHED_OPERATIONS} × the limit before)`, async () => {
+    const batch = Array.from({ length: MAX_BATCHED_OPERATIONS }, () => ({ ids: hundredIds, m: 37 }));
+    const res = await expectFree(() => postRaw(batchOf(batch)));
+    expectRefused(res, 400, 'GRAPHQL_VALIDATION_FAILED', /the batch's 10 operations cost 196250 together/);
   });
 
   // The same explosive shape, each way of sizing its lists. graphql-armor's rule, which this one

@@ -1,6 +1,9 @@
 /**
  * The cost limit: refuses an operation whose cost exceeds `maxCost` with a 400
- * GRAPHQL_VALIDATION_FAILED error, before any resolver runs.
+ * GRAPHQL_VALIDATION_FAILED error, before any resolver runs — and a batched request (a JSON array of
+ * operations) whose operations cost more than `maxCost` together, whole, before any of them runs. The
+ * limit is per request: checked per operation only, a batch of 10 ran 10 × the cap (each at ~19 600)
+ * in one request (test/api/limits.test.ts, "batched requests").
  *
  * The weighting is graphql-armor's (an object 2, a scalar 1, each level below the first ×1.5, a list
  * × its size), so the documented numbers keep their meaning. What differs is the list size.
@@ -23,6 +26,7 @@
 import {
   Kind,
   getOperationAST,
+  parse,
   type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
@@ -34,7 +38,7 @@ import {
   type SelectionSetNode,
   type ValueNode,
 } from 'graphql';
-import { createGraphQLError, type Plugin } from 'graphql-yoga';
+import { createGraphQLError, type GraphQLParams, type Plugin } from 'graphql-yoga';
 
 export interface ListArgument {
   /** The argument that sizes the list (`first`, `ids`). */
@@ -55,14 +59,38 @@ export interface CostOptions {
 }
 
 export interface CostLimitOptions extends CostOptions {
-  /** Highest cost accepted. */
+  /** Highest cost accepted, per request: one operation, or the operations of a batch together. */
   readonly maxCost: number;
+  /**
+   * A batch's documents are parsed here to be costed (yoga parses them later, one by one): with
+   * this token limit, so that parse is bounded as yoga's is. @default no limit (the body limit)
+   */
+  readonly maxTokens?: number;
 }
 
 export function useCostLimit(options: CostLimitOptions): Plugin {
   const { maxCost } = options;
   if (!(maxCost > 0)) throw new RangeError(`maxCost must be positive, got ${String(maxCost)}`);
+  let schema: GraphQLSchema | undefined;
   return {
+    onSchemaChange({ schema: current }) {
+      schema = current;
+    },
+    onRequestParse() {
+      return {
+        onRequestParseDone({ requestParserResult }) {
+          if (!Array.isArray(requestParserResult) || schema === undefined) return;
+          const costs = requestParserResult.map((params) => paramsCost(schema!, params, options));
+          const total = costs.reduce((sum, cost) => sum + cost, 0);
+          if (total <= maxCost) return;
+          // Thrown from the request parser's hook: yoga answers it as the whole response, no operation run.
+          throw createGraphQLError(
+            `Query Cost limit of ${maxCost} per request exceeded: the batch's ${costs.length} operations cost ${total} together (${costs.join(' + ')}).`,
+            { extensions: { code: 'GRAPHQL_VALIDATION_FAILED', http: { status: 400 } } },
+          );
+        },
+      };
+    },
     onExecute({ args, setResultAndStopExecution }) {
       const operation = getOperationAST(args.document, args.operationName);
       if (!operation) return; // yoga answers "could not determine the operation" itself
@@ -195,6 +223,27 @@ export function operationCost(
 }
 
 // Private:
+
+/**
+ * One operation of a batch, from its raw parameters. One that does not parse or names no operation
+ * costs 0 here: yoga refuses it on its own when it gets to it.
+ */
+function paramsCost(schema: GraphQLSchema, params: GraphQLParams, options: CostLimitOptions): number {
+  if (typeof params.query !== 'string') return 0;
+  let document: DocumentNode;
+  try {
+    document = parse(params.query, {
+      noLocation: true,
+      ...(options.maxTokens !== undefined && { maxTokens: options.maxTokens }),
+    });
+  } catch {
+    return 0;
+  }
+  const operation = getOperationAST(document, params.operationName ?? undefined);
+  if (!operation) return 0;
+  const variables = params.variables !== null && typeof params.variables === 'object' ? params.variables : {};
+  return operationCost(schema, document, operation, variables, options);
+}
 
 // Structural, not `getNamedType`/`isObjectType`: those check `instanceof`, and a second copy of graphql
 // (ESM next to yoga's CommonJS, as under vitest) makes them throw "from another module or realm".

@@ -17,7 +17,7 @@ import { useCostLimit, type ListArgument } from './use-cost-limit.js';
 export interface QueryLimits {
   /** Deepest selection nesting. @default 10 */
   readonly maxDepth: number;
-  /** Most aliases in one operation. @default 30 */
+  /** Most aliases in one operation, `__typename`'s included. @default 30 */
   readonly maxAliases: number;
   /**
    * Highest cost in graphql-armor's weighting (objects, scalars, depth), lists counted at the size
@@ -62,22 +62,28 @@ const ABORTED =
 export function useQueryLimits(limits: QueryLimits = DEFAULT_QUERY_LIMITS): Plugin {
   const rules = [
     maxDepthRule({ n: limits.maxDepth, ignoreIntrospection: true, ...report }),
-    maxAliasesRule({ n: limits.maxAliases, ...report }),
+    // Every alias counts, `__typename`'s too: graphql-armor exempts it by default, so 31 or more
+    // passed where the limit says 30 (each is still a field to resolve and to serialise).
+    maxAliasesRule({ n: limits.maxAliases, allowList: [], ...report }),
   ];
   return {
     onPluginInit({ addPlugin }) {
       // The token limit acts while parsing (a parse error, GRAPHQL_PARSE_FAILED, HTTP 400).
       addPlugin(maxTokensPlugin({ n: limits.maxTokens, exposeLimits: true }) as Plugin);
       // The cost limit needs the variables: it acts when the operation is about to execute.
-      addPlugin(useCostLimit({ maxCost: limits.maxCost, listArguments: LIST_ARGUMENTS }));
+      addPlugin(
+        useCostLimit({ maxCost: limits.maxCost, maxTokens: limits.maxTokens, listArguments: LIST_ARGUMENTS }),
+      );
     },
     onValidate({ addValidationRule }) {
       for (const rule of rules) addValidationRule(rule);
       // graphql-js stops validating past a work budget (hundreds of same-named fields to compare, or
       // fragment spreads to expand) with a bare "Validation aborted.": say why.
       return ({ result, setResult }) => {
-        const aborted = (e: unknown) => (e as { message?: unknown } | null)?.message === 'Validation aborted.';
-        if (result.some(aborted)) setResult(result.map((e) => (aborted(e) ? createGraphQLError(ABORTED) : e)));
+        const aborted = (e: unknown) =>
+          (e as { message?: unknown } | null)?.message === 'Validation aborted.';
+        if (result.some(aborted))
+          setResult(result.map((e) => (aborted(e) ? createGraphQLError(ABORTED) : e)));
       };
     },
   };
