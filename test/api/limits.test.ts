@@ -206,6 +206,14 @@ describe(`batched requests: 1 to ${MAX_BATCHED_OPERATIONS} operations`, () => {
     expectRefused(await postRaw('[]'), 400, 'BAD_REQUEST', 'at least one operation');
   });
 
+  it('answers a batch entry that is not an operation with BAD_REQUEST and runs the others (it was a 500)', async () => {
+    const res = await postRaw(JSON.stringify([null, operation]));
+    expect(res.status, res.text).toBe(200);
+    const [first, second] = res.body as ErrorBody[];
+    expect(first!.errors?.[0]?.extensions?.code).toBe('BAD_REQUEST');
+    expect(second).toEqual({ data: { user: { id: '1' } } });
+  });
+
   it('limits each operation of a batch on its own', async () => {
     const res = await postRaw(JSON.stringify([operation, { query: queryOfDepth(11) }]));
     const [first, second] = res.body as ErrorBody[];

@@ -225,11 +225,12 @@ export function operationCost(
 // Private:
 
 /**
- * One operation of a batch, from its raw parameters. One that does not parse or names no operation
- * costs 0 here: yoga refuses it on its own when it gets to it.
+ * One operation of a batch, from its raw parameters. One that is not an object, does not parse or
+ * names no operation costs 0 here: yoga refuses it on its own when it gets to it.
  */
 function paramsCost(schema: GraphQLSchema, params: GraphQLParams, options: CostLimitOptions): number {
-  if (typeof params.query !== 'string') return 0;
+  // Still the client's raw JSON: an entry may be anything (`[null]`; test/api/fuzz.test.ts found it).
+  if (typeof params !== 'object' || params === null || typeof params.query !== 'string') return 0;
   let document: DocumentNode;
   try {
     document = parse(params.query, {
