@@ -38,7 +38,8 @@ const repo = resolve(import.meta.dirname, '../..');
 const log = (line: string) => process.stderr.write(`[test:loaded] ${line}\n`);
 
 function run(command: string, args: string[], cwd: string): void {
-  const result = spawnSync(command, args, { cwd, stdio: ['ignore', 'inherit', 'inherit'] });
+  // Their output goes to stderr with ours: stdout carries only the JSON summary.
+  const result = spawnSync(command, args, { cwd, stdio: ['ignore', process.stderr, process.stderr] });
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (exit ${result.status})`);
 }
 

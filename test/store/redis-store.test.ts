@@ -12,6 +12,7 @@ import { fillChannelOf } from '../../src/cache/store/key-names.js';
 import { createRedisConnections, type RedisConnections } from '../../src/cache/store/redis/connections.js';
 import { createRedisStore } from '../../src/cache/store/redis/redis-store.js';
 import { purgePrefixAfterAll, REDIS_URL, scanKeys, startPrivateRedis } from '../support/redis.js';
+import { until } from '../support/until.js';
 import {
   countSocketWrites,
   describeStoreContract,
@@ -40,9 +41,9 @@ describe('Redis driver on the wire', () => {
 
   it('leaves no key without a TTL: entries, tombstones and locks', async () => {
     const keys = [freshKey(), freshKey(), freshKey()];
-    await h.store.setMany([write(keys[0]!, 'value', 1), write(keys[1]!, 'tombstone', 1, { ttlMs: 5000 })]);
+    await h.store.setMany([write(keys[0]!, 'value', 1), write(keys[1]!, 'tombstone', 1, { ttlMs: 60_000 })]);
     await h.store.setMany([write(keys[0]!, 'value', 1, { ttlMs: 7_200_000 })]); // an equal-version renewal
-    await h.store.acquireLocks([keys[2]!], 'token', 5000);
+    await h.store.acquireLocks([keys[2]!], 'token', 60_000);
     const scanned = await scanKeys(cacheKeys.namespace);
     expect(scanned.length).toBeGreaterThanOrEqual(3);
     for (const { key, ttlMs } of scanned) expect({ key, ttlMs: ttlMs > 0 }).toEqual({ key, ttlMs: true });
@@ -158,12 +159,14 @@ describe('Redis driver faults (private redis-server)', () => {
       await server.stop();
       server = await startPrivateRedis({ port: server.port });
       // Published messages are lost until the subscriber is back: publish until one is heard.
-      const deadline = Date.now() + 15_000;
-      while (!heard.includes('back') && Date.now() < deadline) {
-        await store.publish('events', 'back').catch(() => {});
-        await sleep(50);
-      }
-      expect(heard).toContain('back');
+      await until(
+        'a message published after the restart to be heard',
+        async () => {
+          await store.publish('events', 'back').catch(() => {});
+          return heard.includes('back');
+        },
+        { everyMs: 50 },
+      );
       await fill(store, key);
       await waitFor(() => heard.includes(key));
     } finally {
@@ -199,11 +202,5 @@ async function numsub(redis: Redis, channel: string): Promise<number> {
   return Number(reply[1]);
 }
 
-/** Polls a condition that cannot be awaited (a connection's status), bounded so nothing hangs. */
-async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(10);
-  }
-}
+/** Polls a condition that cannot be awaited (a connection's status). */
+const waitFor = (condition: () => boolean) => until('the condition', condition);

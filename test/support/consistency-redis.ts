@@ -28,6 +28,7 @@ export function useRawRedis(): void {
   });
 }
 
+export const userKey = (t: TestApp, userId: number) => `${t.prefix}:v1:user:{${userId}}`;
 export const profileKey = (t: TestApp, userId: number) => `${t.prefix}:v1:profile:{${userId}}`;
 export const postListKey = (t: TestApp, authorId: number) => `${t.prefix}:v1:user:{${authorId}}:posts`;
 export const eventsChannel = (t: TestApp) => `${t.prefix}:v1:events`;

@@ -190,7 +190,7 @@ export function describeStoreContract(
         const key = freshKey();
         await h.store.setMany([write(key, 'value', 3)]);
         // An invalidation after version 4 committed, then a fill that started before it lands late.
-        expect(await h.store.setMany([write(key, 'tombstone', 4, { ttlMs: 5000 })])).toEqual([true]);
+        expect(await h.store.setMany([write(key, 'tombstone', 4, { ttlMs: 60_000 })])).toEqual([true]);
         expect(await h.store.setMany([write(key, 'value', 3)])).toEqual([false]);
         expect((await h.store.getMany([key]))[0]).toMatchObject({ kind: 'tombstone', version: 4 });
         expect(await h.store.setMany([write(key, 'value', 4, { marker: 9 })])).toEqual([true]);
@@ -261,13 +261,13 @@ export function describeStoreContract(
         const writes = [
           write(freshKey(), 'value', 1, { ttlMs: 3_600_000 }),
           write(freshKey(), 'negative', 1, { ttlMs: 60_000 }),
-          write(freshKey(), 'tombstone', 1, { ttlMs: 5_000 }),
+          write(freshKey(), 'tombstone', 1, { ttlMs: 60_000 }),
         ];
         await h.store.setMany(writes);
         const lockOf = freshKey();
-        await h.store.acquireLocks([lockOf], 'token', 2_000);
+        await h.store.acquireLocks([lockOf], 'token', 60_000);
         const ttls = await h.store.ttlMany([...writes.map((w) => w.key), lockKeyOf(lockOf), freshKey()]);
-        [...writes.map((w) => w.ttlMs), 2_000].forEach((requested, i) => {
+        [...writes.map((w) => w.ttlMs), 60_000].forEach((requested, i) => {
           expect(ttls[i]).toBeGreaterThan(0);
           expect(ttls[i]).toBeLessThanOrEqual(requested);
         });
@@ -290,7 +290,7 @@ export function describeStoreContract(
         const key = freshKey();
         const results = await Promise.all(
           Array.from({ length: 20 }, (_, i) =>
-            (i % 2 ? h.peer : h.store).acquireLocks([key], `token-${i}`, 5000),
+            (i % 2 ? h.peer : h.store).acquireLocks([key], `token-${i}`, 60_000),
           ),
         );
         expect(results.filter(([won]) => won)).toHaveLength(1);
@@ -298,11 +298,11 @@ export function describeStoreContract(
 
       it('acquires per key in one round trip, next to keys already locked', async () => {
         const keys = [freshKey(), freshKey(), freshKey()];
-        expect(await h.peer.acquireLocks([keys[1]!], 'other', 5000)).toEqual([true]);
-        const acquired = await h.measure(() => h.store.acquireLocks(keys, 'mine', 5000));
+        expect(await h.peer.acquireLocks([keys[1]!], 'other', 60_000)).toEqual([true]);
+        const acquired = await h.measure(() => h.store.acquireLocks(keys, 'mine', 60_000));
         expect(acquired).toEqual({ result: [true, false, true], roundTrips: 1 });
         expect(await h.store.releaseLocks(keys, 'mine')).toEqual([true, false, true]);
-        expect(await h.store.acquireLocks([keys[1]!], 'mine', 5000)).toEqual([false]);
+        expect(await h.store.acquireLocks([keys[1]!], 'mine', 60_000)).toEqual([false]);
       });
 
       it("never lets a holder whose lock expired release the next holder's lock", async () => {
@@ -334,7 +334,7 @@ export function describeStoreContract(
       it('stores under the grant and releases it, waking the waiters, in one round trip', async () => {
         const [granted, fenced] = [freshKey(), freshKey()];
         await h.store.setMany([write(fenced, 'value', 9)]);
-        expect(await h.store.acquireLocks([granted, fenced], 'filler', 5000)).toEqual([true, true]);
+        expect(await h.store.acquireLocks([granted, fenced], 'filler', 60_000)).toEqual([true, true]);
         const woken = deferred<string>();
         await h.peer.onFill(granted, woken.resolve);
         const filled = await h.measure(() =>
@@ -350,7 +350,7 @@ export function describeStoreContract(
 
       it('refuses a fill without the grant: no lock, or another caller’s, which it leaves alone', async () => {
         const [unlocked, others] = [freshKey(), freshKey()];
-        expect(await h.peer.acquireLocks([others], 'other', 5000)).toEqual([true]);
+        expect(await h.peer.acquireLocks([others], 'other', 60_000)).toEqual([true]);
         expect(
           await h.store.fillMany([write(unlocked, 'value', 1), write(others, 'value', 1)], 'mine'),
         ).toEqual(['revoked', 'revoked']);
@@ -361,7 +361,7 @@ export function describeStoreContract(
 
       it('lets every invalidation revoke the grant, so a late fill cannot land even after the key is lost', async () => {
         const [written, tombstoned] = [freshKey(), freshKey()];
-        expect(await h.store.acquireLocks([written, tombstoned], 'reader', 5000)).toEqual([true, true]);
+        expect(await h.store.acquireLocks([written, tombstoned], 'reader', 60_000)).toEqual([true, true]);
         const woken = deferred<string>();
         await h.store.onFill(written, woken.resolve);
         // A write-through and a tombstone, from another instance, while the reader loads.
@@ -416,7 +416,7 @@ export function describeStoreContract(
             if (heard.includes(first) && heard.includes(second)) arrived.resolve();
           });
         }
-        await h.store.acquireLocks([first, second], 'filler', 5000);
+        await h.store.acquireLocks([first, second], 'filler', 60_000);
         expect(await h.store.releaseLocks([notHeld, first, second], 'filler')).toEqual([false, true, true]);
         await arrived.promise;
         expect([...heard].sort()).toEqual([first, second].sort());
@@ -427,7 +427,7 @@ export function describeStoreContract(
         const filled = deferred<string>();
         await h.store.onFill(key, filled.resolve);
         // No pause: a fill landing right after onFill resolved must be heard.
-        await h.peer.acquireLocks([key], 'filler', 5000);
+        await h.peer.acquireLocks([key], 'filler', 60_000);
         await h.peer.releaseLocks([key], 'filler');
         expect(await filled.promise).toBe(key);
       });
@@ -594,7 +594,7 @@ export function memoryHarness(): Harness {
 /** Takes and releases `key`'s lock, so that its fill is announced. */
 export async function fill(store: CacheStore, key: string): Promise<void> {
   const token = `fill-${randomBytes(4).toString('hex')}`;
-  expect(await store.acquireLocks([key], token, 5000)).toEqual([true]);
+  expect(await store.acquireLocks([key], token, 60_000)).toEqual([true]);
   expect(await store.releaseLocks([key], token)).toEqual([true]);
 }
 

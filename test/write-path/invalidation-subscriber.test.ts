@@ -2,7 +2,6 @@
  * An instance that starts while Redis is down still ends up receiving invalidation events: the
  * subscriber retries in the background and announces its late start (the L1 tier clears on it).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, test } from 'vitest';
 import { createInvalidationSubscriber } from '../../src/cache/events/invalidation-subscriber.js';
 import { encodeEvents, type InvalidationEvent } from '../../src/cache/events/invalidation-events.js';
@@ -12,6 +11,7 @@ import { createRedisStore } from '../../src/cache/store/redis/redis-store.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { freePort } from '../support/ports.js';
 import { startPrivateRedis, uniquePrefix } from '../support/redis.js';
+import { until } from '../support/until.js';
 
 test('a subscriber started while Redis is down subscribes once Redis is up, and says so', async () => {
   const port = await freePort();
@@ -32,14 +32,19 @@ test('a subscriber started while Redis is down subscribes once Redis is up, and 
   await expect(subscriber.start()).rejects.toThrow();
   const redis = await startPrivateRedis({ port });
   try {
-    // Bounded: the retry backoff starts at 250 ms.
-    for (let i = 0; i < 100 && lateStarts === 0; i += 1) await sleep(50);
+    // The retry backoff starts at 250 ms.
+    await until('the subscriber to start late', () => lateStarts > 0);
     expect(lateStarts).toBe(1);
     const event: InvalidationEvent = { entity: 'profile', id: 42, version: 3 };
-    for (let i = 0; i < 100 && received.length === 0; i += 1) {
-      await store.publish(keys.eventsChannel, encodeEvents([event]));
-      await sleep(20);
-    }
+    // Published messages are lost until the subscription is in place: publish until one is heard.
+    await until(
+      'an event to be received',
+      async () => {
+        await store.publish(keys.eventsChannel, encodeEvents([event]));
+        return received.length > 0;
+      },
+      { everyMs: 20 },
+    );
     expect(received[0]).toEqual(event);
   } finally {
     await subscriber.stop();
