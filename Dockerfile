@@ -1,14 +1,21 @@
 # cacheside: build with `docker build -t cacheside .`, or run the whole stack with docker-compose.yml.
 #
-# Stages: deps (every dependency, cached on the lockfile) → build (tsc) → prod-deps (runtime
-# dependencies only) → runtime (no compiler, no dev tools, not root).
+# Stages: deps (every dependency, cached on the lockfile and the patches) → build (tsc) → prod-deps
+# (runtime dependencies only) → runtime (no compiler, no dev tools, not root).
+#
+# The project's `prepare` (the build) cannot run before the sources are here, so deps installs with
+# scripts off and then `npm rebuild`s: the dependencies' install scripts and our `postinstall`, which
+# applies the pinned postgres.js patch (docs/operations.md, "Dependency patches"). prod-deps has no
+# patch-package (a dev dependency) and no script it needs (msgpackr-extract finds its prebuilt
+# binary without one): it installs with scripts off and takes the patched postgres.js from deps.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+COPY patches ./patches
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild
 
 FROM deps AS build
 COPY tsconfig.json tsconfig.build.json ./
@@ -18,7 +25,8 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=deps /app/node_modules/postgres ./node_modules/postgres
 
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
