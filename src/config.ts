@@ -45,6 +45,8 @@ export const DEFAULTS = {
   CACHE_DEBUG: 'on',
   GRAPHQL_INTROSPECTION: 'on',
   LOG_LEVEL: 'info',
+  /** How long a start waits for PostgreSQL to answer (retrying each second) before it gives up, s. */
+  DATABASE_STARTUP_TIMEOUT_SECONDS: 30,
 } as const;
 
 /** Defaults that differ when `NODE_ENV=production`. */
@@ -82,15 +84,58 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
+/**
+ * A connection URL of one of these schemes, with a host: a bare "Invalid URL" named no variable, a
+ * mysql:// URL was taken for PostgreSQL, and ioredis read http://host:6379 as a unix socket path.
+ * The message shows the value with its password masked (loadConfig masks it in the problem list too).
+ */
+const url = (name: string, schemes: readonly string[]) =>
+  z
+    .string()
+    .optional()
+    .superRefine((value, context) => {
+      if (value === undefined) return;
+      const expected = `a ${schemes.map((s) => `${s}//`).join(' or ')} URL, like ${schemes[0]}//user:password@host:port/${name === 'DATABASE_URL' ? 'database' : '0'}`;
+      let parsed: URL;
+      try {
+        parsed = new URL(value);
+      } catch {
+        context.addIssue({ code: 'custom', message: `is not a URL: must be ${expected}` });
+        return;
+      }
+      if (!schemes.includes(parsed.protocol)) {
+        context.addIssue({
+          code: 'custom',
+          message: `has the scheme ${parsed.protocol} — must be ${expected}`,
+        });
+      } else if (parsed.hostname === '') {
+        context.addIssue({ code: 'custom', message: `names no host: must be ${expected}` });
+      }
+    });
+
+/** A URL for messages and logs: its password replaced by `***`. */
+export function maskUrl(value: string): string {
+  try {
+    const parsed = new URL(value);
+    if (parsed.password === '') return value;
+    parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    // Unparseable: mask anything between "//user:" and "@".
+    return value.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
+  }
+}
+
 function envSchema(production: boolean) {
   const d = production ? { ...DEFAULTS, ...PRODUCTION_DEFAULTS } : DEFAULTS;
   const DAY_SECONDS = 86_400;
   return z.object({
     PORT: int(0, 65535, d.PORT),
     HOST: z.string().min(1).optional().default(d.HOST),
-    DATABASE_URL: optionalString,
+    DATABASE_URL: optionalString.pipe(url('DATABASE_URL', ['postgres:', 'postgresql:'])),
+    DATABASE_STARTUP_TIMEOUT_SECONDS: int(1, 3600, d.DATABASE_STARTUP_TIMEOUT_SECONDS),
     DATA_DIR: z.string().min(1).optional().default(d.DATA_DIR),
-    REDIS_URL: optionalString,
+    REDIS_URL: optionalString.pipe(url('REDIS_URL', ['redis:', 'rediss:'])),
     REDIS_CLUSTER_NODES: optionalString,
     REDIS_COMMAND_TIMEOUT_MS: int(10, 60_000, d.REDIS_COMMAND_TIMEOUT_MS),
     AUTH_SECRET: optionalString,
@@ -154,6 +199,8 @@ export interface Config {
     readonly propagationTimeoutMs: number;
   };
   /** On SIGTERM, keep serving with /ready at 503 this long before closing the listener, ms (SHUTDOWN_DELAY_MS). */
+  /** How long a start waits for PostgreSQL to answer before it gives up (DATABASE_STARTUP_TIMEOUT_SECONDS). */
+  readonly startup: { readonly databaseTimeoutSeconds: number };
   readonly shutdown: { readonly delayMs: number };
   /** Allow introspection (GRAPHQL_INTROSPECTION). */
   readonly graphql: { readonly introspection: boolean };
@@ -207,7 +254,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
       const name = issue.path.join('.');
-      return `${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`;
+      return `${name}=${JSON.stringify(maskUrl(env[name] ?? ''))}: ${issue.message}`;
     });
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
@@ -258,6 +305,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS,
       propagationTimeoutMs: e.WRITE_PROPAGATION_TIMEOUT_MS,
     },
+    startup: { databaseTimeoutSeconds: e.DATABASE_STARTUP_TIMEOUT_SECONDS },
     shutdown: { delayMs: e.SHUTDOWN_DELAY_MS },
     graphql: { introspection: e.GRAPHQL_INTROSPECTION },
     monitor: { intervalMs: e.CONSISTENCY_SAMPLE_INTERVAL_MS, graceMs: e.CONSISTENCY_GRACE_MS },

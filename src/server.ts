@@ -1,13 +1,15 @@
 /**
  * `node dist/server.js`: reads the configuration, builds the app (src/app/create-app.ts), listens,
- * and shuts down gracefully on SIGTERM or SIGINT (src/app/shutdown.ts).
+ * and shuts down gracefully on SIGTERM or SIGINT (src/app/shutdown.ts). A start that fails says why
+ * on stderr and exits with the code of its kind (src/app/startup-failure.ts).
  */
 import { createServer, type Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { createApp, type App } from './app/create-app.js';
 import { shutDown } from './app/shutdown.js';
+import { EXIT_CODES, explainStartupFailure } from './app/startup-failure.js';
 import { describeStore } from './cache/store/from-config.js';
-import { loadConfig } from './config.js';
+import { loadConfig, type Config } from './config.js';
 import { createLogger } from './observability/logger.js';
 
 /** Starts the HTTP server; resolves once it listens. */
@@ -23,16 +25,31 @@ export async function listen(app: App): Promise<Server> {
   return server;
 }
 
-async function main(): Promise<void> {
-  const config = loadConfig();
-  const logger = createLogger(config.logLevel);
-  if (config.auth.usingDevSecret) {
-    logger.warn(
-      'AUTH_SECRET is not set: using the built-in development secret (never do this in production)',
-    );
+/** Config, app and server, or — having said why on stderr and closed what it opened — the exit. */
+async function start(): Promise<{ config: Config; app: App; server: Server }> {
+  let config: Config | undefined;
+  let app: App | undefined;
+  try {
+    config = loadConfig();
+    const logger = createLogger(config.logLevel);
+    if (config.auth.usingDevSecret) {
+      logger.warn(
+        'AUTH_SECRET is not set: using the built-in development secret (never do this in production)',
+      );
+    }
+    app = await createApp(config, { logger });
+    return { config, app, server: await listen(app) };
+  } catch (error) {
+    await app?.close().catch(() => {});
+    const failure = explainStartupFailure(error, config);
+    console.error(`cacheside failed to start: ${failure.message}`);
+    process.exit(failure.exitCode);
   }
-  const app = await createApp(config, { logger });
-  const server = await listen(app);
+}
+
+async function main(): Promise<void> {
+  const { config, app, server } = await start();
+  const logger = app.logger;
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.http.port;
   logger.info(
@@ -50,11 +67,11 @@ async function main(): Promise<void> {
     void shutDown({ server, app, logger, delayMs }).then(
       (clean) => {
         if (clean) logger.info('shut down cleanly');
-        process.exit(clean ? 0 : 1);
+        process.exit(clean ? EXIT_CODES.ok : EXIT_CODES.failed);
       },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
+        process.exit(EXIT_CODES.failed);
       },
     );
   };
@@ -65,8 +82,7 @@ async function main(): Promise<void> {
 const isEntryPoint = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (isEntryPoint) {
   main().catch((error: unknown) => {
-    // Startup failures (bad config, unreachable database) end the process with a readable reason.
-    console.error(error instanceof Error ? `cacheside failed to start: ${error.message}` : error);
-    process.exit(1);
+    console.error('cacheside failed:', error);
+    process.exit(EXIT_CODES.failed);
   });
 }

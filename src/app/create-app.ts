@@ -13,6 +13,7 @@ import type { CacheStore } from '../cache/store/contract.js';
 import type { Config } from '../config.js';
 import { createDatabase, type Database } from '../db/client.js';
 import { ensureDemoData } from '../db/demo-data.js';
+import { waitForDatabase } from '../db/wait-for-database.js';
 import { createLoadLimiter } from '../db/load-limiter.js';
 import { migrateDatabase } from '../db/migrate.js';
 import { createOutboxRepository } from '../db/outbox-repository.js';
@@ -80,6 +81,13 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     // 1. The database: opened and migrated here unless handed in; the embedded one gets demo data.
     let database = overrides.database;
     if (database === undefined) {
+      if (config.database.kind === 'postgres') {
+        await waitForDatabase({
+          url: config.database.url,
+          timeoutSeconds: config.startup.databaseTimeoutSeconds,
+          logger,
+        });
+      }
       const opened = await createDatabase(config.database);
       database = opened;
       closeDatabase = () => opened.close();

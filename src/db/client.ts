@@ -5,7 +5,7 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Logger as DrizzleLogger } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -92,10 +92,18 @@ export async function createDatabase(
   const unlock = lockDataDir(config.dataDir);
   let client: PGlite;
   try {
+    checkDataDirVersion(config.dataDir);
     client = await PGlite.create({ dataDir: config.dataDir });
   } catch (error) {
     unlock();
-    throw error;
+    if (error instanceof DataDirIncompatibleError) throw error;
+    // PGlite says only "PGlite failed to initialize properly": add where, what and what to do.
+    throw new DataDirIncompatibleError(
+      `cannot open the embedded database in ${resolve(config.dataDir)} with this build's PGlite ` +
+        `(PostgreSQL ${EMBEDDED_POSTGRES_MAJOR}): ${error instanceof Error ? error.message : String(error)}. ` +
+        `If another version made it or it is damaged, move it away (the demo data is seeded again) or set DATA_DIR`,
+      { cause: error },
+    );
   }
   const db = drizzlePglite(client, { schema, logger: countingLogger }) as unknown as Db;
   return {
@@ -112,6 +120,39 @@ export async function createDatabase(
 export class DataDirLockedError extends Error {
   static readonly code = 'DATA_DIR_LOCKED';
   readonly code = DataDirLockedError.code;
+}
+
+/** The embedded data directory was made by another PostgreSQL major version, or cannot be opened. */
+export class DataDirIncompatibleError extends Error {
+  static readonly code = 'DATA_DIR_INCOMPATIBLE';
+  readonly code = DataDirIncompatibleError.code;
+}
+
+/**
+ * The PostgreSQL major version PGlite 0.5 runs, as its data directories' PG_VERSION says
+ * (test/deploy/embedded.test.ts checks it against a fresh one, so a PGlite upgrade cannot leave it
+ * wrong).
+ */
+export const EMBEDDED_POSTGRES_MAJOR = '18';
+
+/**
+ * PostgreSQL opens only data directories of its own major version, and PGlite reports another as a
+ * bare "PGlite failed to initialize properly". Refused up front, with the path, both versions and
+ * what to do.
+ */
+function checkDataDirVersion(dataDir: string): void {
+  let found: string;
+  try {
+    found = readFileSync(join(dataDir, 'PG_VERSION'), 'utf8').trim();
+  } catch {
+    return; // a new (empty) directory
+  }
+  if (found === EMBEDDED_POSTGRES_MAJOR) return;
+  throw new DataDirIncompatibleError(
+    `the embedded database in ${resolve(dataDir)} was made by PostgreSQL ${found} (another PGlite version); ` +
+      `this build's PGlite runs PostgreSQL ${EMBEDDED_POSTGRES_MAJOR}, which cannot open it. ` +
+      `Move the directory away (the demo data is seeded again on the next start) or set DATA_DIR to another directory`,
+  );
 }
 
 /**

@@ -4,12 +4,13 @@
  * PostgreSQL. And the token CLI, whose tokens the API accepts.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/config.js';
+import { EMBEDDED_POSTGRES_MAJOR } from '../../src/db/client.js';
 import { DEMO_USERS } from '../../src/db/demo-data.js';
 import { createApp, type App } from '../../src/app/create-app.js';
 import { createTestApp, TEST_AUTH_SECRET, type TestApp } from '../support/app.js';
@@ -45,6 +46,12 @@ describe('embedded PGlite and the in-memory store', () => {
     app = await createApp(loadConfig(env));
   }, 120_000);
   afterAll(() => app?.close());
+
+  test('the data directory is of the PostgreSQL major version the start checks for', () => {
+    // src/db/client.ts refuses another version's directory by this number: a PGlite upgrade that
+    // changes it must change the constant too.
+    expect(readFileSync(join(dataDir, 'PG_VERSION'), 'utf8').trim()).toBe(EMBEDDED_POSTGRES_MAJOR);
+  });
 
   test('the first start seeds demo data and serves the newcomer query', async () => {
     expect(app.database.kind).toBe('pglite');
