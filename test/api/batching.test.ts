@@ -236,7 +236,11 @@ describe('request errors', () => {
 
   describe('over a real HTTP port', () => {
     const send = (body: string, contentType = 'application/json') =>
-      fetch(`${http.origin}/graphql`, { method: 'POST', headers: { 'content-type': contentType }, body });
+      fetch(`${http.origin}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': contentType, accept: 'application/graphql-response+json' },
+        body,
+      });
 
     it('answers parse, validation and JSON errors as in-process', async () => {
       const parse = await send(JSON.stringify({ query: '{ user(id: "1") { id ' }));
