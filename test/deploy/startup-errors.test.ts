@@ -32,10 +32,11 @@ async function start(env: Record<string, string>) {
     },
     ROOT,
   );
-  const { code } = await server.exited;
+  const { code, signal } = await server.exited;
   const output = server.output();
   const failure = output.split('\n').find((line) => line.startsWith('cacheside failed to start: '));
-  return { code, output, failure };
+  // A failed expectation on the code shows how the process ended and everything it wrote.
+  return { code: code ?? `signal ${signal}:\n${output}`, output, failure };
 }
 
 describe('malformed or wrong-scheme URLs: exit 2, naming the variable and the value', () => {

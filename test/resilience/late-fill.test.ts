@@ -19,6 +19,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { encodeEvents } from '../../src/cache/events/invalidation-events.js';
 import { createStoreFromConfig } from '../../src/cache/store/from-config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -70,8 +71,29 @@ async function held(userId: number) {
   return headerOf(await admin.getBuffer(profileKey(userId)));
 }
 
-/** Redis is back and both instances' circuits are closed: reads use the cache again. */
+/**
+ * Redis is back and both instances' circuits are closed: reads use the cache again. First every
+ * instance hears a published event — its subscriber connection is back too, so the trip that a
+ * reconnection sets off (src/cache/create-cache-tier.ts) is behind us, not waiting to open the
+ * circuit under the next test's write (on a busy machine the subscriber came back last: the next
+ * write-through was skipped and the relay's tombstone was found where the test expected the value).
+ */
 async function cacheUsableAgain() {
+  for (const t of [a, b]) {
+    let heard = false;
+    const stop = t.app.invalidations.onEvents(() => (heard = true));
+    try {
+      await until('the invalidation subscriber to be back', async () => {
+        await admin.publish(
+          `${t.prefix}:v1:events`,
+          encodeEvents([{ entity: 'profile', id: 999_999, version: 1 }]),
+        );
+        return heard;
+      });
+    } finally {
+      stop();
+    }
+  }
   for (const t of [a, b]) {
     await until('the outbox to be drained into Redis', async () => {
       await t.app.relay.drain().catch(() => {});
@@ -99,6 +121,7 @@ let currentUser = 0;
 
 describe.each(Object.entries(FAULTS))('%s while a fill is in flight', (_fault, fault) => {
   test("B's fill of the version it read before A's write is refused; both instances serve the write", async () => {
+    await cacheUsableAgain(); // whatever the previous fault left
     const userId = (currentUser = nextUser++);
     pauseOnB = pauseNext('profiles', userId);
     const lateRead = readProfile(b, userId);

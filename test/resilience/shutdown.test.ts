@@ -411,6 +411,7 @@ describe('SIGTERM through npm start', () => {
     );
     started.push(npm);
     let serverPids: number[] = [];
+    let exitedCleanly = false;
     try {
       await npm.waitForLine(/listening/, 30_000);
       serverPids = await childrenOf(npm.child.pid!);
@@ -424,9 +425,11 @@ describe('SIGTERM through npm start', () => {
       // process listening behind.
       expect(npm.output()).toContain('shut down cleanly');
       expect(await accepts(port)).toBe(false);
+      exitedCleanly = true;
     } finally {
-      // Had npm died without passing the signal on, its child would live on, orphaned: end it.
-      for (const pid of serverPids) {
+      // Had npm died without passing the signal on, its child would live on, orphaned: end it. Only
+      // then: once they have exited their pids are free, and another file's process may get one.
+      for (const pid of exitedCleanly ? [] : serverPids) {
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
