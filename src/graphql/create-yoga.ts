@@ -29,6 +29,7 @@ import { useRequestErrorStatus } from './plugins/use-request-error-status.js';
 import type { DrainingTracker } from './plugins/use-draining.js';
 import { useHttpMetrics } from './plugins/use-http-metrics.js';
 import { useMetricsEndpoint } from './plugins/use-metrics-endpoint.js';
+import { useLiveness } from './plugins/use-liveness.js';
 import { useReadiness, type ReadinessCheck } from './plugins/use-readiness.js';
 import { useRequestId } from './plugins/use-request-id.js';
 import { useRequestScope } from './plugins/use-request-scope.js';
@@ -92,7 +93,10 @@ export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
     schema: createSchema<GraphQLContext>({ typeDefs, resolvers: deps.resolvers ?? cachesideResolvers }),
     context: createContextFactory(deps) as never,
     graphqlEndpoint: '/graphql',
-    healthCheckEndpoint: '/health',
+    // yoga always installs its own health check, before every plugin of ours, and matches any URL
+    // that ends with this string. A URL never ends with a raw space (it is sent as %20), so this
+    // turns it off; useLiveness answers /health instead.
+    healthCheckEndpoint: ' ',
     landingPage: false,
     graphiql: { defaultQuery: DEFAULT_GRAPHIQL_QUERY, title: 'cacheside' },
     renderGraphiQL,
@@ -144,7 +148,7 @@ function yogaLogger(logger: Logger): YogaLogger {
  *    propagation notice the operation's; the error status turns request errors into their status.
  * 4. Request id, then the HTTP metrics and access log: their `onResponse` runs after the headers
  *    above are set, so the log line names what the cache did.
- * 5. The non-GraphQL endpoints (`/metrics`, `/ready`) answer in `onRequest`; their responses still
+ * 5. The non-GraphQL endpoints (`/metrics`, `/ready`, `/health`) answer in `onRequest`; their responses still
  *    pass every `onResponse` above (a request id, no cache headers: those are /graphql only).
  * 6. Extra plugins (the benchmark's response cache) see requests after ours.
  * 7. Draining last: it counts the request for the shutdown and, once draining, sets
@@ -165,6 +169,7 @@ function plugins(deps: YogaDeps): YogaPlugins {
     useHttpMetrics({ metrics: deps.metrics, logger: deps.logger }),
     useMetricsEndpoint({ registry: deps.metrics.registry }),
     useReadiness({ probe: deps.readiness }),
+    useLiveness(),
     ...(deps.extraPlugins ?? []),
     deps.draining.plugin,
   ];

@@ -67,9 +67,13 @@ describe('node dist/server.js', () => {
     expect(listeningLine).toMatch(/Redis/);
   });
 
-  it('answers /health with 200', async () => {
+  it('answers /health with 200 and a small JSON body; only that path', async () => {
     const response = await fetch(`${origin}/health`);
     expect(response.status).toBe(200);
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    expect(await response.json()).toEqual({ status: 'ok' });
+    // yoga's own check answered any path that ended in /health.
+    expect((await fetch(`${origin}/not/health`)).status).toBe(404);
   });
 
   it('serves a query from PostgreSQL first (MISS), then from Redis (HIT)', async () => {
