@@ -44,6 +44,7 @@ export const DEFAULTS = {
   CACHE_HEADERS: 'on',
   CACHE_DEBUG: 'on',
   GRAPHQL_INTROSPECTION: 'on',
+  GRAPHIQL: 'on',
   LOG_LEVEL: 'info',
   /** How long a start waits for PostgreSQL to answer (retrying each second) before it gives up, s. */
   DATABASE_STARTUP_TIMEOUT_SECONDS: 30,
@@ -56,6 +57,8 @@ export const PRODUCTION_DEFAULTS = {
   /** Key names in the debug extension reveal ids. */
   CACHE_DEBUG: 'off',
   GRAPHQL_INTROSPECTION: 'off',
+  /** Without introspection GraphiQL has no schema to show: an IDE of 400s. */
+  GRAPHIQL: 'off',
 } as const satisfies Partial<Record<keyof typeof DEFAULTS, unknown>>;
 
 /** What CACHE_PREFIX may be; the cache keys (src/cache/entities/keys.ts) check the same rule. */
@@ -161,6 +164,7 @@ function envSchema(production: boolean) {
     CACHE_HEADERS: onOff(d.CACHE_HEADERS),
     CACHE_DEBUG: onOff(d.CACHE_DEBUG),
     GRAPHQL_INTROSPECTION: onOff(d.GRAPHQL_INTROSPECTION),
+    GRAPHIQL: onOff(d.GRAPHIQL),
     LOG_LEVEL: z.enum(LOG_LEVELS).optional().default(d.LOG_LEVEL),
   });
 }
@@ -198,12 +202,16 @@ export interface Config {
     /** Longest a mutation whose write-through failed waits for a relay to apply it, ms (WRITE_PROPAGATION_TIMEOUT_MS). */
     readonly propagationTimeoutMs: number;
   };
-  /** On SIGTERM, keep serving with /ready at 503 this long before closing the listener, ms (SHUTDOWN_DELAY_MS). */
   /** How long a start waits for PostgreSQL to answer before it gives up (DATABASE_STARTUP_TIMEOUT_SECONDS). */
   readonly startup: { readonly databaseTimeoutSeconds: number };
+  /** On SIGTERM, keep serving with /ready at 503 this long before closing the listener, ms (SHUTDOWN_DELAY_MS). */
   readonly shutdown: { readonly delayMs: number };
-  /** Allow introspection (GRAPHQL_INTROSPECTION). */
-  readonly graphql: { readonly introspection: boolean };
+  readonly graphql: {
+    /** Allow introspection (GRAPHQL_INTROSPECTION). */
+    readonly introspection: boolean;
+    /** Serve GraphiQL, with its cache panel, to browsers at /graphql (GRAPHIQL). */
+    readonly graphiql: boolean;
+  };
   readonly monitor: {
     /** Pause between consistency samples, ms; 0 = off (CONSISTENCY_SAMPLE_INTERVAL_MS). */
     readonly intervalMs: number;
@@ -307,7 +315,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     },
     startup: { databaseTimeoutSeconds: e.DATABASE_STARTUP_TIMEOUT_SECONDS },
     shutdown: { delayMs: e.SHUTDOWN_DELAY_MS },
-    graphql: { introspection: e.GRAPHQL_INTROSPECTION },
+    graphql: { introspection: e.GRAPHQL_INTROSPECTION, graphiql: e.GRAPHIQL },
     monitor: { intervalMs: e.CONSISTENCY_SAMPLE_INTERVAL_MS, graceMs: e.CONSISTENCY_GRACE_MS },
     logLevel: e.LOG_LEVEL,
   };

@@ -152,6 +152,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       cacheHeaders: config.cache.headers,
       cacheDebug: config.cache.debug,
       introspection: config.graphql.introspection,
+      graphiql: config.graphql.graphiql,
       metrics,
       readiness,
       draining: requests,

@@ -21,6 +21,7 @@ import { createErrorMasker } from './errors.js';
 import { useCacheDebug } from './plugins/use-cache-debug.js';
 import { CACHE_HEADER_NAMES, useCacheHeaders } from './plugins/use-cache-headers.js';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
+import { withCachePanel } from './graphiql/cache-panel.js';
 import { useBodyLimit } from './plugins/use-body-limit.js';
 import { useRequestShape } from './plugins/use-request-shape.js';
 import { useQueryLimits } from './plugins/use-query-limits.js';
@@ -30,6 +31,7 @@ import type { DrainingTracker } from './plugins/use-draining.js';
 import { useHttpMetrics } from './plugins/use-http-metrics.js';
 import { useMetricsEndpoint } from './plugins/use-metrics-endpoint.js';
 import { useLiveness } from './plugins/use-liveness.js';
+import { usePageCompression } from './plugins/use-page-compression.js';
 import { useReadiness, type ReadinessCheck } from './plugins/use-readiness.js';
 import { useRequestId } from './plugins/use-request-id.js';
 import { useRequestScope } from './plugins/use-request-scope.js';
@@ -39,7 +41,8 @@ import type { Resolvers } from './generated/resolvers-types.js';
 export const SCHEMA_FILE = fileURLToPath(new URL('../../schema/schema.graphql', import.meta.url));
 
 /** GraphiQL's first query: a user, their profile and their newest posts. */
-export const DEFAULT_GRAPHIQL_QUERY = `# Welcome to cacheside. Run this, then run it again and watch the X-Cache header.
+export const DEFAULT_GRAPHIQL_QUERY = `# Welcome to cacheside. Run this twice: the Cache panel
+# (bottom right) shows what the cache did each time.
 query UserWithPosts {
   user(id: "1") {
     name
@@ -66,6 +69,8 @@ export interface YogaDeps extends ContextDeps {
   /** Honour `x-cache-debug: 1`. */
   readonly cacheDebug: boolean;
   readonly introspection: boolean;
+  /** Serve GraphiQL with its cache panel to browsers (GRAPHIQL). @default true */
+  readonly graphiql?: boolean;
   /** This instance's metrics: the HTTP histogram and the access log, and `/metrics`. */
   readonly metrics: Metrics;
   /** What `/ready` reports. */
@@ -98,8 +103,8 @@ export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
     // turns it off; useLiveness answers /health instead.
     healthCheckEndpoint: ' ',
     landingPage: false,
-    graphiql: { defaultQuery: DEFAULT_GRAPHIQL_QUERY, title: 'cacheside' },
-    renderGraphiQL,
+    graphiql: deps.graphiql === false ? false : { defaultQuery: DEFAULT_GRAPHIQL_QUERY, title: 'cacheside' },
+    renderGraphiQL: withCachePanel(renderGraphiQL, { endpoint: '/graphql', debug: deps.cacheDebug }),
     // A batched request (a JSON array of operations) is one HTTP request: bounded, so that one body
     // cannot smuggle in unlimited work.
     batching: { limit: MAX_BATCHED_OPERATIONS },
@@ -149,7 +154,8 @@ function yogaLogger(logger: Logger): YogaLogger {
  * 4. Request id, then the HTTP metrics and access log: their `onResponse` runs after the headers
  *    above are set, so the log line names what the cache did.
  * 5. The non-GraphQL endpoints (`/metrics`, `/ready`, `/health`) answer in `onRequest`; their responses still
- *    pass every `onResponse` above (a request id, no cache headers: those are /graphql only).
+ *    pass every `onResponse` above (a request id, no cache headers: those are /graphql only). Then
+ *    GraphiQL's page is compressed (only HTML: its `onResponse` replaces the body).
  * 6. Extra plugins (the benchmark's response cache) see requests after ours.
  * 7. Draining last: it counts the request for the shutdown and, once draining, sets
  *    `Connection: close` on every response, whoever built the app (server, tests, benchmark).
@@ -170,6 +176,7 @@ function plugins(deps: YogaDeps): YogaPlugins {
     useMetricsEndpoint({ registry: deps.metrics.registry }),
     useReadiness({ probe: deps.readiness }),
     useLiveness(),
+    usePageCompression(),
     ...(deps.extraPlugins ?? []),
     deps.draining.plugin,
   ];

@@ -1,7 +1,9 @@
 /**
  * GraphiQL in a real browser: the page at /graphql renders offline (no CDN), runs its default query,
  * shows the answer in the result pane, and the answer carries the cache headers — a MISS the first
- * time, a HIT the second. A screenshot of the page is kept in test-artifacts/graphiql.png.
+ * time, a HIT the second — which the cache panel shows, with the keys looked up (CACHE_DEBUG is on
+ * outside production). A screenshot of the page, panel included, is kept in
+ * test-artifacts/graphiql.png.
  */
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +11,7 @@ import type { Page, Response as BrowserResponse } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { startHttpServer, type HttpTestServer } from '../support/http-server.js';
+import { CACHE_PANEL_ID } from '../../src/graphql/graphiql/cache-panel.js';
 import { launchChromium, type Browser } from './browser.js';
 
 const ARTIFACTS_DIR = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -81,14 +84,25 @@ describe('GraphiQL in headless Chromium', () => {
     expect(first.headers['x-request-id']).toMatch(/\S/);
     expect(first.headers['server-timing']).toMatch(/^cache;dur=[\d.]+, db;dur=[\d.]+$/);
     await resultLine(page, `"name": "${name}"`).waitFor();
+    const panel = page.locator(`#${CACHE_PANEL_ID}`);
+    await panel.getByText('X-Cache: MISS').waitFor();
+    await panel.getByText(/^Cache-Status: cacheside-redis; fwd=miss; stored/).waitFor();
+    await panel.getByText(/^Server-Timing: cache;dur=/).waitFor();
+    // The keys the request looked up (x-cache-debug, which the panel adds): the user, then its
+    // profile and post list, each a miss.
+    await panel.locator('td', { hasText: /:v1:user:\{1\}$/ }).waitFor();
+    await expect(panel.locator('td', { hasText: /^miss$/ }).count()).resolves.toBeGreaterThanOrEqual(3);
 
     const second = await execute(page);
-    expect(second.body).toEqual(first.body);
+    expect(second.body.data).toEqual(first.body.data); // extensions.cache (the panel's debug detail) differs
     expect(second.headers['x-cache']).toBe('HIT');
     expect(Number(second.headers['x-cache-hits'])).toBeGreaterThan(0);
     expect(second.headers['x-cache-misses']).toBe('0');
     expect(second.headers['cache-status']).toMatch(/^cacheside-redis; hit/);
     expect(second.headers['x-request-id']).not.toBe(first.headers['x-request-id']);
+    await panel.getByText(/^X-Cache: HIT \(\d+ hits, 0 misses\)$/).waitFor();
+    await panel.getByText(/^Cache-Status: cacheside-redis; hit/).waitFor();
+    await expect(panel.locator('td', { hasText: /^miss$/ }).count()).resolves.toBe(0);
 
     await resultLine(page, `"name": "${name}"`).waitFor();
     const resultPane = normalize(await page.locator('.graphiql-response').innerText());
