@@ -5,7 +5,6 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import {
   createSchema,
   createYoga,
@@ -21,7 +20,7 @@ import { createErrorMasker } from './errors.js';
 import { useCacheDebug } from './plugins/use-cache-debug.js';
 import { CACHE_HEADER_NAMES, useCacheHeaders } from './plugins/use-cache-headers.js';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
-import { withCachePanel } from './graphiql/cache-panel.js';
+import { renderGraphiQLPage } from './graphiql/assets.js';
 import { useBodyLimit } from './plugins/use-body-limit.js';
 import { useRequestShape } from './plugins/use-request-shape.js';
 import { useQueryLimits } from './plugins/use-query-limits.js';
@@ -31,7 +30,7 @@ import type { DrainingTracker } from './plugins/use-draining.js';
 import { useHttpMetrics } from './plugins/use-http-metrics.js';
 import { useMetricsEndpoint } from './plugins/use-metrics-endpoint.js';
 import { useLiveness } from './plugins/use-liveness.js';
-import { usePageCompression } from './plugins/use-page-compression.js';
+import { useGraphiQLAssets } from './plugins/use-graphiql-assets.js';
 import { useReadiness, type ReadinessCheck } from './plugins/use-readiness.js';
 import { useRequestId } from './plugins/use-request-id.js';
 import { useRequestScope } from './plugins/use-request-scope.js';
@@ -104,7 +103,7 @@ export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
     healthCheckEndpoint: ' ',
     landingPage: false,
     graphiql: deps.graphiql === false ? false : { defaultQuery: DEFAULT_GRAPHIQL_QUERY, title: 'cacheside' },
-    renderGraphiQL: withCachePanel(renderGraphiQL, { endpoint: '/graphql', debug: deps.cacheDebug }),
+    renderGraphiQL: renderGraphiQLPage({ endpoint: '/graphql', debug: deps.cacheDebug }),
     // A batched request (a JSON array of operations) is one HTTP request: bounded, so that one body
     // cannot smuggle in unlimited work.
     batching: { limit: MAX_BATCHED_OPERATIONS },
@@ -154,8 +153,8 @@ function yogaLogger(logger: Logger): YogaLogger {
  * 4. Request id, then the HTTP metrics and access log: their `onResponse` runs after the headers
  *    above are set, so the log line names what the cache did.
  * 5. The non-GraphQL endpoints (`/metrics`, `/ready`, `/health`) answer in `onRequest`; their responses still
- *    pass every `onResponse` above (a request id, no cache headers: those are /graphql only). Then
- *    GraphiQL's page is compressed (only HTML: its `onResponse` replaces the body).
+ *    pass every `onResponse` above (a request id, no cache headers: those are /graphql only). So do
+ *    GraphiQL's fingerprinted assets (`/graphiql/…`).
  * 6. Extra plugins (the benchmark's response cache) see requests after ours.
  * 7. Draining last: it counts the request for the shutdown and, once draining, sets
  *    `Connection: close` on every response, whoever built the app (server, tests, benchmark).
@@ -176,7 +175,7 @@ function plugins(deps: YogaDeps): YogaPlugins {
     useMetricsEndpoint({ registry: deps.metrics.registry }),
     useReadiness({ probe: deps.readiness }),
     useLiveness(),
-    usePageCompression(),
+    useGraphiQLAssets(),
     ...(deps.extraPlugins ?? []),
     deps.draining.plugin,
   ];

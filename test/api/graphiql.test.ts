@@ -6,6 +6,7 @@
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/config.js';
+import { GRAPHIQL_ASSETS } from '../../src/graphql/graphiql/assets.js';
 import { CACHE_PANEL_ID } from '../../src/graphql/graphiql/cache-panel.js';
 import { createTestApp, TEST_AUTH_SECRET, type TestApp } from '../support/app.js';
 
@@ -29,35 +30,44 @@ describe('GRAPHIQL', () => {
     await Promise.all([on?.close(), off?.close()]);
   });
 
-  test('on: a browser gets GraphiQL with the cache panel, before GraphiQL runs', async () => {
+  test('on: a browser gets a small page with the cache panel, before GraphiQL runs', async () => {
     const response = await on.fetch('/graphql', asBrowser);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toContain('text/html');
     const page = await response.text();
     expect(page).toContain(CACHE_PANEL_ID);
     // The panel wraps window.fetch before GraphiQL's bundle captures it.
-    expect(page.indexOf(CACHE_PANEL_ID)).toBeLessThan(page.indexOf('YogaGraphiQL.renderYogaGraphiQL'));
+    expect(page.indexOf(CACHE_PANEL_ID)).toBeLessThan(page.indexOf(GRAPHIQL_ASSETS.js.path));
+    expect(Buffer.byteLength(page)).toBeLessThan(20_000); // was 9 MB, GraphiQL inlined
   });
 
-  test('the page is sent compressed, brotli preferred, and decompresses to the same page', async () => {
-    const plain = await (await on.fetch('/graphql', asBrowser)).text();
-    const sizes: Record<string, number> = { identity: Buffer.byteLength(plain) };
-    for (const [accept, encoding, decode] of [
-      ['gzip, deflate, br', 'br', brotliDecompressSync],
-      ['gzip', 'gzip', gunzipSync],
-    ] as const) {
-      const response = await on.fetch('/graphql', {
-        headers: { ...asBrowser.headers, 'accept-encoding': accept },
-      });
-      expect(response.headers.get('content-encoding')).toBe(encoding);
-      expect(response.headers.get('vary')).toMatch(/accept-encoding/i);
-      const bytes = Buffer.from(await response.arrayBuffer());
-      sizes[encoding] = bytes.length;
-      expect(decode(bytes).toString()).toBe(plain);
+  test('its assets: fingerprinted, cached a year, brotli or gzip, the same bytes decompressed', async () => {
+    const page = await (await on.fetch('/graphql', asBrowser)).text();
+    const figures: Record<string, Record<string, number>> = {};
+    for (const [name, asset] of Object.entries(GRAPHIQL_ASSETS)) {
+      expect(page).toContain(asset.path);
+      expect(asset.path).toMatch(/^\/graphiql\/[\w.]+\.[0-9a-f]{16}\.(js|css|ico)$/);
+      const sizes: Record<string, number> = { identity: asset.body.bytes.length };
+      for (const [accept, encoding, decode] of [
+        ['gzip, deflate, br', 'br', brotliDecompressSync],
+        ['gzip', 'gzip', gunzipSync],
+        ['identity', null, (b: Buffer) => b],
+      ] as const) {
+        const response = await on.fetch(asset.path, { headers: { 'accept-encoding': accept } });
+        expect(response.status).toBe(200);
+        expect(response.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+        expect(response.headers.get('content-type')).toBe(asset.contentType);
+        expect(response.headers.get('content-encoding')).toBe(encoding);
+        const bytes = Buffer.from(await response.arrayBuffer());
+        if (encoding !== null) sizes[encoding] = bytes.length;
+        expect(decode(bytes).equals(asset.body.bytes)).toBe(true);
+      }
+      figures[name] = sizes;
     }
-    console.log(`[graphiql page bytes] ${JSON.stringify(sizes)}`);
-    expect(sizes.br).toBeLessThan(sizes.identity! / 3);
-    // Not for GraphQL answers: those stay uncompressed.
+    console.log(`[graphiql asset bytes] ${JSON.stringify(figures)}`);
+    expect(figures.js!.br).toBeLessThan(figures.js!.identity! / 3);
+    expect((await on.fetch('/graphiql/graphiql.0000000000000000.js')).status).toBe(404);
+    // GraphQL answers stay uncompressed: small, per request, and compressing them costs CPU.
     const answer = await on.fetch('/graphql?query=%7B__typename%7D', {
       headers: { 'accept-encoding': 'br, gzip' },
     });

@@ -7,7 +7,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { Page, Response as BrowserResponse } from 'playwright-core';
+import type { Page, Request as BrowserRequest, Response as BrowserResponse } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { startHttpServer, type HttpTestServer } from '../support/http-server.js';
@@ -115,6 +115,25 @@ describe('GraphiQL in headless Chromium', () => {
     await page.screenshot({ path: SCREENSHOT });
   });
 
+  test('a first open transfers GraphiQL compressed; a reopen takes its assets from the browser cache', async () => {
+    const fresh = await browser.context.browser()!.newContext();
+    try {
+      const opened = await fresh.newPage();
+      const first = await transferred(opened, () => opened.goto(`${server.origin}/graphql`));
+      const again = await transferred(opened, () => opened.reload());
+      console.log(
+        `[graphiql transfer] first open ${first.bytes} bytes in ${first.requests} requests; ` +
+          `reopen ${again.bytes} bytes in ${again.requests} requests`,
+      );
+      // The assets are 8.9 MB uncompressed; compressed, and the workers loaded as Monaco needs them.
+      expect(first.bytes).toBeLessThan(3_000_000);
+      // Immutable, fingerprinted: on a reopen only the page and GraphiQL's introspection go out.
+      expect(again.bytes).toBeLessThan(first.bytes / 20);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   /** Requests that left the app's origin (GraphiQL must not need a CDN). */
   function requestsElsewhere(): string[] {
     return requestedUrls.filter(
@@ -136,6 +155,29 @@ describe('GraphiQL in headless Chromium', () => {
 });
 
 // Private:
+
+/**
+ * Bytes (encoded bodies and headers) the page received over the network while `navigate` ran, until
+ * GraphiQL had its schema (its introspection answered); a response from the browser cache counts 0.
+ */
+async function transferred(on: Page, navigate: () => Promise<unknown>) {
+  const finished: BrowserRequest[] = [];
+  const listener = (request: BrowserRequest) => void finished.push(request);
+  on.on('requestfinished', listener);
+  const introspected = on.waitForResponse(
+    (r) => r.request().method() === 'POST' && (r.request().postData() ?? '').includes('IntrospectionQuery'),
+  );
+  await navigate();
+  await introspected;
+  await on.locator('.graphiql-execute-button').waitFor();
+  on.off('requestfinished', listener);
+  let bytes = 0;
+  for (const request of finished) {
+    const sizes = await request.sizes();
+    bytes += Math.max(0, sizes.responseBodySize) + Math.max(0, sizes.responseHeadersSize);
+  }
+  return { bytes, requests: finished.length };
+}
 
 /** A POST /graphql of the default operation (GraphiQL also POSTs its introspection query there). */
 function isDefaultOperationPost(response: BrowserResponse): boolean {

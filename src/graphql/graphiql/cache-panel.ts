@@ -107,17 +107,3 @@ padding:8px 12px;box-shadow:0 2px 12px rgba(0,0,0,.35)}
 })(${settings});
 </script>`;
 }
-
-/** GraphiQL's page from `render` (yoga's renderer), with the panel put in before GraphiQL's bundle. */
-export function withCachePanel<O>(
-  render: (options: O) => string,
-  panel: { endpoint: string; debug: boolean },
-): (options: O) => string {
-  const ROOT = '<div id="root"></div>';
-  return (options) => {
-    const page = render(options);
-    if (!page.includes(ROOT))
-      throw new Error('GraphiQL page without its root element: cannot add the cache panel');
-    return page.replace(ROOT, `${ROOT}\n${cachePanelMarkup(panel)}`);
-  };
-}
