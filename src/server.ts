@@ -3,8 +3,11 @@
  * and shuts down gracefully on SIGTERM or SIGINT (src/app/shutdown.ts). A start that fails says why
  * on stderr and exits with the code of its kind (src/app/startup-failure.ts).
  */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { pathToFileURL } from 'node:url';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createApp, type App } from './app/create-app.js';
 import { shutDown } from './app/shutdown.js';
 import { EXIT_CODES, explainStartupFailure } from './app/startup-failure.js';
@@ -37,6 +40,9 @@ async function start(): Promise<{ config: Config; app: App; server: Server }> {
         'AUTH_SECRET is not set: using the built-in development secret (never do this in production)',
       );
     }
+    if (config.database.kind === 'pglite' && !existsSync(join(config.database.dataDir, 'PG_VERSION'))) {
+      await prepareEmbeddedDatabase();
+    }
     app = await createApp(config, { logger });
     return { config, app, server: await listen(app) };
   } catch (error) {
@@ -44,6 +50,25 @@ async function start(): Promise<{ config: Config; app: App; server: Server }> {
     const failure = explainStartupFailure(error, config);
     console.error(`cacheside failed to start: ${failure.message}`);
     process.exit(failure.exitCode);
+  }
+}
+
+/**
+ * A new embedded database is created, migrated and seeded by a child process (src/cli/
+ * prepare-embedded.ts), so that this one opens it as a restart would: PGlite's memory grows while it
+ * seeds and never shrinks. The child runs as this process does (dist/*.js under node, or the
+ * sources under tsx for `npm run dev`: same execArgv, same extension).
+ */
+async function prepareEmbeddedDatabase(): Promise<void> {
+  const self = fileURLToPath(import.meta.url);
+  const entry = join(dirname(self), 'cli', `prepare-embedded${extname(self)}`);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, entry], { stdio: 'inherit' });
+    child.once('error', reject);
+    child.once('exit', (exitCode) => resolve(exitCode));
+  });
+  if (code !== 0) {
+    throw new Error(`preparing the embedded database failed (exit ${code}; the reason is above)`);
   }
 }
 
