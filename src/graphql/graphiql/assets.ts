@@ -7,14 +7,6 @@
  * URL. Everything stays on this server: no CDN (test/e2e/graphiql.e2e.ts checks it).
  */
 import { createHash } from 'node:crypto';
-import {
-  css,
-  editorWorkerService,
-  favicon,
-  graphqlWorker,
-  js,
-  jsonWorker,
-} from '@graphql-yoga/render-graphiql/graphiql';
 import { cachePanelMarkup } from './cache-panel.js';
 import { compressible } from './compression.js';
 
@@ -38,21 +30,38 @@ function asset(name: string, extension: string, contentType: string, bytes: Buff
 
 const JS = 'text/javascript; charset=utf-8';
 const text = (value: string) => Buffer.from(value, 'utf8');
-const icon = Buffer.from(favicon.slice(favicon.indexOf(',') + 1), 'base64');
 
-/** Built once per process: the hashes are computed from the bundled GraphiQL itself. */
-export const GRAPHIQL_ASSETS = {
-  js: asset('graphiql', 'js', JS, text(js)),
-  css: asset('graphiql', 'css', 'text/css; charset=utf-8', text(css)),
-  editorWorkerService: asset('editor.worker', 'js', JS, text(editorWorkerService)),
-  json: asset('json.worker', 'js', JS, text(jsonWorker)),
-  graphql: asset('graphql.worker', 'js', JS, text(graphqlWorker)),
-  favicon: asset('favicon', 'ico', 'image/x-icon', icon),
-} as const;
+export interface GraphiQLAssets {
+  readonly js: Asset;
+  readonly css: Asset;
+  readonly editorWorkerService: Asset;
+  readonly json: Asset;
+  readonly graphql: Asset;
+  readonly favicon: Asset;
+  /** The same, by the path each is served at. */
+  readonly byPath: ReadonlyMap<string, Asset>;
+}
 
-export const ASSETS_BY_PATH: ReadonlyMap<string, Asset> = new Map(
-  Object.values(GRAPHIQL_ASSETS).map((a) => [a.path, a]),
-);
+let loaded: Promise<GraphiQLAssets> | undefined;
+
+/**
+ * The assets, built on first use — the first GraphiQL page or asset asked for — and kept: GraphiQL is
+ * 9 MB of JavaScript, which a server that nobody opens GraphiQL on (GRAPHIQL off, production, the
+ * benchmark) need not parse, hash and hold, nor any start wait for.
+ */
+export function graphiqlAssets(): Promise<GraphiQLAssets> {
+  return (loaded ??= import('@graphql-yoga/render-graphiql/graphiql').then((bundle) => {
+    const assets = {
+      js: asset('graphiql', 'js', JS, text(bundle.js)),
+      css: asset('graphiql', 'css', 'text/css; charset=utf-8', text(bundle.css)),
+      editorWorkerService: asset('editor.worker', 'js', JS, text(bundle.editorWorkerService)),
+      json: asset('json.worker', 'js', JS, text(bundle.jsonWorker)),
+      graphql: asset('graphql.worker', 'js', JS, text(bundle.graphqlWorker)),
+      favicon: asset('favicon', 'ico', 'image/x-icon', Buffer.from(bundle.favicon.split(',')[1]!, 'base64')),
+    };
+    return { ...assets, byPath: new Map(Object.values(assets).map((a) => [a.path, a])) };
+  }));
+}
 
 /** JSON for an inline script: `<` escaped, so no value can close the script element. */
 const inline = (value: unknown) => JSON.stringify(value).replace(/</g, '\\u003c');
@@ -66,14 +75,15 @@ const escapeHtml = (value: string) =>
 export function renderGraphiQLPage(panel: {
   endpoint: string;
   debug: boolean;
-}): (options: { title?: string } & Record<string, unknown>) => string {
-  const a = GRAPHIQL_ASSETS;
-  const workers = {
-    editorWorkerService: a.editorWorkerService.path,
-    json: a.json.path,
-    graphql: a.graphql.path,
-  };
-  return (options) => `<!doctype html>
+}): (options: { title?: string } & Record<string, unknown>) => Promise<string> {
+  return async (options) => {
+    const a = await graphiqlAssets();
+    const workers = {
+      editorWorkerService: a.editorWorkerService.path,
+      json: a.json.path,
+      graphql: a.graphql.path,
+    };
+    return `<!doctype html>
 <html lang="en">
   <head>
     <meta charset="utf-8" />
@@ -98,4 +108,5 @@ export function renderGraphiQLPage(panel: {
   </body>
 </html>
 `;
+  };
 }

@@ -4,7 +4,7 @@
  * gzip-compressed when the browser takes it. Any other path under /graphiql/ is a 404.
  */
 import type { Plugin } from 'graphql-yoga';
-import { ASSETS_BY_PATH, GRAPHIQL_ASSETS_PATH } from '../graphiql/assets.js';
+import { GRAPHIQL_ASSETS_PATH, graphiqlAssets } from '../graphiql/assets.js';
 import { preferredEncoding } from '../graphiql/compression.js';
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -13,7 +13,7 @@ export function useGraphiQLAssets(): Plugin {
   return {
     async onRequest({ request, url, endResponse }) {
       if (!url.pathname.startsWith(GRAPHIQL_ASSETS_PATH)) return;
-      const asset = ASSETS_BY_PATH.get(url.pathname);
+      const asset = (await graphiqlAssets()).byPath.get(url.pathname);
       if (asset === undefined || (request.method !== 'GET' && request.method !== 'HEAD')) {
         endResponse(new Response('not found', { status: 404, headers: { 'content-type': 'text/plain' } }));
         return;
