@@ -18,7 +18,6 @@ export type Dependency = 'postgres' | 'redis';
 const LABEL: Record<Dependency, string> = { postgres: 'PostgreSQL', redis: 'Redis' };
 
 export interface Availability {
-  readonly available: boolean;
   /** The dependency is unreachable: counted as a failure, and the start of an outage if none is on. */
   lost(error?: unknown): void;
   /** A call failed (it may not mean an outage: one slow Redis call does not open the circuit). */
@@ -55,9 +54,6 @@ export function createAvailability({
     if (!available) failures += 1;
   };
   return {
-    get available() {
-      return available;
-    },
     failed,
     lost(error) {
       if (available) {

@@ -6,7 +6,7 @@
  * exists), and each label is written here once. The same outcomes tell whether PostgreSQL and Redis
  * are reachable, which is logged once per change (availability.ts) rather than once per request.
  */
-import { createAvailability, type Availability, type Dependency } from './availability.js';
+import { createAvailability, type Dependency } from './availability.js';
 import type { LookupOutcome } from './cache-report.js';
 import type { Logger } from './logger.js';
 import type { BreakerStateName, Metrics } from './metrics.js';
@@ -40,8 +40,6 @@ export interface MetricHooks {
     onError(error: unknown, outage: Dependency | undefined): void;
     onRun(): void;
   };
-  /** PostgreSQL's and Redis's reachability as these hooks saw it. */
-  readonly availability: Readonly<Record<Dependency, Availability>>;
 }
 
 type QueryResult = 'ok' | 'error' | 'unavailable';
@@ -69,7 +67,6 @@ export function createMetricHooks(metrics: Metrics, logger: Logger): MetricHooks
   };
 
   return {
-    availability: { postgres, redis },
     read: {
       lookup: (entity, result, count) => metrics.lookups.inc({ entity, result }, count),
       lockWait: (entity, keys) => metrics.lockWaits.inc({ entity }, keys),

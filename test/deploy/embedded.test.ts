@@ -13,24 +13,13 @@ import { loadConfig } from '../../src/config.js';
 import { EMBEDDED_POSTGRES_MAJOR } from '../../src/db/client.js';
 import { DEMO_USERS } from '../../src/db/demo-data.js';
 import { createApp, type App } from '../../src/app/create-app.js';
-import { createTestApp, TEST_AUTH_SECRET, type TestApp } from '../support/app.js';
+import { createTestApp, errorCodes, postQuery, TEST_AUTH_SECRET, type TestApp } from '../support/app.js';
 
 const run = promisify(execFile);
 const dataDir = mkdtempSync(join(tmpdir(), 'cs-embedded-'));
 const env = { DATA_DIR: dataDir, AUTH_SECRET: TEST_AUTH_SECRET, LOG_LEVEL: 'silent' };
 
-async function gql(app: App, query: string, token?: string) {
-  const response = await app.yoga.fetch('http://cacheside/graphql', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ query }),
-  });
-  return {
-    status: response.status,
-    headers: response.headers,
-    body: (await response.json()) as Record<string, unknown>,
-  };
-}
+const gql = (app: App, query: string, token?: string) => postQuery(app, query, token);
 
 /** The token CLI as a user runs it, against the given environment. */
 async function tokenCli(userId: string, extraEnv: Record<string, string>) {
@@ -94,7 +83,7 @@ describe('embedded PGlite and the in-memory store', () => {
       `mutation { updateProfile(input: { bio: "again", expectedVersion: 1 }) { version } }`,
       await token,
     );
-    expect((conflict.body.errors as { extensions: { code: string } }[])[0]!.extensions.code).toBe('CONFLICT');
+    expect(errorCodes(conflict)).toEqual(['CONFLICT']);
     const post = await gql(
       app,
       `mutation { createPost(input: { title: "Embedded", body: "Hello" }) { id author { id } } }`,
@@ -106,9 +95,7 @@ describe('embedded PGlite and the in-memory store', () => {
       user: { profile: { bio: 'embedded', version: 2 }, posts: [{ title: 'Embedded' }] },
     });
     const bad = await gql(app, `{ user(id: "007") { id } }`);
-    expect((bad.body.errors as { extensions: { code: string } }[])[0]!.extensions.code).toBe(
-      'BAD_USER_INPUT',
-    );
+    expect(errorCodes(bad)).toEqual(['BAD_USER_INPUT']);
   });
 
   test('a second start reopens the data: not re-seeded, the changes still there', async () => {

@@ -14,7 +14,7 @@ import { createDatabase } from '../../src/db/client.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 import { seedDatabase } from '../../src/db/seed.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { TEST_AUTH_SECRET } from '../support/app.js';
+import { errorCodes, postQuery, TEST_AUTH_SECRET } from '../support/app.js';
 import { startPrivatePostgres, type PrivatePostgres } from '../support/postgres.js';
 import { startPrivateRedis, type PrivateRedis } from '../support/redis.js';
 import { until } from '../support/until.js';
@@ -37,13 +37,8 @@ let failBoom = false;
 let token: string;
 
 async function gql(query: string, bearer?: string) {
-  const response = await app.yoga.fetch('http://cacheside/graphql', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) },
-    body: JSON.stringify({ query }),
-  });
-  const body = (await response.json()) as { errors?: { extensions?: { code?: string } }[] };
-  return { status: response.status, codes: (body.errors ?? []).map((e) => e.extensions?.code) };
+  const response = await postQuery(app, query, bearer);
+  return { status: response.status, codes: errorCodes(response) };
 }
 
 let nextCold = 100;

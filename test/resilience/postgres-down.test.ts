@@ -16,7 +16,7 @@ import { migrateDatabase } from '../../src/db/migrate.js';
 import { seedDatabase } from '../../src/db/seed.js';
 import { createApp, type App } from '../../src/app/create-app.js';
 import { signToken } from '../../src/auth/tokens.js';
-import { TEST_AUTH_SECRET } from '../support/app.js';
+import { postQuery, TEST_AUTH_SECRET } from '../support/app.js';
 import { startPrivatePostgres, type PrivatePostgres } from '../support/postgres.js';
 import { purgeKeys, REDIS_URL, uniquePrefix } from '../support/redis.js';
 import { until } from '../support/until.js';
@@ -31,15 +31,7 @@ let app: App;
 let redis: Redis;
 const prefix = uniquePrefix('faults_pg');
 
-async function gql(query: string, token?: string) {
-  const response = await app.yoga.fetch('http://cacheside/graphql', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ query }),
-  });
-  const body = (await response.json()) as { data?: unknown; errors?: { extensions?: { code?: string } }[] };
-  return { status: response.status, headers: response.headers, body };
-}
+const gql = (query: string, token?: string) => postQuery(app, query, token);
 const codeOf = (r: Awaited<ReturnType<typeof gql>>) => r.body.errors?.[0]?.extensions?.code;
 
 beforeAll(async () => {

@@ -19,7 +19,7 @@ import { signToken } from '../../src/auth/tokens.js';
 import { loadConfig } from '../../src/config.js';
 import { createDatabase, type Database } from '../../src/db/client.js';
 import { seedDatabase } from '../../src/db/seed.js';
-import { TEST_AUTH_SECRET } from '../support/app.js';
+import { postQuery, TEST_AUTH_SECRET } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createSocketTap } from '../support/pg-proxy.js';
 import { purgeKeys, REDIS_URL, uniquePrefix } from '../support/redis.js';
@@ -41,17 +41,7 @@ function within<T>(what: string, work: Promise<T>): Promise<T> {
   return Promise.race([work, hung]).finally(() => clearTimeout(timer));
 }
 
-async function gql(query: string, token?: string) {
-  const response = await app.yoga.fetch('http://cacheside/graphql', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ query }),
-  });
-  return (await response.json()) as {
-    data?: Record<string, unknown> | null;
-    errors?: { extensions?: { code?: string } }[];
-  };
-}
+const gql = async (query: string, token?: string) => (await postQuery(app, query, token)).body;
 const codes = (body: Awaited<ReturnType<typeof gql>>) => (body.errors ?? []).map((e) => e.extensions?.code);
 
 beforeAll(async () => {

@@ -13,7 +13,7 @@ import { loadConfig } from '../../src/config.js';
 import { createDatabase } from '../../src/db/client.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 import { seedDatabase } from '../../src/db/seed.js';
-import { TEST_AUTH_SECRET } from '../support/app.js';
+import { errorCodes, postQuery, TEST_AUTH_SECRET } from '../support/app.js';
 import { startPrivatePostgres, type PrivatePostgres } from '../support/postgres.js';
 import { purgeKeys, REDIS_URL, uniquePrefix } from '../support/redis.js';
 import { until } from '../support/until.js';
@@ -38,13 +38,8 @@ interface Outcome {
 }
 
 async function call(app: App, query: string, token?: string) {
-  const response = await app.yoga.fetch('http://cacheside/graphql', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ query }),
-  });
-  const body = (await response.json()) as { errors?: { extensions?: { code?: string } }[] };
-  return { status: response.status, codes: (body.errors ?? []).map((e) => e.extensions?.code) };
+  const response = await postQuery(app, query, token);
+  return { status: response.status, codes: errorCodes(response) };
 }
 
 let nextCold = HOT + 1;

@@ -38,6 +38,31 @@ export interface TestAppOptions {
   readonly expectViolations?: boolean;
 }
 
+/**
+ * POSTs `query` to an app built by `createApp` itself (the fault tests, which need their own
+ * PostgreSQL or Redis), as the bearer of `token` if given.
+ */
+export async function postQuery<T = Record<string, unknown>>(
+  app: App,
+  query: string,
+  token?: string,
+): Promise<GraphQLResponse<T>> {
+  const response = await app.yoga.fetch('http://cacheside/graphql', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query }),
+  });
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json()) as GraphQLResponse<T>['body'],
+  };
+}
+
+/** The `extensions.code` of each error of a response, in order. */
+export const errorCodes = (response: GraphQLResponse<unknown>) =>
+  (response.body.errors ?? []).map((e) => e.extensions?.code as string | undefined);
+
 export interface GraphQLResponse<T = Record<string, unknown>> {
   readonly status: number;
   readonly headers: Headers;
@@ -114,7 +139,8 @@ export async function createTestApp(options: TestAppOptions): Promise<TestApp> {
     // application/graphql-response+json, so a bad document is a 400 (with no Accept at all the spec
     // has the server answer as for legacy application/json: 200; test/api/graphql-over-http.test.ts).
     const headers = new Headers(init.headers);
-    if (!headers.has('accept')) headers.set('accept', 'application/graphql-response+json, application/json;q=0.9');
+    if (!headers.has('accept'))
+      headers.set('accept', 'application/graphql-response+json, application/json;q=0.9');
     // yoga's fetch types its init with its own RequestInit (from @whatwg-node); ours is Node's.
     return Promise.resolve(
       app.yoga.fetch(`http://cacheside${path}`, { ...init, headers } as Parameters<typeof app.yoga.fetch>[1]),
