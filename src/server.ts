@@ -67,9 +67,8 @@ async function prepareEmbeddedDatabase(): Promise<void> {
     child.once('error', reject);
     child.once('exit', (exitCode) => resolve(exitCode));
   });
-  if (code !== 0) {
-    throw new Error(`preparing the embedded database failed (exit ${code}; the reason is above)`);
-  }
+  // The child has said why on stderr, with the exit code of its kind (a locked DATA_DIR: 5).
+  if (code !== 0) process.exit(code ?? EXIT_CODES.failed);
 }
 
 async function main(): Promise<void> {

@@ -5,14 +5,14 @@
  * never shrinks: done in the server, a first start idled at 690–770 MB where a restart idles at
  * 530–590 MB. Not a command of its own (`npm start` runs it when DATA_DIR is new).
  *
- * Exit codes: 0 prepared, 1 failed (the reason on stderr).
+ * Exit codes: 0 prepared; otherwise the server's (src/app/startup-failure.ts), the reason on stderr.
  */
 import { loadConfig } from '../config.js';
 import { createDatabase } from '../db/client.js';
 import { ensureDemoData } from '../db/demo-data.js';
 import { migrateDatabase } from '../db/migrate.js';
 import { createLogger } from '../observability/logger.js';
-import { describeError } from './describe-error.js';
+import { explainStartupFailure } from '../app/startup-failure.js';
 
 async function main(): Promise<number> {
   const config = loadConfig();
@@ -33,7 +33,8 @@ main().then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`error: ${describeError(error)}\n`);
-    process.exitCode = 1;
+    const failure = explainStartupFailure(error);
+    process.stderr.write(`cacheside failed to start: ${failure.message}\n`);
+    process.exitCode = failure.exitCode;
   },
 );

@@ -133,6 +133,20 @@ describe('the port in use: exit 4, saying which variable to set', () => {
 });
 
 describe('an embedded data directory from another PostgreSQL major version: exit 5, with path, versions and remedy', () => {
+  test('a new DATA_DIR held by another live process (its lock file)', async () => {
+    const dataDir = join(scratch, 'held');
+    writeFileSync(`${dataDir}.lock`, String(process.pid)); // this test process: alive
+    try {
+      const { code, failure } = await start({ DATA_DIR: dataDir });
+      expect(code).toBe(EXIT_CODES.dataDirUnusable);
+      expect(failure).toBe(
+        `cacheside failed to start: ${dataDir} is in use by process ${process.pid} (stop it first, or set DATA_DIR to another directory)`,
+      );
+    } finally {
+      rmSync(`${dataDir}.lock`, { force: true });
+    }
+  });
+
   test('PG_VERSION 16 in DATA_DIR', async () => {
     const dataDir = join(scratch, 'old-pglite');
     mkdirSync(dataDir, { recursive: true });
