@@ -20,18 +20,44 @@ const COUNTER_REQUESTS = 10;
  * variants, an always-miss that always misses), so any difference is a change in what a request
  * costs, and the quick mode fails.
  */
-const EXPECTED: Partial<Record<VariantName, Partial<Record<WorkloadName, { sql: number; roundTrips: number }>>>> = {
+const EXPECTED: Partial<
+  Record<VariantName, Partial<Record<WorkloadName, { sql: number; roundTrips: number }>>>
+> = {
   // N+1: the root, then one statement per parent for profile and posts (and per post for author).
-  naive: { users20: { sql: 41, roundTrips: 0 }, userPage: { sql: 101, roundTrips: 0 }, zipf: { sql: 3, roundTrips: 0 } },
+  naive: {
+    users20: { sql: 41, roundTrips: 0 },
+    userPage: { sql: 101, roundTrips: 0 },
+    zipf: { sql: 3, roundTrips: 0 },
+  },
   // One statement per DataLoader batch: user, profile, post ids, posts (+ the page query).
-  dataloader: { users20: { sql: 4, roundTrips: 0 }, userPage: { sql: 5, roundTrips: 0 }, zipf: { sql: 4, roundTrips: 0 } },
+  dataloader: {
+    users20: { sql: 4, roundTrips: 0 },
+    userPage: { sql: 5, roundTrips: 0 },
+    zipf: { sql: 4, roundTrips: 0 },
+  },
   // Warm: one MGET per batch and no SQL; a page's id range is always read from PostgreSQL.
-  cacheside: { users20: { sql: 0, roundTrips: 4 }, userPage: { sql: 1, roundTrips: 4 }, zipf: { sql: 0, roundTrips: 4 } },
-  // Every batch misses: MGET, lock, re-read, SQL, fill under the grant (which releases it) — 4 round
-  // trips and 1 statement.
-  'always-miss': { users20: { sql: 4, roundTrips: 16 }, userPage: { sql: 5, roundTrips: 16 }, zipf: { sql: 4, roundTrips: 16 } },
-  'response-cache': { users20: { sql: 0, roundTrips: 0 }, userPage: { sql: 0, roundTrips: 0 }, zipf: { sql: 0, roundTrips: 0 } },
-  static: { users20: { sql: 0, roundTrips: 0 }, userPage: { sql: 0, roundTrips: 0 }, zipf: { sql: 0, roundTrips: 0 } },
+  cacheside: {
+    users20: { sql: 0, roundTrips: 4 },
+    userPage: { sql: 1, roundTrips: 4 },
+    zipf: { sql: 0, roundTrips: 4 },
+  },
+  // Every batch misses: MGET, lock-and-read, SQL, fill under the grant (which releases it) — 3 round
+  // trips and 1 statement (4 before the lock read the key in the same step).
+  'always-miss': {
+    users20: { sql: 4, roundTrips: 12 },
+    userPage: { sql: 5, roundTrips: 12 },
+    zipf: { sql: 4, roundTrips: 12 },
+  },
+  'response-cache': {
+    users20: { sql: 0, roundTrips: 0 },
+    userPage: { sql: 0, roundTrips: 0 },
+    zipf: { sql: 0, roundTrips: 0 },
+  },
+  static: {
+    users20: { sql: 0, roundTrips: 0 },
+    userPage: { sql: 0, roundTrips: 0 },
+    zipf: { sql: 0, roundTrips: 0 },
+  },
 };
 
 export interface Counted {
@@ -60,8 +86,12 @@ export async function startAndCount(
   const workloads = buildWorkloads();
   log(`starting servers ${options.variants.join(', ')}`);
   const servers = await startVariants(env, options.variants, options.cachesideEnv);
-  const counted: Coverage = new Map(options.workloads.map((w) => [w, firstDistinct(workloads[w], COUNTER_REQUESTS)]));
-  const covered: Coverage = primeAll ? new Map(options.workloads.map((w) => [w, workloads[w].bodies.map((_, i) => i)])) : counted;
+  const counted: Coverage = new Map(
+    options.workloads.map((w) => [w, firstDistinct(workloads[w], COUNTER_REQUESTS)]),
+  );
+  const covered: Coverage = primeAll
+    ? new Map(options.workloads.map((w) => [w, workloads[w].bodies.map((_, i) => i)]))
+    : counted;
   const expected = await prepareAnswers(servers, workloads, covered);
   log('counters: sequential requests, SQL statements and store round trips counted in each server');
   const counters = await countAll(servers, options.variants, workloads, counted, expected);
@@ -69,7 +99,10 @@ export async function startAndCount(
 }
 
 /** One write then one read of the same user on each caching variant, one request at a time. */
-export async function countMix(servers: Servers, userId: number): Promise<Partial<Record<VariantName, MixCounter>>> {
+export async function countMix(
+  servers: Servers,
+  userId: number,
+): Promise<Partial<Record<VariantName, MixCounter>>> {
   const token = await signToken(AUTH_SECRET, userId);
   // The mix's own read, so that response-cache has it cached (its key is the document and variables).
   const read = buildMixPlan().readBody(userId);
@@ -79,10 +112,20 @@ export async function countMix(servers: Servers, userId: number): Promise<Partia
     await post(server.origin, read);
     await server.reset();
     const written = JSON.parse(
-      (await post(server.origin, writeBody(`counted write on ${variant}`), { authorization: `Bearer ${token}`, 'x-cache-debug': '1' })).body,
-    ) as { data: { updateProfile: { version: number } }; extensions?: { cache?: { sqlStatements: number; storeRoundTrips: number } } };
+      (
+        await post(server.origin, writeBody(`counted write on ${variant}`), {
+          authorization: `Bearer ${token}`,
+          'x-cache-debug': '1',
+        })
+      ).body,
+    ) as {
+      data: { updateProfile: { version: number } };
+      extensions?: { cache?: { sqlStatements: number; storeRoundTrips: number } };
+    };
     await server.reset();
-    const answer = JSON.parse((await post(server.origin, read)).body) as { data: { user: { profile: { version: number } } } };
+    const answer = JSON.parse((await post(server.origin, read)).body) as {
+      data: { user: { profile: { version: number } } };
+    };
     const { sql, roundTrips } = countedBetween(undefined, await server.stats());
     out[variant] = {
       write: {
@@ -102,7 +145,9 @@ export async function countMix(servers: Servers, userId: number): Promise<Partia
 
 /** The counter table `--quick` prints (test/deploy/bench-quick.test.ts reads it back). */
 export function renderCounterLines(rows: readonly CounterRow[]): string {
-  const lines = [`${'workload'.padEnd(10)} ${'variant'.padEnd(14)} SQL/req  round trips/req  bytes/resp  (x-cache-debug: SQL, round trips)`];
+  const lines = [
+    `${'workload'.padEnd(10)} ${'variant'.padEnd(14)} SQL/req  round trips/req  bytes/resp  (x-cache-debug: SQL, round trips)`,
+  ];
   for (const r of rows) {
     lines.push(
       `${r.workload.padEnd(10)} ${r.variant.padEnd(14)} ${r.sqlPerRequest.toFixed(1).padStart(7)}  ${r.roundTripsPerRequest.toFixed(1).padStart(15)}  ${r.bytesPerResponse.toFixed(0).padStart(10)}  ${r.debug ? `${r.debug.sqlPerRequest.toFixed(1)}, ${r.debug.roundTripsPerRequest.toFixed(1)}` : '—'}`,
@@ -164,8 +209,11 @@ async function countAll(
         let debugTrips = 0;
         for (const index of indexes) {
           const answer = await post(server.origin, workloads[w].bodies[index]!, { 'x-cache-debug': '1' });
-          const cache = (JSON.parse(answer.body) as { extensions?: { cache?: { sqlStatements: number; storeRoundTrips: number } } })
-            .extensions?.cache;
+          const cache = (
+            JSON.parse(answer.body) as {
+              extensions?: { cache?: { sqlStatements: number; storeRoundTrips: number } };
+            }
+          ).extensions?.cache;
           debugSql += cache?.sqlStatements ?? Number.NaN;
           debugTrips += cache?.storeRoundTrips ?? Number.NaN;
         }
@@ -183,26 +231,40 @@ function checkCounters(rows: readonly CounterRow[]): string[] {
     const at = `${row.variant} ${row.workload}`;
     const want = EXPECTED[row.variant]?.[row.workload];
     if (row.mismatches > 0) problems.push(`${at}: ${row.mismatches} answers differ from ${REFERENCE}'s`);
-    if ((row.violations ?? 0) > 0) problems.push(`${at}: the consistency monitor found ${row.violations} stale entries`);
+    if ((row.violations ?? 0) > 0)
+      problems.push(`${at}: the consistency monitor found ${row.violations} stale entries`);
     if (want !== undefined) {
       if (row.sqlPerRequest !== want.sql) {
-        problems.push(`${at}: ${row.sqlPerRequest} SQL statements per request, expected ${want.sql} (${JSON.stringify(row.sqlByQuery)})`);
+        problems.push(
+          `${at}: ${row.sqlPerRequest} SQL statements per request, expected ${want.sql} (${JSON.stringify(row.sqlByQuery)})`,
+        );
       }
       if (row.roundTripsPerRequest !== want.roundTrips) {
-        problems.push(`${at}: ${row.roundTripsPerRequest} store round trips per request, expected ${want.roundTrips} (${JSON.stringify(row.storeCalls)})`);
+        problems.push(
+          `${at}: ${row.roundTripsPerRequest} store round trips per request, expected ${want.roundTrips} (${JSON.stringify(row.storeCalls)})`,
+        );
       }
     }
     if (row.debug !== undefined) {
       if (row.debug.sqlPerRequest !== row.sqlPerRequest) {
-        problems.push(`${at}: x-cache-debug reports ${row.debug.sqlPerRequest} SQL statements per request, the server counted ${row.sqlPerRequest}`);
+        problems.push(
+          `${at}: x-cache-debug reports ${row.debug.sqlPerRequest} SQL statements per request, the server counted ${row.sqlPerRequest}`,
+        );
       }
       if (row.debug.roundTripsPerRequest !== row.roundTripsPerRequest) {
-        problems.push(`${at}: x-cache-debug reports ${row.debug.roundTripsPerRequest} round trips per request, the store counted ${row.roundTripsPerRequest}`);
+        problems.push(
+          `${at}: x-cache-debug reports ${row.debug.roundTripsPerRequest} round trips per request, the store counted ${row.roundTripsPerRequest}`,
+        );
       }
     }
   }
   const bytes = new Map<WorkloadName, Set<string>>();
-  for (const row of rows) (bytes.get(row.workload) ?? bytes.set(row.workload, new Set()).get(row.workload)!).add(row.bytesPerResponse.toFixed(1));
-  for (const [w, sizes] of bytes) if (sizes.size > 1) problems.push(`${w}: response sizes differ between variants (${[...sizes].join(', ')})`);
+  for (const row of rows)
+    (bytes.get(row.workload) ?? bytes.set(row.workload, new Set()).get(row.workload)!).add(
+      row.bytesPerResponse.toFixed(1),
+    );
+  for (const [w, sizes] of bytes)
+    if (sizes.size > 1)
+      problems.push(`${w}: response sizes differ between variants (${[...sizes].join(', ')})`);
   return problems;
 }

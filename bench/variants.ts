@@ -20,7 +20,13 @@ import { currentRequestStats } from '../src/observability/request-scope.js';
 import type { Db } from '../src/db/client.js';
 import type { LoadLimiter } from '../src/db/load-limiter.js';
 import { posts, profiles, users, type PostRow, type ProfileRow, type UserRow } from '../src/db/schema.js';
-import { MAX_PAGE_SIZE, MAX_POSTS_FIRST, parseIdArgument, parseIdsArgument, parseRange } from '../src/graphql/arguments.js';
+import {
+  MAX_PAGE_SIZE,
+  MAX_POSTS_FIRST,
+  parseIdArgument,
+  parseIdsArgument,
+  parseRange,
+} from '../src/graphql/arguments.js';
 import type { Resolvers } from '../src/graphql/generated/resolvers-types.js';
 import { User as ProductUser } from '../src/graphql/resolvers/entities.js';
 import { Mutation } from '../src/graphql/resolvers/mutation.js';
@@ -74,7 +80,14 @@ export function naiveResolvers(db: Db, limiter: LoadLimiter, counter: SqlCounter
       },
       me: (_, __, { viewer }) => (viewer === null ? null : userById(viewer.userId)),
       post: async (_, { id }) =>
-        (await query(() => db.select().from(posts).where(eq(posts.id, parseIdArgument(id, 'id')))))[0] ?? null,
+        (
+          await query(() =>
+            db
+              .select()
+              .from(posts)
+              .where(eq(posts.id, parseIdArgument(id, 'id'))),
+          )
+        )[0] ?? null,
     },
     User: {
       email: ProductUser.email!,
@@ -188,7 +201,15 @@ export function emptyStoreCalls(): StoreCalls {
 }
 
 /** The calls a request makes, counted by name; `ttlMany` (readiness) as `other`. */
-const COUNTED = ['getMany', 'setMany', 'fillMany', 'acquireLocks', 'releaseLocks', 'onFill', 'ttlMany'] as const;
+const COUNTED = [
+  'getMany',
+  'setMany',
+  'fillMany',
+  'acquireLocks',
+  'releaseLocks',
+  'onFill',
+  'ttlMany',
+] as const;
 
 /**
  * Counts every call a request makes that reaches the inner store (each is one round trip,
@@ -207,7 +228,7 @@ export function countingStore(inner: CacheStore, calls: StoreCalls): CacheStore 
 
 /**
  * always-miss: reads always miss (the round trip still happens, its answer is dropped), so every batch does
- * what a batch of cold keys does: MGET, lock, re-read, one SQL statement, a fill under the grant
+ * what a batch of cold keys does: MGET, lock and re-read, one SQL statement, a fill under the grant
  * (which releases it). The fills, locks and notifications are real Redis commands.
  */
 export function forgetfulStore(inner: CacheStore): CacheStore {
@@ -216,6 +237,8 @@ export function forgetfulStore(inner: CacheStore): CacheStore {
       await inner.getMany(keys);
       return keys.map(() => undefined);
     },
+    acquireLocks: async (keys, token, ttlMs) =>
+      (await inner.acquireLocks(keys, token, ttlMs)).map(({ acquired }) => ({ acquired, entry: undefined })),
   });
 }
 
@@ -225,7 +248,10 @@ export function forgetfulStore(inner: CacheStore): CacheStore {
  * grant, so they do not land; releases go through and find no lock of theirs.
  */
 export function lockFreeStore(inner: CacheStore): CacheStore {
-  return forwardStore(inner, { acquireLocks: async (keys) => keys.map(() => true) });
+  return forwardStore(inner, {
+    // The read half of the attempt still happens (one round trip, like the real one).
+    acquireLocks: async (keys) => (await inner.getMany(keys)).map((entry) => ({ acquired: true, entry })),
+  });
 }
 
 // Private:

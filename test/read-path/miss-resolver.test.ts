@@ -131,8 +131,9 @@ describe('miss resolver over the memory store', () => {
     ]);
     expect(await lockTtls(store, [1, 2])).toEqual([-1, -1]);
     expect(a.waits).toEqual([]);
-    // The fill is made under the grant the locks are, and releases them: one round trip for both.
-    expect(a.store.spy.methods()).toEqual(['acquireLocks', 'getMany', 'fillMany']);
+    // The lock read the keys in the same step; the fill is made under the grant the locks are, and
+    // releases them: one round trip each, for both keys.
+    expect(a.store.spy.methods()).toEqual(['acquireLocks', 'fillMany']);
   });
 
   test('the holder re-reads under its lock: a fill that landed since the caller’s read is collapsed, with no SQL', async () => {
@@ -151,8 +152,8 @@ describe('miss resolver over the memory store', () => {
     expect(resolved.get(3)!.ttlMs).toBe(TTL_MS);
     expect(loads).toEqual([]);
     expect(report.stored).toBe(0);
-    // It took the lock, found the fill, and let the lock go at once.
-    expect(a.store.spy.methods()).toEqual(['acquireLocks', 'getMany', 'releaseLocks']);
+    // It took the lock, found the fill in the same step, and let the lock go at once.
+    expect(a.store.spy.methods()).toEqual(['acquireLocks', 'releaseLocks']);
     expect(await lockTtls(store, [3])).toEqual([-1]);
   });
 
@@ -294,7 +295,8 @@ describe('miss resolver over the memory store', () => {
     const memory = createMemoryStore({ now: clock.now });
     const chaos = createChaosStore(memory);
     const a = instance(chaos, { now: clock.now });
-    // The locks are taken, then the re-read fails.
+    // Another caller holds 12: a takes 11's lock, watches 12, and its re-read of 12 fails.
+    expect((await memory.acquireLocks([keyOf(12)], 'other', 60_000))[0]!.acquired).toBe(true);
     chaos.chaos.failNext(1, undefined, { methods: ['getMany'] });
 
     const { resolved, report } = await a.resolve([miss(11), miss(12)]);
@@ -307,7 +309,9 @@ describe('miss resolver over the memory store', () => {
     expect(chaos.chaos.injected).toBe(1);
     expect(loads).toEqual([{ query: 'profiles', ids: [11, 12] }]);
     expect(report.stored).toBe(0);
-    expect(a.store.spy.methods()).toEqual(['acquireLocks', 'getMany', 'releaseLocks']);
-    expect(await lockTtls(memory, [11, 12])).toEqual([-1, -1]);
+    expect(a.store.spy.methods()).toEqual(['acquireLocks', 'onFill', 'getMany', 'releaseLocks']);
+    // Its own lock released; the other caller's left alone.
+    expect(await lockTtls(memory, [11])).toEqual([-1]);
+    expect(await memory.releaseLocks([keyOf(12)], 'other')).toEqual([true]);
   });
 });

@@ -27,6 +27,8 @@ describe.each(['redis', 'memory'] as const)('read path on the %s store', (store)
     expect(cold.headers.get('x-cache')).toBe('MISS');
     // Batches: users, profiles + post-id lists (same tick), posts; authors are memoized users.
     expect(debugOf(cold).sqlStatements).toBe(4);
+    // Each cold batch: the lookup, the locks with their re-read, the fill that releases them.
+    expect(debugOf(cold).storeRoundTrips).toBe(4 * 3);
     // 20 users + 20 profiles + 20 lists + 60 posts, each looked up once after de-duplication.
     expect(debugOf(cold).lookups).toHaveLength(120);
     expect(cold.headers.get('x-cache-misses')).toBe('120');
@@ -53,10 +55,14 @@ describe.each(['redis', 'memory'] as const)('read path on the %s store', (store)
   });
 
   test('unknown ids are cached as negative entries and count as hits', async () => {
-    const first = await t.gql(`{ a: user(id: "9999") { id } b: post(id: "99999") { id } }`, { headers: DEBUG });
+    const first = await t.gql(`{ a: user(id: "9999") { id } b: post(id: "99999") { id } }`, {
+      headers: DEBUG,
+    });
     expect(first.body.data).toEqual({ a: null, b: null });
     expect(debugOf(first).sqlStatements).toBe(2);
-    const again = await t.gql(`{ a: user(id: "9999") { id } b: post(id: "99999") { id } }`, { headers: DEBUG });
+    const again = await t.gql(`{ a: user(id: "9999") { id } b: post(id: "99999") { id } }`, {
+      headers: DEBUG,
+    });
     expect(debugOf(again).sqlStatements).toBe(0);
     expect(debugOf(again).lookups.map((l) => l.status)).toEqual(['negative_hit', 'negative_hit']);
     expect(again.headers.get('x-cache')).toBe('HIT');

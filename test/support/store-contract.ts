@@ -13,7 +13,13 @@ import { createCacheKeys, type CacheKeys } from '../../src/cache/entities/keys.j
 import { lockKeyOf } from '../../src/cache/store/key-names.js';
 import { createMemoryStore } from '../../src/cache/store/memory-store.js';
 import { STORE_CALLS, aroundCalls, forwardStore } from '../../src/cache/store/layers/forward.js';
-import type { CacheEntry, CacheStore, CacheWrite, EntryKind } from '../../src/cache/store/contract.js';
+import type {
+  CacheEntry,
+  CacheStore,
+  CacheWrite,
+  EntryKind,
+  LockAttempt,
+} from '../../src/cache/store/contract.js';
 import { uniquePrefix } from './redis.js';
 
 export interface Harness {
@@ -293,28 +299,52 @@ export function describeStoreContract(
             (i % 2 ? h.peer : h.store).acquireLocks([key], `token-${i}`, 60_000),
           ),
         );
-        expect(results.filter(([won]) => won)).toHaveLength(1);
+        expect(results.filter(([attempt]) => attempt!.acquired)).toHaveLength(1);
       });
 
       it('acquires per key in one round trip, next to keys already locked', async () => {
         const keys = [freshKey(), freshKey(), freshKey()];
-        expect(await h.peer.acquireLocks([keys[1]!], 'other', 60_000)).toEqual([true]);
-        const acquired = await h.measure(() => h.store.acquireLocks(keys, 'mine', 60_000));
+        expect(await won(h.peer.acquireLocks([keys[1]!], 'other', 60_000))).toEqual([true]);
+        const acquired = await h.measure(() => won(h.store.acquireLocks(keys, 'mine', 60_000)));
         expect(acquired).toEqual({ result: [true, false, true], roundTrips: 1 });
         expect(await h.store.releaseLocks(keys, 'mine')).toEqual([true, false, true]);
-        expect(await h.store.acquireLocks([keys[1]!], 'mine', 60_000)).toEqual([false]);
+        expect(await won(h.store.acquireLocks([keys[1]!], 'mine', 60_000))).toEqual([false]);
+      });
+
+      it('reads each key in the same step, whether its lock was taken or not', async () => {
+        const [cached, tombstoned, absent, expired] = [freshKey(), freshKey(), freshKey(), freshKey()];
+        await h.store.setMany([
+          write(cached, 'value', 4),
+          write(tombstoned, 'tombstone', 6),
+          write(expired, 'value', 1, { ttlMs: 40 }),
+        ]);
+        await h.elapse(100);
+        expect(await won(h.peer.acquireLocks([tombstoned], 'other', 60_000))).toEqual([true]);
+        const keys = [cached, tombstoned, absent, expired];
+        const { result, roundTrips } = await h.measure(() => h.store.acquireLocks(keys, 'mine', 60_000));
+        expect(roundTrips).toBe(1);
+        expect(result.map((a) => [a.acquired, a.entry?.kind, a.entry?.version])).toEqual([
+          [true, 'value', 4],
+          [false, 'tombstone', 6],
+          [true, undefined, undefined],
+          [true, undefined, undefined],
+        ]);
+        // The entry as getMany returns it, payload and all.
+        expect(result[0]!.entry).toEqual((await h.store.getMany([cached]))[0]);
+        await h.store.releaseLocks(keys, 'mine');
+        await h.peer.releaseLocks([tombstoned], 'other');
       });
 
       it("never lets a holder whose lock expired release the next holder's lock", async () => {
         const key = freshKey();
-        expect(await h.store.acquireLocks([key], 'first', 40)).toEqual([true]);
+        expect(await won(h.store.acquireLocks([key], 'first', 40))).toEqual([true]);
         await h.elapse(100);
-        expect(await h.peer.acquireLocks([key], 'second', 60_000)).toEqual([true]);
+        expect(await won(h.peer.acquireLocks([key], 'second', 60_000))).toEqual([true]);
         // The first holder finishes late and releases "its" lock: it must not free the second's.
         expect(await h.store.releaseLocks([key], 'first')).toEqual([false]);
-        expect(await h.store.acquireLocks([key], 'third', 60_000)).toEqual([false]);
+        expect(await won(h.store.acquireLocks([key], 'third', 60_000))).toEqual([false]);
         expect(await h.peer.releaseLocks([key], 'second')).toEqual([true]);
-        expect(await h.store.acquireLocks([key], 'third', 60_000)).toEqual([true]);
+        expect(await won(h.store.acquireLocks([key], 'third', 60_000))).toEqual([true]);
       });
 
       it('refuses an empty token or a non-positive TTL', async () => {
@@ -334,7 +364,7 @@ export function describeStoreContract(
       it('stores under the grant and releases it, waking the waiters, in one round trip', async () => {
         const [granted, fenced] = [freshKey(), freshKey()];
         await h.store.setMany([write(fenced, 'value', 9)]);
-        expect(await h.store.acquireLocks([granted, fenced], 'filler', 60_000)).toEqual([true, true]);
+        expect(await won(h.store.acquireLocks([granted, fenced], 'filler', 60_000))).toEqual([true, true]);
         const woken = deferred<string>();
         await h.peer.onFill(granted, woken.resolve);
         const filled = await h.measure(() =>
@@ -350,7 +380,7 @@ export function describeStoreContract(
 
       it('refuses a fill without the grant: no lock, or another caller’s, which it leaves alone', async () => {
         const [unlocked, others] = [freshKey(), freshKey()];
-        expect(await h.peer.acquireLocks([others], 'other', 60_000)).toEqual([true]);
+        expect(await won(h.peer.acquireLocks([others], 'other', 60_000))).toEqual([true]);
         expect(
           await h.store.fillMany([write(unlocked, 'value', 1), write(others, 'value', 1)], 'mine'),
         ).toEqual(['revoked', 'revoked']);
@@ -361,7 +391,10 @@ export function describeStoreContract(
 
       it('lets every invalidation revoke the grant, so a late fill cannot land even after the key is lost', async () => {
         const [written, tombstoned] = [freshKey(), freshKey()];
-        expect(await h.store.acquireLocks([written, tombstoned], 'reader', 60_000)).toEqual([true, true]);
+        expect(await won(h.store.acquireLocks([written, tombstoned], 'reader', 60_000))).toEqual([
+          true,
+          true,
+        ]);
         const woken = deferred<string>();
         await h.store.onFill(written, woken.resolve);
         // A write-through and a tombstone, from another instance, while the reader loads.
@@ -383,10 +416,10 @@ export function describeStoreContract(
 
       it('refuses a fill whose grant expired, and one whose lock another caller took since', async () => {
         const key = freshKey();
-        expect(await h.store.acquireLocks([key], 'slow', 40)).toEqual([true]);
+        expect(await won(h.store.acquireLocks([key], 'slow', 40))).toEqual([true]);
         await h.elapse(100);
         expect(await h.store.fillMany([write(key, 'value', 1)], 'slow')).toEqual(['revoked']);
-        expect(await h.peer.acquireLocks([key], 'next', 60_000)).toEqual([true]);
+        expect(await won(h.peer.acquireLocks([key], 'next', 60_000))).toEqual([true]);
         expect(await h.store.fillMany([write(key, 'value', 1)], 'slow')).toEqual(['revoked']);
         expect(await h.peer.fillMany([write(key, 'value', 2)], 'next')).toEqual(['stored']);
         expect(await kindAndVersion(key)).toEqual(['value', 2]);
@@ -500,7 +533,7 @@ export function describeStoreContract(
         const entries = await h.store.getMany(writes.map((w) => w.key));
         expect(entries.slice(0, 1200).filter(Boolean)).toHaveLength(0);
         expect(entries.slice(1200).filter(Boolean)).toHaveLength(10);
-        expect(await h.store.acquireLocks([`${purged}{0}`], 'other', 1000)).toEqual([true]);
+        expect(await won(h.store.acquireLocks([`${purged}{0}`], 'other', 1000))).toEqual([true]);
         expect(await h.store.purgePrefix(`${purged}nothing-here:`)).toBe(0);
       });
 
@@ -594,8 +627,13 @@ export function memoryHarness(): Harness {
 /** Takes and releases `key`'s lock, so that its fill is announced. */
 export async function fill(store: CacheStore, key: string): Promise<void> {
   const token = `fill-${randomBytes(4).toString('hex')}`;
-  expect(await store.acquireLocks([key], token, 60_000)).toEqual([true]);
+  expect(await won(store.acquireLocks([key], token, 60_000))).toEqual([true]);
   expect(await store.releaseLocks([key], token)).toEqual([true]);
+}
+
+/** Which of the attempts of `acquireLocks` took their lock. */
+async function won(attempts: Promise<LockAttempt[]>): Promise<boolean[]> {
+  return (await attempts).map((attempt) => attempt.acquired);
 }
 
 /** A fill listener that throws must neither break delivery to the others nor the process. */

@@ -7,8 +7,8 @@
 import type { CacheStore, Unsubscribe } from '../store/contract.js';
 
 export interface FillWatch {
-  /** Subscribes to the fills of the keys not watched yet; resolves once the server confirmed. Returns how many were new. */
-  watch(keys: readonly string[]): Promise<number>;
+  /** Subscribes to the fills of the keys not watched yet; resolves once the server confirmed. Returns those keys. */
+  watch(keys: readonly string[]): Promise<string[]>;
   /** Forgets earlier notifications: called right before a re-read, which sees whatever they announced. */
   rearm(): void;
   /** Resolves on the next notification since `rearm()` (at once if one came), or after `ms`. */
@@ -32,7 +32,7 @@ export function createFillWatch(store: CacheStore): FillWatch {
       const fresh = keys.filter((key) => !watched.has(key));
       subscriptions.push(...(await Promise.all(fresh.map((key) => store.onFill(key, onFill)))));
       for (const key of fresh) watched.add(key);
-      return fresh.length;
+      return fresh;
     },
     rearm() {
       signalled = false;

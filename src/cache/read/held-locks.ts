@@ -4,15 +4,18 @@
  * also the caller's grant to fill the key (`fillMany`), revoked by any write to it.
  */
 import { randomUUID } from 'node:crypto';
-import type { CacheStore } from '../store/contract.js';
+import type { CacheEntry, CacheStore } from '../store/contract.js';
 
 export interface HeldLocks {
   /** The grant's token: what `fillMany` must present. */
   readonly token: string;
   /** True while this caller holds the lock of `key`. */
   has(key: string): boolean;
-  /** Tries to take the locks of the keys not held yet; one round trip. */
-  acquire(keys: readonly string[]): Promise<void>;
+  /**
+   * Tries to take the locks of the keys not held yet and reads them in the same step (one round
+   * trip): what each of those keys held right after, by key.
+   */
+  acquire(keys: readonly string[]): Promise<Map<string, CacheEntry | undefined>>;
   /**
    * Releases the locks of keys, which wakes their waiters. A failure is reported, not thrown: it
    * only costs the waiters a wait up to the lock's TTL, and the values were already answered.
@@ -43,9 +46,15 @@ export function createHeldLocks(
     has: (key) => held.has(key),
     async acquire(keys) {
       const free = keys.filter((key) => !held.has(key));
-      if (free.length === 0) return;
-      const acquired = await store.acquireLocks(free, token, lockTtlMs);
-      free.forEach((key, i) => acquired[i] && held.add(key));
+      const read = new Map<string, CacheEntry | undefined>();
+      if (free.length === 0) return read;
+      const attempts = await store.acquireLocks(free, token, lockTtlMs);
+      free.forEach((key, i) => {
+        const { acquired, entry } = attempts[i]!;
+        if (acquired) held.add(key);
+        read.set(key, entry);
+      });
+      return read;
     },
     release,
     forget(keys) {

@@ -1,13 +1,17 @@
 /**
  * Resolves the keys of a batch that missed, across instances. Each round:
  *
- *   acquire ─▶ the locks of pending keys (one round trip)
- *   watch   ─▶ subscribe to the fills of keys another caller holds
- *   re-read ─▶ getMany again: a fill may have landed since the first read
+ *   acquire ─▶ the locks of pending keys, and what each key holds right after (one round trip): a
+ *              fill may have landed since the first read
+ *   watch   ─▶ subscribe to the fills of keys another caller holds, then re-read those (a fill may
+ *              have landed between the acquire and the subscription); only when contended
  *   load    ─▶ the keys we hold, from PostgreSQL in one statement; fill under the grant the lock is
  *              (fenced by version; the grant is released, which wakes the waiters; one round trip)
  *   wait    ─▶ for the fills of the keys others hold, until `lockWaitMs` has passed since the start;
  *              then load them ourselves, and answer without filling
+ *
+ * So an uncontended cold batch costs three round trips: cache-aside's read, the acquire, the fill
+ * (test/read-path/miss-resolver.test.ts counts them).
  *
  * The naive pattern (sleep, then load anyway; DEL the lock in `finally`) sends every caller to the
  * database once a load outlasts the sleep, and lets a caller delete a lock it never held. Here a
@@ -25,10 +29,10 @@ import type { CacheReport } from '../../observability/cache-report.js';
 import type { Logger } from '../../observability/logger.js';
 import type { EntryFactory } from '../entities/entries.js';
 import type { EntitySpec } from '../entities/entity-spec.js';
-import type { CacheStore } from '../store/contract.js';
+import type { CacheEntry, CacheStore } from '../store/contract.js';
 import { isCacheStoreError } from '../store/errors.js';
 import type { BypassLoads } from './bypass.js';
-import { createFillWatch } from './fill-watch.js';
+import { createFillWatch, type FillWatch } from './fill-watch.js';
 import { createHeldLocks, type HeldLocks } from './held-locks.js';
 import type { ReadEvents } from './read-events.js';
 import { decodeEntry, freshValue, type Miss, type Resolution } from './resolution.js';
@@ -157,30 +161,62 @@ export function createMissResolver({
   }
 
   /**
-   * The re-read of a round: keys that are fresh now were filled by another caller (for us, a wait for
-   * a fill: `collapsed`); of the rest, the ones we hold are ours to load, the others we wait for.
+   * A round's reads, sorted: keys that are fresh now were filled by another caller (for us, a wait
+   * for a fill: `collapsed`); of the rest, the ones we hold are ours to load, the others we wait for.
    */
-  async function reread<T>(spec: EntitySpec<T>, pending: ReadonlyMap<string, Miss>, locks: HeldLocks) {
-    const keys = [...pending.keys()];
-    const readAt = tick();
-    const found = await store.getMany(keys);
+  function sortReads<T>(
+    spec: EntitySpec<T>,
+    pending: ReadonlyMap<string, Miss>,
+    found: ReadonlyMap<string, CacheEntry | undefined>,
+    readAt: number,
+    locks: HeldLocks,
+  ) {
     const at = now();
     const filled: { miss: Miss; resolution: Resolution<T> }[] = [];
     const filledWhileHeld: string[] = [];
     const toLoad: Miss[] = [];
-    keys.forEach((key, i) => {
-      const miss = pending.get(key)!;
-      const hit = freshValue(spec, found[i], at, logger);
+    for (const [key, miss] of pending) {
+      const entry = found.get(key);
+      const hit = freshValue(spec, entry, at, logger);
       if (hit !== undefined) {
-        const ttlMs = found[i]!.staleAt - at;
+        const ttlMs = entry!.staleAt - at;
         const resolution = { value: hit.value, outcome: 'collapsed', ttlMs, readAt } as const;
         filled.push({ miss, resolution });
         if (locks.has(key)) filledWhileHeld.push(key);
       } else if (locks.has(key)) {
         toLoad.push(miss);
       }
-    });
+    }
     return { filled, filledWhileHeld, toLoad };
+  }
+
+  /**
+   * The reads of a round: lock and read every pending key in one round trip; then, for keys another
+   * caller holds that we did not watch yet, subscribe and read them again — a fill that landed
+   * between the first read and the subscription would otherwise be waited for until the deadline.
+   * Keys watched in an earlier round need no second read: their subscription was active before the
+   * first, and `rearm()` came before it, so a fill after it wakes the wait at once.
+   */
+  async function readRound<T>(
+    spec: EntitySpec<T>,
+    pending: ReadonlyMap<string, Miss>,
+    locks: HeldLocks,
+    fills: FillWatch,
+  ) {
+    fills.rearm();
+    const readAt = tick();
+    const found = await locks.acquire([...pending.keys()]);
+    const at = now();
+    const contended = [...found]
+      .filter(([key, entry]) => !locks.has(key) && freshValue(spec, entry, at, logger) === undefined)
+      .map(([key]) => key);
+    const newlyWatched = await fills.watch(contended);
+    if (newlyWatched.length > 0) {
+      events.lockWait?.(spec.entity, newlyWatched.length);
+      const again = await store.getMany(newlyWatched);
+      newlyWatched.forEach((key, i) => found.set(key, again[i]));
+    }
+    return sortReads(spec, pending, found, readAt, locks);
   }
 
   async function resolve<T>(spec: EntitySpec<T>, misses: readonly Miss[], report: CacheReport) {
@@ -198,15 +234,9 @@ export function createMissResolver({
 
     try {
       while (pending.size > 0) {
-        const keys = [...pending.keys()];
-        await locks.acquire(keys);
-        const watched = await fills.watch(keys.filter((key) => !locks.has(key)));
-        if (watched > 0) events.lockWait?.(spec.entity, watched);
-
-        // The holder re-reads too: another instance may have filled the key between our first read
-        // and our lock (its lock expired or was released just before we asked).
-        fills.rearm();
-        const { filled, filledWhileHeld, toLoad } = await reread(spec, pending, locks);
+        // The holder reads too: another instance may have filled the key between our first read and
+        // our lock (its lock expired or was released just before we asked).
+        const { filled, filledWhileHeld, toLoad } = await readRound(spec, pending, locks, fills);
         for (const { miss, resolution } of filled) {
           resolved.set(miss.id, resolution);
           pending.delete(miss.key);

@@ -61,6 +61,14 @@ export interface CacheWrite {
  */
 export type FillOutcome = 'stored' | 'fenced' | 'revoked';
 
+/** What `acquireLocks` did for one key. */
+export interface LockAttempt {
+  /** True when `token` took the lock: the caller holds the key's fill grant. */
+  readonly acquired: boolean;
+  /** What the key held right after the attempt; `undefined` when absent or expired. */
+  readonly entry: CacheEntry | undefined;
+}
+
 /** Called with the key whose fill notification arrived. */
 export type FillListener = (key: string) => void;
 /** Called with a message published on a channel. */
@@ -107,10 +115,13 @@ export interface CacheStore {
   ttlMany(keys: readonly string[]): Promise<number[]>;
 
   /**
-   * Takes the stampede lock of each key (`<key>:lock`, `SET NX PX`) for `token`; returns which were
-   * acquired. One round trip.
+   * Takes the stampede lock of each key (`<key>:lock`, `SET NX PX`) for `token` and, in the same
+   * atomic step per key, reads what the key holds right after: whether the lock is this caller's now,
+   * and the entry (as `getMany` would return it). One round trip. The read is what a caller that
+   * missed must do once it holds the lock anyway — another caller may have filled the key between
+   * its first read and its lock — so a cold batch costs a read, this, and a fill: three round trips.
    */
-  acquireLocks(keys: readonly string[], token: string, ttlMs: number): Promise<boolean[]>;
+  acquireLocks(keys: readonly string[], token: string, ttlMs: number): Promise<LockAttempt[]>;
 
   /**
    * Releases the locks of keys held by `token` (compare-and-delete: a holder whose lock expired and

@@ -11,6 +11,7 @@ import { StoreUnavailableError } from './errors.js';
 import { fillChannelOf, lockKeyOf } from './key-names.js';
 import { assertCacheWrite, assertLockToken, assertPurgePrefix, assertTtlMs } from './contract.js';
 import type {
+  LockAttempt,
   CacheEntry,
   CacheStore,
   CacheWrite,
@@ -166,11 +167,15 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
       open('acquireLocks');
       assertLockToken(token);
       assertTtlMs(ttlMs, 'lock ttlMs');
-      return keys.map((key) => {
+      return keys.map((key): LockAttempt => {
         const lockKey = lockKeyOf(key);
-        if (live(lockKey)) return false;
-        touch(lockKey, { type: 'lock', token, expiresAt: now() + ttlMs });
-        return true;
+        const acquired = live(lockKey) === undefined;
+        if (acquired) touch(lockKey, { type: 'lock', token, expiresAt: now() + ttlMs });
+        // The read of getMany, entry for entry (a read counts as a use for the eviction order).
+        const slot = live(key);
+        if (slot?.type !== 'entry') return { acquired, entry: undefined };
+        touch(key, slot);
+        return { acquired, entry: copyEntry(slot.entry) };
       });
     },
 

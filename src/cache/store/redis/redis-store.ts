@@ -11,7 +11,7 @@ import type { EventEmitter } from 'node:events';
 import type { ChainableCommander } from 'ioredis';
 import { Cluster } from 'ioredis';
 import { assertCacheWrite, assertLockToken, assertPurgePrefix, assertTtlMs } from '../contract.js';
-import type { CacheStore, CacheWrite, FillOutcome } from '../contract.js';
+import type { CacheStore, CacheWrite, FillOutcome, LockAttempt } from '../contract.js';
 import { StoreUnavailableError, toStoreError } from '../errors.js';
 import { fillChannelOf, lockKeyOf } from '../key-names.js';
 import { whenReady, type RedisConnections } from './connections.js';
@@ -155,9 +155,12 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       assertTtlMs(ttlMs, 'lock ttlMs');
       return call('acquireLocks', async () => {
         const replies = await pipelined(keys, identity, (pipeline, key) => {
-          pipeline.set(lockKeyOf(key), token, 'PX', ttlMs, 'NX');
+          pipeline.cachesideLockBuffer(key, lockKeyOf(key), token, ttlMs);
         });
-        return replies.map((reply) => reply === 'OK');
+        return replies.map((reply): LockAttempt => {
+          const [acquired, entry] = reply as [number, Buffer | null];
+          return { acquired: acquired === 1, entry: entry ? decodeEntry(entry) : undefined };
+        });
       });
     },
 

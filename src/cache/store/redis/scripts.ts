@@ -36,6 +36,12 @@ declare module 'ioredis' {
       channel: string,
       message: string,
     ): Result<number, Context>;
+    cachesideLockBuffer(
+      key: string,
+      lockKey: string,
+      token: string,
+      ttlMs: number,
+    ): Result<[number, Buffer | null], Context>;
     cachesideReleaseLock(
       lockKey: string,
       token: string,
@@ -49,6 +55,7 @@ declare module 'ioredis' {
 export function defineScripts(client: RedisClient): void {
   client.defineCommand('cachesideWrite', { numberOfKeys: 2, lua: WRITE });
   client.defineCommand('cachesideFill', { numberOfKeys: 2, lua: FILL });
+  client.defineCommand('cachesideLock', { numberOfKeys: 2, lua: LOCK });
   client.defineCommand('cachesideReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK });
 }
 
@@ -110,6 +117,17 @@ local landed = fence(KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 redis.call('DEL', KEYS[2])
 redis.call('PUBLISH', ARGV[7], ARGV[8])
 return landed
+`;
+
+/*
+ * A stampede lock taken and the key read in one step. KEYS: the entry, its lock; ARGV: token, ttl
+ * ms. Answers { 1 if the lock is now the token's else 0, the entry or nil }. No allow-oom: with
+ * memory full under noeviction Redis refuses it, as it refuses the fill the lock would lead to, and
+ * the reader answers from PostgreSQL.
+ */
+const LOCK = `#!lua
+local acquired = redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') and 1 or 0
+return { acquired, redis.call('GET', KEYS[1]) }
 `;
 
 /*
