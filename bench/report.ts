@@ -14,7 +14,7 @@ export const RESULTS_MD = fileURLToPath(new URL('RESULTS.md', import.meta.url));
 export const RESULTS_DIR = fileURLToPath(new URL('results/', import.meta.url));
 
 export function renderMarkdown(results: BenchResults): string {
-  const { medians, ratios } = summarize(results.runs);
+  const { medians, ratios, cpuRatios } = summarize(results.runs);
   const s = results.settings;
   const out: string[] = [];
   const cols = WORKLOADS.map((w) => WORKLOAD_TITLES[w]);
@@ -45,7 +45,9 @@ export function renderMarkdown(results: BenchResults): string {
     const row = ratios[ratio.name] ?? {};
     const target = ratio.target === undefined ? '—' : `≥ ${ratio.target}`;
     const cells = WORKLOADS.map((w) => cell(row[w], ratio.target));
-    out.push(`| ${ratio.name} | ${cells.join(' | ')} | ${ratio.mix ? cell(row.mix, undefined) : '—'} | ${target} |`);
+    out.push(
+      `| ${ratio.name} | ${cells.join(' | ')} | ${ratio.mix ? cell(row.mix, undefined) : '—'} | ${target} |`,
+    );
   }
   out.push('');
   out.push(
@@ -54,16 +56,39 @@ export function renderMarkdown(results: BenchResults): string {
   );
   out.push('');
 
+  out.push('## Server CPU per request (ratios, median of per-round ratios)');
+  out.push('');
+  out.push(
+    "The server process's own CPU time per answered request, `of` ÷ `over`: below 1, `of` spends less CPU on a request. " +
+      'Unlike req/s it hardly moves when other work shares the machine, so it is the figure to compare across runs.',
+  );
+  out.push('');
+  out.push(`| ratio | ${cols.join(' | ')} | ${WORKLOAD_TITLES.mix} | target |`);
+  out.push(`|---|${cols.map(() => '---:').join('|')}|---:|---|`);
+  for (const ratio of RATIOS) {
+    const row = cpuRatios[ratio.name] ?? {};
+    const target = CPU_TARGETS[ratio.name];
+    const cells = WORKLOADS.map((w) => cpuCell(row[w], target));
+    out.push(
+      `| ${ratio.name} | ${cells.join(' | ')} | ${ratio.mix ? cpuCell(row.mix, undefined) : '—'} | ${target === undefined ? '—' : `≤ ${target}`} |`,
+    );
+  }
+  out.push('');
+  out.push('✗ marks a CPU ratio above its target.');
+  out.push('');
+
   out.push('## Throughput and latency (median over rounds)');
   out.push('');
-  out.push('| workload | variant | req/s | p50 ms | p99 ms | server CPU | load-gen CPU | machine CPU | SQL/req | round trips/req | responses checked | bad |');
-  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push(
+    '| workload | variant | req/s | p50 ms | p99 ms | server CPU | server CPU µs/req | load-gen CPU | machine CPU | SQL/req | round trips/req | responses checked | bad |',
+  );
+  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const w of COLUMNS) {
     for (const v of VARIANTS) {
       const m = medians[v]?.[w];
       if (m === undefined) continue;
       out.push(
-        `| ${WORKLOAD_TITLES[w]} | ${v} | ${m.rps.toFixed(0)} | ${m.p50Ms.toFixed(0)} | ${m.p99Ms.toFixed(0)} | ${m.serverCpuPct.toFixed(0)} % | ${m.loadCpuPct.toFixed(0)} % | ${m.machineCpuPct === undefined ? '—' : `${m.machineCpuPct.toFixed(0)} %`} | ${dec(m.sqlPerRequest)} | ${dec(m.roundTripsPerRequest)} | ${m.requests} | ${m.bad} |`,
+        `| ${WORKLOAD_TITLES[w]} | ${v} | ${m.rps.toFixed(0)} | ${m.p50Ms.toFixed(0)} | ${m.p99Ms.toFixed(0)} | ${m.serverCpuPct.toFixed(0)} % | ${m.serverCpuUsPerRequest.toFixed(0)} | ${m.loadCpuPct.toFixed(0)} % | ${m.machineCpuPct === undefined ? '—' : `${m.machineCpuPct.toFixed(0)} %`} | ${dec(m.sqlPerRequest)} | ${dec(m.roundTripsPerRequest)} | ${m.requests} | ${m.bad} |`,
       );
     }
   }
@@ -75,7 +100,9 @@ export function renderMarkdown(results: BenchResults): string {
   const breakerRuns = results.runs.filter((r) => r.round > 0 && (r.breakerOpened ?? 0) > 0);
   if (breakerRuns.length > 0) {
     out.push('');
-    out.push(`The cache circuit breaker opened during ${breakerRuns.length} measured run(s): ${breakerRuns.map((r) => `${r.variant} ${r.workload} round ${r.round}`).join(', ')}.`);
+    out.push(
+      `The cache circuit breaker opened during ${breakerRuns.length} measured run(s): ${breakerRuns.map((r) => `${r.variant} ${r.workload} round ${r.round}`).join(', ')}.`,
+    );
   }
   out.push('');
 
@@ -86,7 +113,9 @@ export function renderMarkdown(results: BenchResults): string {
   for (const v of CACHING) {
     const m = medians[v]?.mix;
     if (m === undefined) continue;
-    out.push(`| ${v} | ${m.rps.toFixed(0)} | ${m.p99Ms.toFixed(0)} | ${m.reads} | ${m.writes} | ${m.stale} |`);
+    out.push(
+      `| ${v} | ${m.rps.toFixed(0)} | ${m.p99Ms.toFixed(0)} | ${m.reads} | ${m.writes} | ${m.stale} |`,
+    );
   }
   out.push('');
   out.push(
@@ -114,14 +143,18 @@ export function renderMarkdown(results: BenchResults): string {
   out.push('');
   out.push(
     results.counterProblems.length === 0
-      ? 'Every counter is as expected, and the app\'s own `x-cache-debug: 1` accounting agrees with the counts taken in the servers.'
+      ? "Every counter is as expected, and the app's own `x-cache-debug: 1` accounting agrees with the counts taken in the servers."
       : `Counter problems:\n\n${results.counterProblems.map((p) => `- ${p}`).join('\n')}`,
   );
   out.push('');
 
-  out.push(`## Stampede: ${results.stampede[0]?.requests ?? 0} concurrent requests for one cold user over two instances`);
+  out.push(
+    `## Stampede: ${results.stampede[0]?.requests ?? 0} concurrent requests for one cold user over two instances`,
+  );
   out.push('');
-  out.push('| configuration | SQL loads of the user | SQL loads of its profile | p50 ms | p99 ms | max ms | breaker opened | store calls refused | bad |');
+  out.push(
+    '| configuration | SQL loads of the user | SQL loads of its profile | p50 ms | p99 ms | max ms | breaker opened | store calls refused | bad |',
+  );
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const row of results.stampede) {
     out.push(
@@ -136,6 +169,20 @@ function cell(value: number | undefined, target: number | undefined): string {
   if (value === undefined || Number.isNaN(value)) return '—';
   const text = value >= 10 ? value.toFixed(1) : value.toFixed(2);
   return target !== undefined && value < target ? `${text} ✗` : text;
+}
+
+/**
+ * Upper bounds on CPU-per-request ratios (issue targets): warm cacheside must spend no more CPU on
+ * a request than the framework with static resolvers does.
+ */
+const CPU_TARGETS: Partial<Record<string, number>> = {
+  [ratioName('cacheside', 'static')]: 1,
+};
+
+function cpuCell(value: number | undefined, target: number | undefined): string {
+  if (value === undefined || Number.isNaN(value)) return '—';
+  const text = value >= 10 ? value.toFixed(1) : value.toFixed(2);
+  return target !== undefined && value > target ? `${text} ✗` : text;
 }
 
 function plural(n: number, noun: string): string {

@@ -21,7 +21,13 @@ export function ratioName(of: VariantName, over: VariantName): string {
   return `${of}/${over}`;
 }
 
-const ratio = (of: VariantName, over: VariantName, target: number | undefined, meaning: string, mix = false): Ratio => ({
+const ratio = (
+  of: VariantName,
+  over: VariantName,
+  target: number | undefined,
+  meaning: string,
+  mix = false,
+): Ratio => ({
   name: ratioName(of, over),
   of,
   over,
@@ -49,6 +55,19 @@ export interface Summary {
   readonly medians: Partial<Record<VariantName, Partial<Record<Column, Medians>>>>;
   /** Median over rounds of the per-round ratio, per workload, by ratio name. */
   readonly ratios: Record<string, Partial<Record<Column, number>>>;
+  /**
+   * The same ratios of server CPU per request (`of` ÷ `over`: below 1, `of` spends less CPU on a
+   * request). It holds on a busy machine, where req/s swings with whatever else runs.
+   */
+  readonly cpuRatios: Record<string, Partial<Record<Column, number>>>;
+}
+
+/**
+ * Server CPU per request in µs: the server's CPU share of one core over the run, divided by the
+ * requests it answered per second (so it needs no field that older saved runs lack).
+ */
+export function cpuUsPerRequest(run: Pick<RunRecord, 'serverCpuPct' | 'rps'>): number {
+  return run.rps > 0 ? ((run.serverCpuPct / 100) * 1e6) / run.rps : Number.NaN;
 }
 
 export interface Medians {
@@ -56,6 +75,8 @@ export interface Medians {
   p50Ms: number;
   p99Ms: number;
   serverCpuPct: number;
+  /** Server CPU per request, µs (`cpuUsPerRequest`). */
+  serverCpuUsPerRequest: number;
   loadCpuPct: number;
   machineCpuPct: number | undefined;
   sqlPerRequest: number;
@@ -82,6 +103,7 @@ export function summarize(runs: readonly RunRecord[], minRound = 1): Summary {
       p50Ms: median(same.map((x) => x.p50Ms)),
       p99Ms: median(same.map((x) => x.p99Ms)),
       serverCpuPct: median(same.map((x) => x.serverCpuPct)),
+      serverCpuUsPerRequest: median(same.map(cpuUsPerRequest)),
       loadCpuPct: median(same.map((x) => x.loadCpuPct)),
       machineCpuPct: machine.length > 0 ? median(machine) : undefined,
       sqlPerRequest: median(same.map((x) => x.sqlPerRequest ?? Number.NaN)),
@@ -100,22 +122,29 @@ export function summarize(runs: readonly RunRecord[], minRound = 1): Summary {
     };
   }
 
-  const ratios: Summary['ratios'] = {};
   const rounds = [...new Set(measured.map((r) => r.round))];
-  for (const ratio of RATIOS) {
-    const columns: Partial<Record<Column, number>> = {};
-    for (const w of COLUMNS) {
-      const perRound: number[] = [];
-      for (const round of rounds) {
-        const of = measured.find((r) => r.round === round && r.workload === w && r.variant === ratio.of);
-        const over = measured.find((r) => r.round === round && r.workload === w && r.variant === ratio.over);
-        if (of && over && over.rps > 0) perRound.push(of.rps / over.rps);
+  /** Median over rounds of figure(of) / figure(over), per column, for every ratio. */
+  const perRoundRatios = (figure: (run: RunRecord) => number) => {
+    const table: Record<string, Partial<Record<Column, number>>> = {};
+    for (const ratio of RATIOS) {
+      const columns: Partial<Record<Column, number>> = {};
+      for (const w of COLUMNS) {
+        const perRound: number[] = [];
+        for (const round of rounds) {
+          const of = measured.find((r) => r.round === round && r.workload === w && r.variant === ratio.of);
+          const over = measured.find(
+            (r) => r.round === round && r.workload === w && r.variant === ratio.over,
+          );
+          const value = of && over ? figure(of) / figure(over) : Number.NaN;
+          if (Number.isFinite(value)) perRound.push(value);
+        }
+        if (perRound.length > 0) columns[w] = median(perRound);
       }
-      if (perRound.length > 0) columns[w] = median(perRound);
+      table[ratio.name] = columns;
     }
-    ratios[ratio.name] = columns;
-  }
-  return { medians, ratios };
+    return table;
+  };
+  return { medians, ratios: perRoundRatios((r) => r.rps), cpuRatios: perRoundRatios(cpuUsPerRequest) };
 }
 
 export function median(values: readonly number[]): number {
