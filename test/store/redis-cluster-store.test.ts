@@ -35,6 +35,7 @@ async function clusterHarness(): Promise<Harness> {
     store,
     peer,
     measure: countSocketWrites(() => (connections.command as Cluster).nodes('master')),
+    cluster: true,
     elapse: (ms) => sleep(ms),
     close: async () => {
       await Promise.all([store.close(), peer.close()]);

@@ -31,6 +31,8 @@ export interface Harness {
    * `store` meanwhile (socket writes per node on Redis, calls in memory).
    */
   measure<T>(operation: () => Promise<T>): Promise<{ result: T; roundTrips: number }>;
+  /** A Redis Cluster: calls whose keys span slots may take one round trip more (getDependent). */
+  readonly cluster?: boolean;
   /** Lets `ms` of store time pass: real time on Redis, the fake clock of the memory store. */
   elapse(ms: number): Promise<void>;
   close(): Promise<void>;
@@ -351,6 +353,75 @@ export function describeStoreContract(
         await expect(h.store.acquireLocks([freshKey()], '', 1000)).rejects.toThrow(TypeError);
         await expect(h.store.acquireLocks([freshKey()], 'token', 0)).rejects.toThrow(TypeError);
         await expect(h.store.releaseLocks([freshKey()], '')).rejects.toThrow(TypeError);
+      });
+    });
+
+    describe('dependent entries (the response tier)', () => {
+      const bytes = (text: string) => new TextEncoder().encode(text);
+      const text = (payload: Uint8Array) => new TextDecoder().decode(payload);
+
+      it('serves the payload while every dependency holds its kind and version, in one round trip', async () => {
+        const [user, unknown, response] = [freshKey(), freshKey(), freshKey()];
+        await h.store.setMany([write(user, 'value', 7), write(unknown, 'negative', 0)]);
+        const dependencies = [
+          { key: user, kind: 'value', version: 7 },
+          { key: unknown, kind: 'negative', version: 0 },
+        ] as const;
+        const body = '{"data":{"user":{"name":"Ada ✓"}}}';
+        await h.store.setDependent({ key: response, payload: bytes(body), dependencies, ttlMs: 60_000 });
+        const { result, roundTrips } = await h.measure(() => h.store.getDependent(response, Date.now()));
+        expect(result.status).toBe('current');
+        expect(result.status === 'current' && [text(result.payload), result.dependencies]).toEqual([body, 2]);
+        // One round trip on a single server; a cluster reads the entry, then its dependencies.
+        expect(roundTrips).toBeLessThanOrEqual(h.cluster ? 2 : 1);
+        const [ttl] = await h.store.ttlMany([response]);
+        expect(ttl).toBeGreaterThan(0);
+        expect(ttl).toBeLessThanOrEqual(60_000);
+      });
+
+      it('names the first dependency that changed: another version, a tombstone, gone, or past its TTL', async () => {
+        const keys = [freshKey(), freshKey(), freshKey(), freshKey()];
+        const [rewritten, tombstoned, lost, expired] = keys;
+        await h.store.setMany([
+          write(rewritten!, 'value', 1),
+          write(tombstoned!, 'value', 1),
+          write(lost!, 'value', 1, { ttlMs: 40 }),
+          write(expired!, 'value', 1, { staleAt: Date.now() + 60_000 }),
+        ]);
+        const dependentOn = async (key: string) => {
+          const response = freshKey();
+          const dependencies = [{ key, kind: 'value', version: 1 } as const];
+          await h.store.setDependent({ key: response, payload: bytes('{}'), dependencies, ttlMs: 60_000 });
+          return response;
+        };
+        const responses = await Promise.all(keys.map((key) => dependentOn(key!)));
+        expect((await h.store.getDependent(responses[0]!, Date.now())).status).toBe('current');
+
+        await h.store.setMany([write(rewritten!, 'value', 2), write(tombstoned!, 'tombstone', 2)]);
+        await h.elapse(100);
+        const reads = await Promise.all(
+          responses.map((response, i) =>
+            h.store.getDependent(response, i === 3 ? Date.now() + 120_000 : Date.now()),
+          ),
+        );
+        expect(reads).toEqual(
+          keys.map((key) => ({ status: 'outdated', failed: { key, kind: 'value', version: 1 } })),
+        );
+      });
+
+      it('answers absent for a key that holds no dependent entry; a response with no dependencies is current', async () => {
+        const [empty, entry, constant] = [freshKey(), freshKey(), freshKey()];
+        await h.store.setMany([write(entry, 'value', 1)]);
+        expect(await h.store.getDependent(empty, Date.now())).toEqual({ status: 'absent' });
+        expect(await h.store.getDependent(entry, Date.now())).toEqual({ status: 'absent' });
+        await h.store.setDependent({
+          key: constant,
+          payload: bytes('{"data":{}}'),
+          dependencies: [],
+          ttlMs: 60_000,
+        });
+        const read = await h.store.getDependent(constant, Date.now());
+        expect(read.status === 'current' && text(read.payload)).toBe('{"data":{}}');
       });
     });
 

@@ -153,6 +153,8 @@ export function capturingLogger(level = 'debug'): { logger: Logger; lines: LogLi
 
 function keysOf(method: StoreCall, first: unknown): readonly string[] {
   switch (method) {
+    case 'setDependent':
+      return [(first as { key: string }).key];
     case 'setMany':
     case 'fillMany':
       return (first as readonly { key: string }[]).map((w) => w.key);
@@ -161,6 +163,7 @@ function keysOf(method: StoreCall, first: unknown): readonly string[] {
     case 'acquireLocks':
     case 'releaseLocks':
       return [...(first as readonly string[])];
+    case 'getDependent':
     case 'onFill':
     case 'publish':
     case 'subscribe':

@@ -61,6 +61,35 @@ export interface CacheWrite {
  */
 export type FillOutcome = 'stored' | 'fenced' | 'revoked';
 
+/**
+ * What a dependent entry (`setDependent`) was computed from: a key and the kind and version of the
+ * entry it held then. The dependent entry is served only while each of them still holds exactly that.
+ */
+export interface Dependency {
+  readonly key: string;
+  readonly kind: 'value' | 'negative';
+  readonly version: number;
+}
+
+export interface DependentWrite {
+  readonly key: string;
+  /** Opaque bytes (a serialized GraphQL response). */
+  readonly payload: Uint8Array;
+  readonly dependencies: readonly Dependency[];
+  /** Physical time-to-live in milliseconds (> 0). */
+  readonly ttlMs: number;
+}
+
+/**
+ * What `getDependent` found: the payload while every dependency is current; otherwise why not —
+ * `absent` (no dependent entry under the key), or the index of the first dependency that no longer
+ * holds its kind and version fresh (missing, a tombstone, another version, past its logical TTL).
+ */
+export type DependentRead =
+  | { readonly status: 'current'; readonly payload: Uint8Array; readonly dependencies: number }
+  | { readonly status: 'absent' }
+  | { readonly status: 'outdated'; readonly failed: Dependency };
+
 /** What `acquireLocks` did for one key. */
 export interface LockAttempt {
   /** True when `token` took the lock: the caller holds the key's fill grant. */
@@ -110,6 +139,21 @@ export interface CacheStore {
    * Facebook's memcache leases. Fills may fail for lack of memory. One round trip.
    */
   fillMany(fills: readonly CacheWrite[], token: string): Promise<FillOutcome[]>;
+
+  /**
+   * Stores a dependent entry: bytes computed from the entries `dependencies` name (the response
+   * tier's answers). Not fenced — two writers of one key both wrote something correct when they
+   * wrote it, and `getDependent` checks it against the dependencies on every read. One round trip.
+   */
+  setDependent(write: DependentWrite): Promise<void>;
+
+  /**
+   * Reads a dependent entry and checks, in the same step, that each of its dependencies still holds
+   * the kind and version it named, and is fresh at `at` (epoch ms): the payload then, else why not.
+   * The check reads the entries' headers only, never their payloads. One round trip on a single
+   * server; on a cluster, the entry and then its dependencies (one pipeline per node): two.
+   */
+  getDependent(key: string, at: number): Promise<DependentRead>;
 
   /** Remaining physical TTL of each key in ms, or -1 when absent. One round trip. Diagnostics only. */
   ttlMany(keys: readonly string[]): Promise<number[]>;

@@ -11,6 +11,8 @@ import { StoreUnavailableError } from './errors.js';
 import { fillChannelOf, lockKeyOf } from './key-names.js';
 import { assertCacheWrite, assertLockToken, assertPurgePrefix, assertTtlMs } from './contract.js';
 import type {
+  Dependency,
+  DependentRead,
   LockAttempt,
   CacheEntry,
   CacheStore,
@@ -31,7 +33,13 @@ export interface MemoryStoreOptions {
 
 type Slot =
   | { readonly type: 'entry'; entry: CacheEntry; expiresAt: number }
-  | { readonly type: 'lock'; readonly token: string; readonly expiresAt: number };
+  | { readonly type: 'lock'; readonly token: string; readonly expiresAt: number }
+  | {
+      readonly type: 'dependent';
+      readonly payload: Uint8Array;
+      readonly dependencies: readonly Dependency[];
+      readonly expiresAt: number;
+    };
 
 export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore {
   const now = options.now ?? Date.now;
@@ -153,6 +161,34 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
         releaseLock(fill.key);
         return landed ? 'stored' : 'fenced';
       });
+    },
+
+    async setDependent({ key, payload, dependencies, ttlMs }) {
+      open('setDependent');
+      assertTtlMs(ttlMs, `ttlMs of ${key}`);
+      touch(key, {
+        type: 'dependent',
+        payload: payload.slice(),
+        dependencies: dependencies.map((d) => ({ ...d })),
+        expiresAt: now() + ttlMs,
+      });
+    },
+
+    async getDependent(key, at): Promise<DependentRead> {
+      open('getDependent');
+      const slot = live(key);
+      if (slot?.type !== 'dependent') return { status: 'absent' };
+      touch(key, slot);
+      for (const dependency of slot.dependencies) {
+        const held = live(dependency.key);
+        const current =
+          held?.type === 'entry' &&
+          held.entry.kind === dependency.kind &&
+          held.entry.version === dependency.version &&
+          held.entry.staleAt > at;
+        if (!current) return { status: 'outdated', failed: { ...dependency } };
+      }
+      return { status: 'current', payload: slot.payload.slice(), dependencies: slot.dependencies.length };
     },
 
     async ttlMany(keys) {

@@ -52,7 +52,16 @@ export interface BreakerStore extends CacheStore {
  * through. Releasing a lock is never skipped: a held lock left behind while the circuit is open
  * would make other instances wait its whole TTL (the call fails fast anyway when Redis is down).
  */
-const GUARDED = ['getMany', 'setMany', 'fillMany', 'ttlMany', 'acquireLocks', 'onFill'] as const;
+const GUARDED = [
+  'getMany',
+  'setMany',
+  'fillMany',
+  'setDependent',
+  'getDependent',
+  'ttlMany',
+  'acquireLocks',
+  'onFill',
+] as const;
 
 export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerOptions = {}): BreakerStore {
   const threshold = options.failureThreshold ?? 3;

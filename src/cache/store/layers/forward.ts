@@ -22,6 +22,8 @@ const CALLS: Record<StoreCall, true> = {
   getMany: true,
   setMany: true,
   fillMany: true,
+  setDependent: true,
+  getDependent: true,
   ttlMany: true,
   acquireLocks: true,
   releaseLocks: true,

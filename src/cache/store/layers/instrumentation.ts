@@ -13,6 +13,8 @@ const MEASURED = [
   'getMany',
   'setMany',
   'fillMany',
+  'setDependent',
+  'getDependent',
   'ttlMany',
   'acquireLocks',
   'releaseLocks',

@@ -11,7 +11,14 @@ import type { EventEmitter } from 'node:events';
 import type { ChainableCommander } from 'ioredis';
 import { Cluster } from 'ioredis';
 import { assertCacheWrite, assertLockToken, assertPurgePrefix, assertTtlMs } from '../contract.js';
-import type { CacheStore, CacheWrite, FillOutcome, LockAttempt } from '../contract.js';
+import type {
+  CacheStore,
+  CacheWrite,
+  Dependency,
+  DependentRead,
+  FillOutcome,
+  LockAttempt,
+} from '../contract.js';
 import { StoreUnavailableError, toStoreError } from '../errors.js';
 import { fillChannelOf, lockKeyOf } from '../key-names.js';
 import { whenReady, type RedisConnections } from './connections.js';
@@ -20,7 +27,7 @@ import { purgeNode, scanNode } from './keyspace.js';
 import { defineScripts, FILL_REVOKED } from './scripts.js';
 import { groupIndexes, slotOf } from './slots.js';
 import { createSubscriptionHub } from './subscriptions.js';
-import { decodeEntry, encodeEntry, KIND_CODES } from './wire-format.js';
+import { decodeDependent, decodeEntry, encodeDependent, encodeEntry, KIND_CODES } from './wire-format.js';
 
 export interface RedisStoreOptions {
   readonly connections: RedisConnections;
@@ -140,6 +147,46 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       });
     },
 
+    async setDependent(write) {
+      assertTtlMs(write.ttlMs, `ttlMs of ${write.key}`);
+      return call('setDependent', async () => {
+        await client.set(write.key, encodeDependent(write), 'PX', write.ttlMs);
+      });
+    },
+
+    getDependent(key, at) {
+      return call('getDependent', async (): Promise<DependentRead> => {
+        if (!isCluster) {
+          const reply = await client.cachesideGetDependentBuffer(key, at);
+          if (reply[0] === 1) return { status: 'current', payload: reply[1], dependencies: Number(reply[2]) };
+          if (reply[0] === 0) return { status: 'absent' };
+          const [, kind, version, failedKey] = reply;
+          const failed: Dependency = {
+            key: failedKey.toString('utf8'),
+            kind: kind.toString() === 'n' ? 'negative' : 'value',
+            version: Number(version.toString()),
+          };
+          return { status: 'outdated', failed };
+        }
+        // A cluster cannot run the check in one script (the dependencies live in other slots): the
+        // entry, then every dependency's header, one pipeline per node.
+        const raw = await client.getBuffer(key);
+        const entry = raw ? decodeDependent(raw) : undefined;
+        if (entry === undefined) return { status: 'absent' };
+        const headers = await pipelined(
+          entry.dependencies,
+          (d) => d.key,
+          (pipeline, d) => {
+            pipeline.getrangeBuffer(d.key, 0, 39);
+          },
+        );
+        const failed = entry.dependencies.find((d, i) => !isCurrent(headers[i] as Buffer, d, at));
+        return failed
+          ? { status: 'outdated', failed }
+          : { status: 'current', payload: entry.payload, dependencies: entry.dependencies.length };
+      });
+    },
+
     ttlMany(keys) {
       return call('ttlMany', async () => {
         const replies = await pipelined(keys, identity, (pipeline, key) => void pipeline.pttl(key));
@@ -226,6 +273,18 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
 // Private:
 
 const identity = (key: string) => key;
+
+/** The check of the dependent-read script, on a header read by GETRANGE. */
+function isCurrent(header: Buffer, dependency: Dependency, at: number): boolean {
+  // A missing key reads as an empty string, which decodes to nothing.
+  const held = decodeEntry(header);
+  return (
+    held !== undefined &&
+    held.kind === dependency.kind &&
+    held.version === dependency.version &&
+    held.staleAt > at
+  );
+}
 const keyOfWrite = (write: CacheWrite) => write.key;
 
 /** A write's arguments to the scripts: kind code, version, staleAt, encoded entry, ttl ms. */

@@ -42,6 +42,10 @@ declare module 'ioredis' {
       token: string,
       ttlMs: number,
     ): Result<[number, Buffer | null], Context>;
+    cachesideGetDependentBuffer(
+      key: string,
+      at: number,
+    ): Result<[1, Buffer, number] | [0] | [-1, Buffer, Buffer, Buffer], Context>;
     cachesideReleaseLock(
       lockKey: string,
       token: string,
@@ -56,6 +60,7 @@ export function defineScripts(client: RedisClient): void {
   client.defineCommand('cachesideWrite', { numberOfKeys: 2, lua: WRITE });
   client.defineCommand('cachesideFill', { numberOfKeys: 2, lua: FILL });
   client.defineCommand('cachesideLock', { numberOfKeys: 2, lua: LOCK });
+  client.defineCommand('cachesideGetDependent', { numberOfKeys: 1, lua: GET_DEPENDENT });
   client.defineCommand('cachesideReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK });
 }
 
@@ -128,6 +133,31 @@ return landed
 const LOCK = `#!lua
 local acquired = redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') and 1 or 0
 return { acquired, redis.call('GET', KEYS[1]) }
+`;
+
+/*
+ * A dependent entry (wire-format.ts, `encodeDependent`), served only while each dependency holds the
+ * kind and version it names, fresh at ARGV[1] (epoch ms). KEYS[1] the entry. Answers { 1, payload, count },
+ * { 0 } when absent (or not a dependent entry), { -1, kind, version, key } of the first dependency
+ * that is not current. Only each
+ * dependency's header is read (GETRANGE of its first 40 bytes: kind, version and staleAt fit), so
+ * no payload is copied. The dependencies are not in KEYS: they are only known once the entry is read,
+ * which a single server allows; a cluster reads them from the client instead (redis-store.ts).
+ */
+const GET_DEPENDENT = `#!lua flags=no-writes
+local held = redis.call('GET', KEYS[1])
+if not held then return { 0 } end
+local count, pos = string.match(held, '^r:(%d+)\\n()')
+if not count then return { 0 } end
+local at = tonumber(ARGV[1])
+for i = 1, tonumber(count) do
+  local kind, version, key, nextPos = string.match(held, '^([vn])(%d+) ([^\\n]+)\\n()', pos)
+  if not kind then return { 0 } end
+  local heldKind, heldVersion, staleAt = string.match(redis.call('GETRANGE', key, 0, 39), '^([vnt]):(%d+):(%d+):')
+  if heldKind ~= kind or heldVersion ~= version or tonumber(staleAt) <= at then return { -1, kind, version, key } end
+  pos = nextPos
+end
+return { 1, string.sub(held, pos), tonumber(count) }
 `;
 
 /*

@@ -7,12 +7,14 @@
  * version with `string.match` on the header alone, so the payload is never decoded inside Redis, and
  * a value that is not in this format (a foreign or older one) counts as absent and is overwritten.
  */
-import type { CacheEntry, EntryKind } from '../contract.js';
+import type { CacheEntry, Dependency, DependentWrite, EntryKind } from '../contract.js';
 
 export const KIND_CODES: Record<EntryKind, string> = { value: 'v', negative: 'n', tombstone: 't' };
 const KINDS_BY_CODE: Record<number, EntryKind> = { 0x76: 'value', 0x6e: 'negative', 0x74: 'tombstone' };
 const COLON = 0x3a;
 const ZERO = 0x30;
+const NEWLINE = 0x0a;
+const SPACE = 0x20;
 
 export function encodeEntry(entry: CacheEntry): Buffer {
   const header = Buffer.from(`${KIND_CODES[entry.kind]}:${entry.version}:${entry.staleAt}:`, 'latin1');
@@ -54,4 +56,45 @@ function decimalAt(raw: Buffer, from: number, to: number): number {
     value = value * 10 + digit;
   }
   return value;
+}
+
+/**
+ * A dependent entry (the response tier's): its dependencies as text lines, then the payload bytes:
+ *
+ *   r:<count>\n<kind><version> <key>\n…<payload>        e.g. "r:2\nv7 cs:v1:user:{1}\nn0 cs:v1:post:{9}\n{…}"
+ *
+ * so that the read script (scripts.ts, `cachesideGetDependent`) walks the lines with `string.match`
+ * and checks each key's header with GETRANGE, never decoding a payload. Keys never hold a newline
+ * (their grammar is docs/contract.md's).
+ */
+export function encodeDependent({
+  payload,
+  dependencies,
+}: Pick<DependentWrite, 'payload' | 'dependencies'>): Buffer {
+  const lines = dependencies.map((d) => `${KIND_CODES[d.kind]}${d.version} ${d.key}\n`).join('');
+  return Buffer.concat([Buffer.from(`r:${dependencies.length}\n${lines}`, 'utf8'), payload]);
+}
+
+/** The dependencies and payload in `raw`, or undefined when it is not a dependent entry. */
+export function decodeDependent(
+  raw: Buffer,
+): { dependencies: Dependency[]; payload: Uint8Array } | undefined {
+  if (raw[0] !== 0x72 || raw[1] !== COLON) return undefined;
+  let at = raw.indexOf(NEWLINE, 2);
+  const count = at === -1 ? -1 : decimalAt(raw, 2, at);
+  if (count < 0) return undefined;
+  const dependencies: Dependency[] = [];
+  for (let i = 0; i < count; i += 1) {
+    const start = at + 1;
+    const end = raw.indexOf(NEWLINE, start);
+    const space = end === -1 ? -1 : raw.indexOf(SPACE, start);
+    const kind = KINDS_BY_CODE[raw[start] ?? -1];
+    if (space === -1 || space > end || (kind !== 'value' && kind !== 'negative')) return undefined;
+    const version = decimalAt(raw, start + 1, space);
+    if (version < 0) return undefined;
+    dependencies.push({ kind, version, key: raw.toString('utf8', space + 1, end) });
+    at = end;
+  }
+  const start = at + 1;
+  return { dependencies, payload: new Uint8Array(raw.buffer, raw.byteOffset + start, raw.length - start) };
 }
