@@ -5,8 +5,9 @@
  *    that cannot be understood apart).
  * 2. The folders are layers, each importing only from the layers below it, so no cycle between folders
  *    can form and `ls -R src` reads bottom-up: the facts (config, domain), observability, the database,
- *    the cache store, what is cached, the read and write paths, the loaders, the services, GraphQL, the
- *    app. The read and write paths sit side by side and never import each other.
+ *    the cache store, what is cached, the read and write paths (and the response tier), the loaders,
+ *    the services, GraphQL, the app. The read and write paths and the response tier sit side by side
+ *    and never import each other.
  */
 
 /** Bottom to top. A folder (or file) may import from its own layer's paths and from any layer below. */
@@ -17,7 +18,7 @@ const LAYERS = [
   ['src/cache/store/'],
   ['src/cache/entities/'],
   ['src/cache/events/'],
-  ['src/cache/read/', 'src/cache/write/', 'src/cache/monitor/'],
+  ['src/cache/read/', 'src/cache/write/', 'src/cache/monitor/', 'src/cache/response/'],
   ['src/cache/create-cache-tier.ts'],
   ['src/loaders/'],
   ['src/services/'],
@@ -42,6 +43,8 @@ const SIBLINGS = [
   ['src/cache/read/', 'src/cache/write/'],
   ['src/cache/read/', 'src/cache/monitor/'],
   ['src/cache/write/', 'src/cache/monitor/'],
+  ['src/cache/response/', 'src/cache/read/'],
+  ['src/cache/response/', 'src/cache/write/'],
   ['src/auth/', 'src/db/'],
   ['src/config.ts', 'src/domain/'],
 ];

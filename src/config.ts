@@ -41,6 +41,18 @@ export const DEFAULTS = {
   CONSISTENCY_GRACE_MS: 5000,
   CACHE_L1_MAX_ENTRIES: 0,
   CACHE_L1_TTL_MS: 1000,
+  /**
+   * The response tier: whole answers served without executing while every entity they read is at
+   * the version they read (docs/consistency.md, "The response tier"). Off until every consistency
+   * and fault suite has run with it on.
+   */
+  RESPONSE_CACHE: 'off',
+  /** Longest a stored response lives, s: its versions are checked on every read, this bounds memory. */
+  RESPONSE_CACHE_TTL_SECONDS: 30,
+  /** Largest response body stored, bytes. */
+  RESPONSE_CACHE_MAX_BYTES: 262_144,
+  /** Most entity keys one stored response may depend on (each is checked on every read). */
+  RESPONSE_CACHE_MAX_DEPENDENCIES: 1000,
   CACHE_HEADERS: 'on',
   CACHE_DEBUG: 'on',
   GRAPHQL_INTROSPECTION: 'on',
@@ -161,6 +173,10 @@ function envSchema(production: boolean) {
     CONSISTENCY_GRACE_MS: int(100, 3_600_000, d.CONSISTENCY_GRACE_MS),
     CACHE_L1_MAX_ENTRIES: int(0, 10_000_000, d.CACHE_L1_MAX_ENTRIES),
     CACHE_L1_TTL_MS: int(1, 86_400_000, d.CACHE_L1_TTL_MS),
+    RESPONSE_CACHE: onOff(d.RESPONSE_CACHE),
+    RESPONSE_CACHE_TTL_SECONDS: int(1, DAY_SECONDS, d.RESPONSE_CACHE_TTL_SECONDS),
+    RESPONSE_CACHE_MAX_BYTES: int(1024, 64 * 1024 * 1024, d.RESPONSE_CACHE_MAX_BYTES),
+    RESPONSE_CACHE_MAX_DEPENDENCIES: int(1, 100_000, d.RESPONSE_CACHE_MAX_DEPENDENCIES),
     CACHE_HEADERS: onOff(d.CACHE_HEADERS),
     CACHE_DEBUG: onOff(d.CACHE_DEBUG),
     GRAPHQL_INTROSPECTION: onOff(d.GRAPHQL_INTROSPECTION),
@@ -241,10 +257,23 @@ export interface CacheConfig {
   readonly l1MaxEntries: number;
   /** In-process tier TTL, ms (CACHE_L1_TTL_MS). */
   readonly l1TtlMs: number;
+  /** The response tier; each field names its variable. */
+  readonly response: ResponseTierConfig;
   /** Send X-Cache, Cache-Status and friends (CACHE_HEADERS). */
   readonly headers: boolean;
   /** Honour `x-cache-debug: 1` (CACHE_DEBUG). */
   readonly debug: boolean;
+}
+
+export interface ResponseTierConfig {
+  /** RESPONSE_CACHE */
+  readonly enabled: boolean;
+  /** RESPONSE_CACHE_TTL_SECONDS */
+  readonly ttlSeconds: number;
+  /** RESPONSE_CACHE_MAX_BYTES */
+  readonly maxBytes: number;
+  /** RESPONSE_CACHE_MAX_DEPENDENCIES */
+  readonly maxDependencies: number;
 }
 
 export class ConfigError extends Error {
@@ -305,6 +334,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       staleGraceSeconds: e.CACHE_STALE_GRACE_SECONDS,
       l1MaxEntries: e.CACHE_L1_MAX_ENTRIES,
       l1TtlMs: e.CACHE_L1_TTL_MS,
+      response: {
+        enabled: e.RESPONSE_CACHE,
+        ttlSeconds: e.RESPONSE_CACHE_TTL_SECONDS,
+        maxBytes: e.RESPONSE_CACHE_MAX_BYTES,
+        maxDependencies: e.RESPONSE_CACHE_MAX_DEPENDENCIES,
+      },
       headers: e.CACHE_HEADERS,
       debug: e.CACHE_DEBUG,
     },

@@ -151,6 +151,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       cacheTier: cache.store.tier,
       cacheHeaders: config.cache.headers,
       cacheDebug: config.cache.debug,
+      ...(cache.response && !overrides.directReads && { responseTier: cache.response }),
       introspection: config.graphql.introspection,
       graphiql: config.graphql.graphiql,
       metrics,

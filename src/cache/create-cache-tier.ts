@@ -33,6 +33,7 @@ import {
   type ConsistencyMonitorOptions,
 } from './monitor/consistency-monitor.js';
 import { createCacheAside } from './read/cache-aside.js';
+import { createResponseTier, type ResponseTier } from './response/response-tier.js';
 import { createCachedReaders, type EntityReaders } from './read/cached-readers.js';
 import { connectL1, l1Layer } from './read/l1-layer.js';
 import { createL1TierFromConfig, type L1Tier } from './read/l1-tier.js';
@@ -86,6 +87,8 @@ export interface CacheTier {
   readonly l1: L1Tier | undefined;
   /** DataLoader batches answered through the cache. */
   readonly readers: EntityReaders;
+  /** Whole answers validated by versions (RESPONSE_CACHE), when on. */
+  readonly response: ResponseTier | undefined;
   /** What mutations call after they commit. */
   readonly writer: CacheWriter;
   readonly relay: OutboxRelay;
@@ -192,6 +195,11 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
     breaker: breakerStore.breaker,
     l1,
     readers: createCachedReaders(cacheAside, specs),
+    // Through the breaker like every request's call, never through L1: a stored answer is checked
+    // against what Redis holds, which L1 may lag by its window.
+    response: config.cache.response.enabled
+      ? createResponseTier({ store, keys, config: config.cache.response })
+      : undefined,
     writer,
     relay,
     invalidations,

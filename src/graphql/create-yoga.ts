@@ -18,6 +18,8 @@ import { currentRequestStats } from '../observability/request-scope.js';
 import { createContextFactory, type ContextDeps, type GraphQLContext } from './context.js';
 import { createErrorMasker } from './errors.js';
 import { useCacheDebug } from './plugins/use-cache-debug.js';
+import { useResponseTier } from './plugins/use-response-tier.js';
+import type { ResponseTier } from '../cache/response/response-tier.js';
 import { CACHE_HEADER_NAMES, useCacheHeaders } from './plugins/use-cache-headers.js';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { renderGraphiQLPage } from './graphiql/assets.js';
@@ -76,6 +78,8 @@ export interface YogaDeps extends ContextDeps {
   readonly readiness: ReadinessCheck;
   /** Counts requests in flight and closes connections once draining (src/app/shutdown.ts). */
   readonly draining: DrainingTracker;
+  /** The response tier (RESPONSE_CACHE), when on. */
+  readonly responseTier?: ResponseTier;
   /** Plugins to run after ours (the benchmark's response-cache variant). */
   readonly extraPlugins?: readonly Plugin[];
   /** Resolvers to serve instead of ours, over the same schema and plugins (the benchmark's `naive` and `static`). */
@@ -150,6 +154,8 @@ function yogaLogger(logger: Logger): YogaLogger {
  *    introspection switch run as validation rules.
  * 3. Response shaping: the cache headers and the debug extension read the request's report, the
  *    propagation notice the operation's; the error status turns request errors into their status.
+ *    The response tier comes after both: the debug extension's `onExecuteDone` then runs on a
+ *    stored answer too, and the tier's `ETag` and `Cache-Control` replace the headers' `no-store`.
  * 4. Request id, then the HTTP metrics and access log: their `onResponse` runs after the headers
  *    above are set, so the log line names what the cache did.
  * 5. The non-GraphQL endpoints (`/metrics`, `/ready`, `/health`) answer in `onRequest`; their responses still
@@ -168,6 +174,7 @@ function plugins(deps: YogaDeps): YogaPlugins {
     ...(deps.introspection ? [] : [useDisableIntrospection()]),
     useCacheHeaders({ tier: deps.cacheTier, enabled: deps.cacheHeaders }),
     useCacheDebug({ enabled: deps.cacheDebug }),
+    ...(deps.responseTier ? [useResponseTier({ tier: deps.responseTier, debug: deps.cacheDebug })] : []),
     usePropagationNotice(),
     useRequestErrorStatus(),
     useRequestId(),

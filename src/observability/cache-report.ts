@@ -25,7 +25,26 @@ export interface LookupRecord {
   readonly outcome: LookupOutcome;
   /** Remaining logical TTL in ms when the value came from the cache (negative when stale). */
   readonly ttlMs: number | undefined;
+  /**
+   * The version of the answer (the value's, 0 for "no such id"), `undefined` when the key could not
+   * be answered: what the response tier names as the response's dependency on this key.
+   */
+  readonly version: number | undefined;
+  /** True when the answer was "no such id" (a negative entry, or no row). */
+  readonly absent: boolean;
 }
+
+/** What the response tier did for the request (src/cache/response/response-tier.ts). */
+export type ResponseOutcome =
+  /** Served a stored response: no execution. */
+  | { readonly outcome: 'hit'; readonly dependencies: number }
+  /** Executed: nothing stored under the key, or a dependency had changed (`failed`). */
+  | {
+      readonly outcome: 'miss';
+      readonly failed?: string;
+      readonly stored: boolean;
+      readonly skipped?: string;
+    };
 
 export class CacheReport {
   readonly lookups: LookupRecord[] = [];
@@ -35,6 +54,14 @@ export class CacheReport {
   negativeFills = 0;
   /** The in-process tier's name once the read path consulted it (L1 on); Cache-Status then lists it. */
   l1Tier: string | undefined = undefined;
+  /**
+   * Reads of something no entity version covers (userPage's id range, read from PostgreSQL every
+   * time): a response that made one cannot be validated by versions, so the response tier does not
+   * store it.
+   */
+  unversionedReads = 0;
+  /** Set when the response tier was consulted. */
+  response: ResponseOutcome | undefined = undefined;
 
   record(record: LookupRecord): void {
     this.lookups.push(record);

@@ -184,6 +184,8 @@ describe('Cache-Status with the L1 tier', () => {
     tier,
     outcome,
     ttlMs: undefined,
+    version: 1,
+    absent: false,
   });
   const reportOf = (...lookups: ReturnType<typeof lookup>[]) => {
     const report = new CacheReport();

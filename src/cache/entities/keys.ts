@@ -26,6 +26,11 @@ export interface CacheKeys {
   readonly namespace: string;
   /** The key of an entity (or of a user's post-id list) by validated id. */
   entity(entity: CachedEntity, id: number): string;
+  /**
+   * The key of a stored response (the response tier): `<namespace>response:{<digest>}`, the digest
+   * naming the operation, its variables and its viewer scope. Braced like every key: one slot each.
+   */
+  response(digest: string): string;
   /** The channel on which invalidation events are published. */
   readonly eventsChannel: string;
   /** The entity and id an entity key names, or undefined for any other key (locks, channels, foreign). */
@@ -49,6 +54,14 @@ export function createCacheKeys(prefix: string): CacheKeys {
       return { entity, id };
     },
     eventsChannel: `${namespace}events`,
+    response(digest) {
+      if (!/^[A-Za-z0-9_-]{16,64}$/.test(digest)) {
+        throw new RangeError(
+          `response key digest must be 16..64 base64url characters, got ${JSON.stringify(digest)}`,
+        );
+      }
+      return `${namespace}response:{${digest}}`;
+    },
     entity(entity, id) {
       // Only ids that passed validation may become keys: a key per arbitrary client string would
       // let anyone fill Redis with junk.

@@ -166,6 +166,8 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
         tier: r.tier ?? store.tier,
         outcome: r.outcome,
         ttlMs: r.ttlMs,
+        version: r.error ? undefined : r.value === null ? 0 : spec.versionOf(r.value),
+        absent: r.value === null,
       });
       tally.set(r.outcome, (tally.get(r.outcome) ?? 0) + 1);
       return r.error ?? r.value;

@@ -14,6 +14,15 @@ export interface CacheDebugExtension {
   readonly lookups: readonly { key: string; tier: string; status: string; ttlMs: number | null }[];
   readonly sqlStatements: number;
   readonly storeRoundTrips: number;
+  /**
+   * The response tier, when consulted, as known when this extension was added (before the answer
+   * is stored: `Cache-Status` says whether it was): hit, or miss with the dependency that changed.
+   */
+  readonly response?: {
+    readonly outcome: 'hit' | 'miss';
+    readonly dependencies?: number;
+    readonly failed?: string;
+  };
 }
 
 export function useCacheDebug({ enabled }: { enabled: boolean }): Plugin<GraphQLContext> {
@@ -35,6 +44,12 @@ export function useCacheDebug({ enabled }: { enabled: boolean }): Plugin<GraphQL
             })),
             sqlStatements: stats.sqlStatements,
             storeRoundTrips: stats.storeRoundTrips,
+            ...(report.response && {
+              response:
+                report.response.outcome === 'hit'
+                  ? { outcome: 'hit', dependencies: report.response.dependencies }
+                  : { outcome: 'miss', ...(report.response.failed && { failed: report.response.failed }) },
+            }),
           };
           setResult({ ...result, extensions: { ...result.extensions, cache } });
         },

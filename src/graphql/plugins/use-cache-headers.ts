@@ -36,12 +36,18 @@ export function useCacheHeaders({
       response.headers.set('Cache-Control', 'no-store');
       if (!enabled) return;
       const { report, stats } = requestStateOf(request);
-      response.headers.set('X-Cache', xCache(report));
-      response.headers.set('X-Cache-Hits', String(report.hits));
-      response.headers.set('X-Cache-Misses', String(report.misses));
+      const answered = report.response?.outcome === 'hit' ? report.response : undefined;
+      response.headers.set('X-Cache', answered ? 'HIT' : xCache(report));
+      response.headers.set('X-Cache-Hits', String(answered ? answered.dependencies : report.hits));
+      response.headers.set('X-Cache-Misses', String(answered ? 0 : report.misses));
+      const entityTiers =
+        report.l1Tier === undefined ? cacheStatus(tier, report) : tieredCacheStatus(tier, report);
+      // Origin-nearest first (RFC 9211 §2): the entity tiers, then the response tier in front of them.
       response.headers.set(
         'Cache-Status',
-        report.l1Tier === undefined ? cacheStatus(tier, report) : tieredCacheStatus(tier, report),
+        answered
+          ? responseStatus(report)!
+          : [entityTiers, responseStatus(report)].filter((m) => m !== undefined).join(', '),
       );
       response.headers.set('Server-Timing', `cache;dur=${ms(stats.storeMs)}, db;dur=${ms(stats.dbMs)}`);
     },
@@ -97,6 +103,24 @@ export function tieredCacheStatus(storeTier: string, report: CacheReport): strin
   ];
   const members = forwarded.lookups.length > 0 ? [cacheStatus(storeTier, forwarded)] : [];
   return [...members, l1.join('; ')].join(', ');
+}
+
+/** The RFC 9211 name of the response tier (src/cache/response/response-tier.ts). */
+export const RESPONSE_TIER = 'cacheside-response';
+
+/**
+ * The response tier's member, when it was consulted: `hit` with the dependencies it validated;
+ * `fwd=miss` (nothing stored) or `fwd=stale` (a dependency had changed), `stored` when this answer
+ * was; `detail` says why an answer was not stored.
+ */
+export function responseStatus(report: CacheReport): string | undefined {
+  const r = report.response;
+  if (r === undefined) return undefined;
+  if (r.outcome === 'hit') return `${RESPONSE_TIER}; hit; detail="dependencies=${r.dependencies}"`;
+  const params = [RESPONSE_TIER, r.failed === undefined ? 'fwd=miss' : 'fwd=stale'];
+  if (r.stored) params.push('stored');
+  else if (r.skipped !== undefined) params.push(`detail="not stored: ${r.skipped}"`);
+  return params.join('; ');
 }
 
 function ms(value: number): string {

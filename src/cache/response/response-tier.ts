@@ -1,0 +1,132 @@
+/**
+ * The response tier: a query answered before is served as the bytes it was answered with, without
+ * executing it, while every entity it read is still at the version it read (docs/consistency.md,
+ * "The response tier").
+ *
+ * A stored response names its dependencies — each entity key its execution looked up, with the kind
+ * (a value, or "no such id") and the version of the answer — and the store checks them on every read
+ * in the same round trip (`getDependent`). Nothing invalidates a response: a write that changes an
+ * entity changes the version its key holds (the write-through before the mutation returns, or the
+ * relay's tombstone for plain SQL), and every response that read the older version stops validating
+ * at once, on every instance. Why this cannot serve what the entity tier would not: each dependency
+ * is checked against exactly what the entity tier would serve from the store — a missing, expired or
+ * tombstoned key, another version, or a store the circuit breaker is skipping all mean "execute".
+ *
+ * What is never stored: mutations, introspection, answers with errors, answers that read something
+ * no version covers (userPage's id range) or that the store could not help with (a bypass or stale
+ * lookup), answers over `maxBytes` or `maxDependencies`.
+ */
+import { createHash } from 'node:crypto';
+import type { ResponseTierConfig } from '../../config.js';
+import type { CacheReport } from '../../observability/cache-report.js';
+import type { CacheKeys } from '../entities/keys.js';
+import type { CacheStore, Dependency } from '../store/contract.js';
+
+export interface ResponseRequest {
+  /** The document's text as sent: the same operation spelled differently is another key. */
+  readonly query: string;
+  readonly operationName: string | undefined;
+  readonly variables: unknown;
+  /** Whose answer it is: the viewer's id, or anonymous. Answers are never shared across scopes. */
+  readonly viewerId: number | null;
+}
+
+export type ResponseLookup =
+  | { readonly status: 'hit'; readonly body: string; readonly etag: string; readonly dependencies: number }
+  | { readonly status: 'miss'; readonly failed?: string };
+
+export type ResponseStoreOutcome =
+  { readonly stored: true; readonly etag: string } | { readonly stored: false; readonly reason: string };
+
+export interface ResponseTier {
+  /** The store key of a request's answer. */
+  keyOf(request: ResponseRequest): string;
+  /** The stored answer under `key`, if every dependency is current now. One round trip. */
+  lookup(key: string): Promise<ResponseLookup>;
+  /**
+   * Stores `body`, the answer just executed, with the dependencies the request's lookups name;
+   * refuses (saying why) what cannot be validated by versions. One round trip when stored.
+   */
+  store(key: string, body: string, report: CacheReport): Promise<ResponseStoreOutcome>;
+}
+
+export interface ResponseTierDeps {
+  readonly store: CacheStore;
+  readonly keys: CacheKeys;
+  readonly config: ResponseTierConfig;
+  readonly now?: () => number;
+}
+
+export function createResponseTier({ store, keys, config, now = Date.now }: ResponseTierDeps): ResponseTier {
+  const maxTtlMs = config.ttlSeconds * 1000;
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+
+  return {
+    keyOf({ query, operationName, variables, viewerId }) {
+      const digest = createHash('sha256')
+        .update(viewerId === null ? 'anonymous' : `viewer:${viewerId}`)
+        .update('\0')
+        .update(operationName ?? '')
+        .update('\0')
+        .update(JSON.stringify(variables ?? null))
+        .update('\0')
+        .update(query)
+        .digest('base64url')
+        .slice(0, 32);
+      return keys.response(digest);
+    },
+
+    async lookup(key) {
+      const read = await store.getDependent(key, now());
+      if (read.status === 'absent') return { status: 'miss' };
+      if (read.status === 'outdated') return { status: 'miss', failed: read.failed.key };
+      // The payload is the ETag, a newline, then the body (see `store`).
+      const text = decoder.decode(read.payload);
+      const newline = text.indexOf('\n');
+      return {
+        status: 'hit',
+        etag: text.slice(0, newline),
+        body: text.slice(newline + 1),
+        dependencies: read.dependencies,
+      };
+    },
+
+    async store(key, body, report) {
+      if (report.unversionedReads > 0) return { stored: false, reason: 'unversioned read' };
+      const byKey = new Map<string, Dependency>();
+      let ttlMs = maxTtlMs;
+      for (const lookup of report.lookups) {
+        if (lookup.version === undefined || lookup.outcome === 'stale' || lookup.outcome === 'bypass') {
+          return { stored: false, reason: `lookup ${lookup.outcome}` };
+        }
+        byKey.set(lookup.key, {
+          key: lookup.key,
+          kind: lookup.absent ? 'negative' : 'value',
+          version: lookup.version,
+        });
+        // Never outlive what it was read from (a miss's fill lives its entity's TTL, far longer).
+        if (lookup.ttlMs !== undefined) ttlMs = Math.min(ttlMs, Math.floor(lookup.ttlMs));
+      }
+      if (byKey.size > config.maxDependencies) return { stored: false, reason: 'too many dependencies' };
+      if (ttlMs <= 0) return { stored: false, reason: 'expiring dependency' };
+      const dependencies = [...byKey.values()];
+      const etag = etagOf(key, dependencies);
+      const payload = encoder.encode(`${etag}\n${body}`);
+      if (payload.length > config.maxBytes) return { stored: false, reason: 'too large' };
+      await store.setDependent({ key, payload, dependencies, ttlMs });
+      return { stored: true, etag };
+    },
+  };
+}
+
+/**
+ * A strong validator of an answer: the request (its key) and the version of everything it read.
+ * Two answers with one ETag are the same bytes, since executing a query over the same versions
+ * gives the same answer.
+ */
+export function etagOf(key: string, dependencies: readonly Dependency[]): string {
+  const hash = createHash('sha256').update(key);
+  for (const d of dependencies) hash.update(`\n${d.kind === 'negative' ? 'n' : 'v'}${d.version} ${d.key}`);
+  return `"${hash.digest('base64url').slice(0, 27)}"`;
+}

@@ -1,0 +1,216 @@
+/**
+ * The response tier (src/cache/response/response-tier.ts) against the real Redis and PostgreSQL, two
+ * instances sharing both: a query answered before is served without executing — 0 SQL, 1 store round
+ * trip, no entity lookup, the same bytes — while everything it read is at the version it read; a
+ * write through either instance, or by plain SQL, makes it execute again; answers are never shared
+ * across viewers; what cannot be validated by versions is never stored; and HTTP revalidation with a
+ * real client: a strong ETag, `304 Not Modified` while nothing changed, never after a write.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DEBUG, debugOf } from '../support/debug.js';
+import { updated } from '../support/consistency-api.js';
+import { rows } from '../support/consistency-sql.js';
+import { openForSuite, twoInstances } from '../support/instance-pair.js';
+import { until } from '../support/until.js';
+
+const QUERY = `query Nested($id: ID!) {
+  user(id: $id) { name profile { displayName bio version } posts(first: 2) { title author { name } } }
+}`;
+// A stored answer outlives every wait of this file: only a changed version may end it here.
+const env = { RESPONSE_CACHE: 'on', RESPONSE_CACHE_TTL_SECONDS: '3600', OUTBOX_POLL_INTERVAL_MS: '20' };
+
+describe('the response tier, two instances', () => {
+  const { a, b } = openForSuite(() =>
+    twoInstances({ label: 'response_tier', relays: 'live', seed: { users: 12, postsPerUser: 3 }, env }),
+  );
+  const read = (t: typeof a, id: number, headers: Record<string, string> = DEBUG, token?: string) =>
+    t.gql<{ user: { profile: { bio: string; version: number } } }>(QUERY, {
+      variables: { id: String(id) },
+      headers,
+      ...(token && { token }),
+    });
+
+  test('a stored answer is served with no SQL, one store round trip, no lookup, the same bytes', async () => {
+    const first = await read(a, 1);
+    expect(first.headers.get('cache-status')).toMatch(/cacheside-response; fwd=miss; stored$/);
+    expect(debugOf(first).lookups.length).toBeGreaterThan(0);
+
+    const hit = await read(a, 1);
+    expect(hit.headers.get('x-cache')).toBe('HIT');
+    expect(hit.headers.get('cache-status')).toMatch(/^cacheside-response; hit; detail="dependencies=\d+"$/);
+    const debug = debugOf(hit);
+    expect({ sql: debug.sqlStatements, roundTrips: debug.storeRoundTrips, lookups: debug.lookups }).toEqual({
+      sql: 0,
+      roundTrips: 1,
+      lookups: [],
+    });
+    expect(debug.response).toEqual({ outcome: 'hit', dependencies: debugOf(first).lookups.length });
+    expect(hit.body.data).toEqual(first.body.data);
+
+    // Without the debug extension the body is the stored text itself, byte for byte what B executes.
+    const raw = async (t: typeof a) =>
+      (
+        await t.fetch('/graphql', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query: QUERY, variables: { id: '1' } }),
+        })
+      ).text();
+    const fromA = await raw(a);
+    // B has stored nothing of its own: it validates A's answer against the shared Redis.
+    expect(fromA).toBe(await raw(b));
+    expect(fromA).toBe(JSON.stringify({ data: first.body.data }));
+  });
+
+  test('once a mutation on either instance has returned, neither serves the older answer', async () => {
+    for (const [writer, other] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      await read(writer, 2);
+      await read(other, 2); // both hit one stored answer now
+      expect((await read(other, 2)).headers.get('x-cache')).toBe('HIT');
+      const written = await updated(writer, 2, { bio: `written ${Math.random()}` });
+      for (const t of [a, b]) {
+        const after = await read(t, 2);
+        expect(after.body.data?.user.profile).toMatchObject({ bio: written.bio, version: written.version });
+      }
+      // The first read after the write found the profile's version changed, and said which key.
+      expect((await read(writer, 2)).headers.get('x-cache')).toBe('HIT');
+    }
+  });
+
+  test('names the dependency that changed, and stores the new answer', async () => {
+    await read(a, 3);
+    await updated(a, 3, { bio: 'changed' });
+    const after = await read(a, 3);
+    expect(debugOf(after).response).toEqual({ outcome: 'miss', failed: `${a.prefix}:v1:profile:{3}` });
+    expect(after.headers.get('cache-status')).toMatch(/cacheside-response; fwd=stale; stored$/);
+  });
+
+  test('a write by plain SQL (triggers → outbox → relay) stops the stored answer on both instances', async () => {
+    await read(a, 4);
+    expect((await read(b, 4)).headers.get('x-cache')).toBe('HIT');
+    await rows(a, sql`update profiles set bio = 'plain sql' where user_id = 4`);
+    // Liveness only: the relays poll every 20 ms.
+    await until('both instances to answer the change', async () => {
+      const answers = await Promise.all([read(a, 4), read(b, 4)]);
+      return answers.every((r) => r.body.data?.user.profile.bio === 'plain sql');
+    });
+  });
+
+  test('answers are the viewer’s own: user 5’s email never reaches user 6 or an anonymous caller', async () => {
+    const ME = `{ me { id email } user(id: "5") { email } }`;
+    const five = await a.token(5);
+    const six = await a.token(6);
+    const asFive = () =>
+      a.gql<{ me: { email: string | null }; user: { email: string | null } }>(ME, { token: five });
+    expect((await asFive()).body.data?.me.email).toMatch(/@/);
+    const stored = await asFive();
+    expect(stored.headers.get('x-cache')).toBe('HIT');
+    expect(stored.body.data?.user.email).toMatch(/@/);
+
+    const asSix = await b.gql<{ me: { id: string; email: string }; user: { email: string | null } }>(ME, {
+      token: six,
+    });
+    expect(asSix.body.data?.me.id).toBe('6');
+    expect(asSix.body.data?.user.email).toBeNull();
+    expect(asSix.headers.get('cache-status')).toMatch(/fwd=miss; stored$/);
+    const anonymous = await b.gql<{ me: null; user: { email: string | null } }>(ME);
+    expect(anonymous.body.data).toEqual({ me: null, user: { email: null } });
+    expect((await b.gql(ME)).headers.get('x-cache')).toBe('HIT');
+    expect((await b.gql<{ me: null }>(ME)).body.data?.me).toBeNull();
+  });
+
+  test('never stores mutations, introspection, answers with errors, userPage, batches', async () => {
+    const notStored = async (query: string, expected: RegExp | null) => {
+      await a.gql(query);
+      const again = await a.gql(query);
+      const status = again.headers.get('cache-status') ?? '';
+      if (expected === null) expect(status).not.toMatch(/cacheside-response/);
+      else expect(status).toMatch(expected);
+      expect(status).not.toMatch(/cacheside-response; hit/);
+    };
+    await notStored(`{ __schema { queryType { name } } }`, null);
+    await notStored(`{ a: user(id: "7") { name } b: user(id: "not-an-id") { name } }`, /not stored: errors/);
+    await notStored(`{ userPage(first: 3) { nodes { name } } }`, /not stored: unversioned read/);
+    const mutation = await a.gql(`mutation { updateProfile(input: { bio: "m" }) { version } }`, {
+      token: await a.token(7),
+    });
+    expect(mutation.headers.get('cache-status')).not.toMatch(/cacheside-response/);
+
+    const batch = JSON.stringify([
+      { query: `{ user(id: "8") { name } }` },
+      { query: `{ user(id: "9") { name } }` },
+    ]);
+    for (let i = 0; i < 2; i += 1) {
+      const response = await a.fetch('/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: batch,
+      });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('cache-status')).not.toMatch(/cacheside-response/);
+    }
+  });
+
+  describe('HTTP revalidation, with a real client over HTTP', () => {
+    let server: Server;
+    let origin: string;
+    beforeAll(async () => {
+      server = createServer(a.app.yoga);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    const get = (id: number, headers: Record<string, string> = {}) => {
+      const url = new URL('/graphql', origin);
+      url.searchParams.set('query', QUERY);
+      url.searchParams.set('variables', JSON.stringify({ id: String(id) }));
+      return fetch(url, { headers: { accept: 'application/graphql-response+json', ...headers } });
+    };
+
+    test('a strong ETag; 304 with no body while nothing changed; 200 and a new ETag once a write returned', async () => {
+      const first = await get(10);
+      expect(first.status).toBe(200);
+      const etag = first.headers.get('etag');
+      expect(etag).toMatch(/^"[A-Za-z0-9_-]+"$/);
+      expect(first.headers.get('cache-control')).toBe('private, no-cache');
+      await first.text();
+
+      const revalidated = await get(10, { 'if-none-match': etag! });
+      expect(revalidated.status).toBe(304);
+      expect(await revalidated.text()).toBe('');
+      expect(revalidated.headers.get('etag')).toBe(etag);
+      expect(revalidated.headers.get('x-cache')).toBe('HIT');
+
+      await updated(b, 10, { bio: 'after the etag' });
+      const changed = await get(10, { 'if-none-match': etag! });
+      expect(changed.status).toBe(200);
+      expect(changed.headers.get('etag')).not.toBe(etag);
+      const body = (await changed.json()) as { data: { user: { profile: { bio: string } } } };
+      expect(body.data.user.profile.bio).toBe('after the etag');
+    });
+
+    test('a POST is never answered 304, and an answer the tier does not vouch for carries no ETag', async () => {
+      const url = new URL('/graphql', origin);
+      const post = () =>
+        fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'if-none-match': '*' },
+          body: JSON.stringify({ query: QUERY, variables: { id: '11' } }),
+        });
+      await (await post()).text();
+      expect((await post()).status).toBe(200);
+      url.searchParams.set('query', '{ userPage(first: 2) { nodes { name } } }');
+      const page = await fetch(url, { headers: { accept: 'application/graphql-response+json' } });
+      expect(page.status).toBe(200);
+      expect(page.headers.get('etag')).toBeNull();
+      expect(page.headers.get('cache-control')).toBe('no-store');
+    });
+  });
+});
