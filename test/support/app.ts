@@ -121,6 +121,9 @@ export async function createTestApp(options: TestAppOptions): Promise<TestApp> {
     // have found nothing.
     CONSISTENCY_SAMPLE_INTERVAL_MS: options.startRelay === false ? '0' : '50',
     CONSISTENCY_GRACE_MS: '2000',
+    // `npm run test:response-tier`: the consistency, stampede, fault and L1 suites again, with the
+    // response tier in front of every app they build (its guarantees must be the entity tier's).
+    ...(process.env.TEST_RESPONSE_CACHE === 'on' && { RESPONSE_CACHE: 'on' }),
     ...options.env,
   });
 
