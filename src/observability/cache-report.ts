@@ -32,6 +32,12 @@ export interface LookupRecord {
   readonly version: number | undefined;
   /** True when the answer was "no such id" (a negative entry, or no row). */
   readonly absent: boolean;
+  /**
+   * True when the answer is what the store held (a hit, a re-read) or what a fill stored: false for
+   * a load whose fill did not land (fenced, revoked — it lost a race with a write — or never sent),
+   * an answer the response tier does not store, since the store does not hold what it read.
+   */
+  readonly cached: boolean;
 }
 
 /** What the response tier did for the request (src/cache/response/response-tier.ts). */

@@ -91,6 +91,12 @@ describe('loadConfig', () => {
       staleGraceSeconds: DEFAULTS.CACHE_STALE_GRACE_SECONDS,
       l1MaxEntries: DEFAULTS.CACHE_L1_MAX_ENTRIES,
       l1TtlMs: DEFAULTS.CACHE_L1_TTL_MS,
+      response: {
+        enabled: false,
+        ttlSeconds: DEFAULTS.RESPONSE_CACHE_TTL_SECONDS,
+        maxBytes: DEFAULTS.RESPONSE_CACHE_MAX_BYTES,
+        maxDependencies: DEFAULTS.RESPONSE_CACHE_MAX_DEPENDENCIES,
+      },
       headers: true,
       debug: true,
     });

@@ -32,7 +32,10 @@ const PROFILE = `query Profile($id: ID!) { user(id: $id) { id profile { bio vers
 const POSTS = `query Posts($id: ID!) { user(id: $id) { posts(first: 1) { id title } } }`;
 const CREATE = `mutation Create($input: CreatePostInput!) { createPost(input: $input) { id } }`;
 
-const L1_ENV = { CACHE_L1_MAX_ENTRIES: '1000', CACHE_L1_TTL_MS: '60000' };
+// These tests watch L1 itself, header by header: the response tier, which would answer repeated
+// queries before L1 is asked, stays off even in `npm run test:response-tier`
+// (test/read-path/response-tier.test.ts runs the two together).
+const L1_ENV = { CACHE_L1_MAX_ENTRIES: '1000', CACHE_L1_TTL_MS: '60000', RESPONSE_CACHE: 'off' };
 
 async function readProfile(t: TestApp, userId: number) {
   const response = await t.gql<{ user: { profile: { bio: string; version: number } } }>(PROFILE, {

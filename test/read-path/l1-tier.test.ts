@@ -169,7 +169,9 @@ describe('L1 tier', () => {
       const l1 = createL1Tier({ maxEntries: 10, ttlMs: 1000, now: c.now });
       l1.offer('a', value(1, c.now() + HOUR), c.now());
       chaos.chaos.failNext(1, undefined, { methods: ['setMany'] });
-      await expect(l1Layer(chaos, l1).setMany([write('a', value(2, c.now() + HOUR))])).rejects.toThrow(/chaos/);
+      await expect(l1Layer(chaos, l1).setMany([write('a', value(2, c.now() + HOUR))])).rejects.toThrow(
+        /chaos/,
+      );
       expect(l1.get('a')).toBeUndefined();
       l1.offer('a', value(1, c.now() + HOUR), c.now());
       expect(l1.get('a')).toBeUndefined();
@@ -186,6 +188,7 @@ describe('Cache-Status with the L1 tier', () => {
     ttlMs: undefined,
     version: 1,
     absent: false,
+    cached: true,
   });
   const reportOf = (...lookups: ReturnType<typeof lookup>[]) => {
     const report = new CacheReport();

@@ -168,6 +168,8 @@ export function createCacheAside(options: CacheAsideOptions): CacheAside {
         ttlMs: r.ttlMs,
         version: r.error ? undefined : r.value === null ? 0 : spec.versionOf(r.value),
         absent: r.value === null,
+        // A value read from the store has a remaining TTL; a load has one only once its fill landed.
+        cached: r.ttlMs !== undefined || r.filledAt !== undefined,
       });
       tally.set(r.outcome, (tally.get(r.outcome) ?? 0) + 1);
       return r.error ?? r.value;

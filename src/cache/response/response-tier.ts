@@ -100,6 +100,9 @@ export function createResponseTier({ store, keys, config, now = Date.now }: Resp
         if (lookup.version === undefined || lookup.outcome === 'stale' || lookup.outcome === 'bypass') {
           return { stored: false, reason: `lookup ${lookup.outcome}` };
         }
+        // A load whose fill did not land (it lost a race with a write, or was never sent): the store
+        // does not hold what the answer read, so it could never validate.
+        if (!lookup.cached) return { stored: false, reason: 'fill refused' };
         byKey.set(lookup.key, {
           key: lookup.key,
           kind: lookup.absent ? 'negative' : 'value',

@@ -119,7 +119,7 @@ export function responseStatus(report: CacheReport): string | undefined {
   if (r.outcome === 'hit') return `${RESPONSE_TIER}; hit; detail="dependencies=${r.dependencies}"`;
   const params = [RESPONSE_TIER, r.failed === undefined ? 'fwd=miss' : 'fwd=stale'];
   if (r.stored) params.push('stored');
-  else if (r.skipped !== undefined) params.push(`detail="not stored: ${r.skipped}"`);
+  else if (r.skipped !== undefined) params.push(`detail="skip: ${r.skipped}"`);
   return params.join('; ');
 }
 
