@@ -12,7 +12,14 @@
  * `spec` is a partial ServerSpec (server.ts), `cacheside` unless it names a variant; the first
  * configuration gives the expected answers.
  */
-import { countedBetween, mapConcurrent, post, startLoadProcess, startServer, type BenchServer } from './harness.js';
+import {
+  countedBetween,
+  mapConcurrent,
+  post,
+  startLoadProcess,
+  startServer,
+  type BenchServer,
+} from './harness.js';
 import type { ServerSpec } from './server.js';
 import { cleanup, onCleanup, openBenchEnvironment } from './setup.js';
 import { median } from './summary.js';
@@ -22,7 +29,9 @@ const configs = JSON.parse(process.argv[2] ?? '[]') as { name: string; spec: Par
 const workloadNames = (process.argv[3] ?? 'users20,zipf').split(',') as WorkloadName[];
 const rounds = Number(process.argv[4] ?? 3);
 if (configs.length === 0) {
-  console.error('usage: tsx bench/compare.ts \'[{"name":"cacheside","spec":{"variant":"cacheside"}}, …]\' [workloads] [rounds]');
+  console.error(
+    'usage: tsx bench/compare.ts \'[{"name":"cacheside","spec":{"variant":"cacheside"}}, …]\' [workloads] [rounds]',
+  );
   process.exit(2);
 }
 
@@ -37,10 +46,15 @@ try {
   const workloads = buildWorkloads();
   for (const w of workloadNames) {
     const all = workloads[w].bodies.map((_, i) => i);
-    const expected = await mapConcurrent(all, 16, async (i) => (await post(servers[0]!.origin, workloads[w].bodies[i]!)).body);
+    const expected = await mapConcurrent(
+      all,
+      16,
+      async (i) => (await post(servers[0]!.origin, workloads[w].bodies[i]!)).body,
+    );
     load.send({ type: 'expect', workload: w, expected });
     for (let pass = 0; pass < 2; pass += 1) {
-      for (const server of servers) await mapConcurrent(all, 16, (i) => post(server.origin, workloads[w].bodies[i]!));
+      for (const server of servers)
+        await mapConcurrent(all, 16, (i) => post(server.origin, workloads[w].bodies[i]!));
     }
   }
 
@@ -59,7 +73,10 @@ try {
     }
   }
   console.log('\nmedian req/s:');
-  for (const [key, values] of Object.entries(rps)) console.log(`  ${key.padEnd(24)} ${median(values).toFixed(0)}  (${values.map((v) => v.toFixed(0)).join(', ')})`);
+  for (const [key, values] of Object.entries(rps))
+    console.log(
+      `  ${key.padEnd(24)} ${median(values).toFixed(0)}  (${values.map((v) => v.toFixed(0)).join(', ')})`,
+    );
 } finally {
   await cleanup();
 }

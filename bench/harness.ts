@@ -47,7 +47,9 @@ export async function startServer(spec: ServerSpec, nodeFlags: readonly string[]
     child.once('message', (message: { type: string; port: number }) => {
       if (message.type === 'ready') resolve(message.port);
     });
-    void exited.then(() => reject(new Error(`server ${spec.variant} exited before it was ready:\n${output}`)));
+    void exited.then(() =>
+      reject(new Error(`server ${spec.variant} exited before it was ready:\n${output}`)),
+    );
   });
   const ask = <T>(type: string) => askChild<T>(child, type, type);
   return {
@@ -94,7 +96,10 @@ export interface LoadProcess {
 }
 
 export function startLoadProcess(): LoadProcess {
-  const child = fork(`${BENCH_DIR}load.ts`, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(`${BENCH_DIR}load.ts`, [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   let nextId = 1;
   const pending = new Map<number, { resolve: (v: never) => void; reject: (e: Error) => void }>();
   child.on('message', (message: { type: string; id: number; result?: unknown; error?: string }) => {
@@ -132,7 +137,11 @@ export interface HttpAnswer {
   readonly body: string;
 }
 
-export async function post(origin: string, body: string, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+export async function post(
+  origin: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<HttpAnswer> {
   const response = await fetch(`${origin}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },

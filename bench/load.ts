@@ -11,13 +11,7 @@
  */
 import autocannon from 'autocannon';
 import { burst, type BurstJob } from './burst.js';
-import {
-  buildMixPlan,
-  buildWorkloads,
-  writeBody,
-  WRITE_EVERY,
-  type WorkloadName,
-} from './workloads.js';
+import { buildMixPlan, buildWorkloads, writeBody, WRITE_EVERY, type WorkloadName } from './workloads.js';
 
 export interface RunJob {
   readonly type: 'run';
@@ -58,7 +52,8 @@ process.on('message', (message: { type: string }) => {
     const m = message as unknown as { workload: WorkloadName; expected: string[] };
     expected.set(m.workload, m.expected);
   } else if (message.type === 'tokens') {
-    for (const [id, token] of (message as unknown as { tokens: [number, string][] }).tokens) tokens.set(id, token);
+    for (const [id, token] of (message as unknown as { tokens: [number, string][] }).tokens)
+      tokens.set(id, token);
   } else if (message.type === 'run') {
     const job = message as RunJob;
     void run(job).then(
@@ -120,7 +115,13 @@ async function run(job: RunJob): Promise<RunResult> {
       responses += 1;
       bytes += Buffer.byteLength(body);
       const userId = context.userId!;
-      let parsed: { data?: Record<string, { userId?: string; id?: string; version?: number; profile?: { version: number } } | null>; errors?: unknown };
+      let parsed: {
+        data?: Record<
+          string,
+          { userId?: string; id?: string; version?: number; profile?: { version: number } } | null
+        >;
+        errors?: unknown;
+      };
       try {
         parsed = JSON.parse(body);
       } catch {

@@ -16,7 +16,12 @@ export async function measure(
 ): Promise<RunRecord> {
   const before = await server.stats();
   const machineBefore = machineCpu();
-  const result = await load.run({ url: server.origin, workload, connections: run.connections, durationSec: run.durationSec });
+  const result = await load.run({
+    url: server.origin,
+    workload,
+    connections: run.connections,
+    durationSec: run.durationSec,
+  });
   const after = await server.stats();
   const machineAfter = machineCpu();
 
@@ -49,7 +54,9 @@ export async function measure(
     ...(result.mix ? { mix: result.mix } : {}),
   };
   if (record.bad > 0) {
-    console.error(`  ${server.variant} ${workload}: ${record.bad} bad responses, e.g. ${result.badSamples[0]}`);
+    console.error(
+      `  ${server.variant} ${workload}: ${record.bad} bad responses, e.g. ${result.badSamples[0]}`,
+    );
   }
   return record;
 }

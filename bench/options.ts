@@ -72,14 +72,22 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
 // Private:
 
 function subset<T extends string>(name: string, value: string, all: readonly T[], always: readonly T[]): T[] {
-  const wanted = new Set(value.split(',').map((x) => x.trim()).filter(Boolean));
-  for (const x of wanted) if (!all.includes(x as T)) throw new Error(`--${name}: unknown ${JSON.stringify(x)}; choose from ${all.join(', ')}`);
+  const wanted = new Set(
+    value
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  );
+  for (const x of wanted)
+    if (!all.includes(x as T))
+      throw new Error(`--${name}: unknown ${JSON.stringify(x)}; choose from ${all.join(', ')}`);
   return all.filter((x) => wanted.has(x) || always.includes(x));
 }
 
 function positive(name: string, value: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got ${JSON.stringify(value)}`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new Error(`--${name} must be a positive number, got ${JSON.stringify(value)}`);
   return n;
 }
 

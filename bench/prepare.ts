@@ -51,7 +51,8 @@ export async function prepareAnswers(
 ): Promise<Answers> {
   log(`reference answers from ${REFERENCE} (DataLoaders straight from PostgreSQL)`);
   const expected = new Map<WorkloadName, string[]>();
-  for (const [w, indexes] of covered) expected.set(w, await reference(servers.get(REFERENCE)!, workloads[w], indexes));
+  for (const [w, indexes] of covered)
+    expected.set(w, await reference(servers.get(REFERENCE)!, workloads[w], indexes));
   const caching = CACHING.filter((v) => servers.has(v));
   log(`priming ${caching.join(' and ') || 'nothing'}, checking their answers against ${REFERENCE}`);
   for (const [w, indexes] of covered) {
@@ -65,12 +66,18 @@ export async function prepareAnswers(
 }
 
 /** `server`'s answer to each request of `indexes` (the rest left empty): what every variant must answer. */
-export async function reference(server: BenchServer, workload: Workload, indexes: readonly number[]): Promise<string[]> {
+export async function reference(
+  server: BenchServer,
+  workload: Workload,
+  indexes: readonly number[],
+): Promise<string[]> {
   const expected = new Array<string>(workload.bodies.length).fill('');
   await mapConcurrent(indexes, 16, async (index) => {
     const answer = await post(server.origin, workload.bodies[index]!);
     if (answer.status !== 200 || answer.body.includes('"errors"')) {
-      throw new Error(`reference answer for ${workload.name} #${index} is not clean: ${answer.status} ${answer.body.slice(0, 300)}`);
+      throw new Error(
+        `reference answer for ${workload.name} #${index} is not clean: ${answer.status} ${answer.body.slice(0, 300)}`,
+      );
     }
     expected[index] = answer.body;
   });
@@ -107,9 +114,17 @@ async function primeUntilWarm(
     for (const [w, indexes] of covered) await prime(server, workloads[w], indexes, expected.get(w));
     const { sql } = await server.stats();
     // The page query (`userPage`) is never cached: every other statement is an entity load.
-    const entityLoads = Object.entries(sql).reduce((n, [query, count]) => n + (query === 'userPage' ? 0 : count), 0);
+    const entityLoads = Object.entries(sql).reduce(
+      (n, [query, count]) => n + (query === 'userPage' ? 0 : count),
+      0,
+    );
     if (entityLoads === 0) return;
-    if (pass === 5) throw new Error(`${server.variant} is still not warm after ${pass} priming passes (${JSON.stringify(sql)})`);
-    log(`  ${server.variant} loaded ${entityLoads} entities from PostgreSQL in priming pass ${pass}; priming again`);
+    if (pass === 5)
+      throw new Error(
+        `${server.variant} is still not warm after ${pass} priming passes (${JSON.stringify(sql)})`,
+      );
+    log(
+      `  ${server.variant} loaded ${entityLoads} entities from PostgreSQL in priming pass ${pass}; priming again`,
+    );
   }
 }

@@ -46,9 +46,12 @@ export function componentOf(url: string, functionName: string): string {
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1];
   if (pkg !== undefined) {
     if (pkg === 'graphql') return 'graphql-js';
-    if (/^(graphql-yoga|@graphql-yoga\/|@envelop\/|@whatwg-node\/|@graphql-tools\/)/.test(pkg)) return 'yoga + envelop + whatwg-node';
-    if (/^(ioredis|@ioredis\/|redis-parser|denque|cluster-key-slot|standard-as-callback)/.test(pkg)) return 'ioredis';
-    if (pkg === '@escape.tech/graphql-armor-cost-limit' || pkg.startsWith('@escape.tech/')) return 'graphql-armor (limits)';
+    if (/^(graphql-yoga|@graphql-yoga\/|@envelop\/|@whatwg-node\/|@graphql-tools\/)/.test(pkg))
+      return 'yoga + envelop + whatwg-node';
+    if (/^(ioredis|@ioredis\/|redis-parser|denque|cluster-key-slot|standard-as-callback)/.test(pkg))
+      return 'ioredis';
+    if (pkg === '@escape.tech/graphql-armor-cost-limit' || pkg.startsWith('@escape.tech/'))
+      return 'graphql-armor (limits)';
     return pkg;
   }
   const ours = /\/(src|bench)\/(.+)$/.exec(url);
@@ -57,7 +60,11 @@ export function componentOf(url: string, functionName: string): string {
     const folder = ours[2]!.split('/')[0]!;
     return `cacheside src/${folder.endsWith('.ts') ? folder : `${folder}/`}`;
   }
-  if (url.startsWith('node:')) return `node ${url.slice(5).split('/')[0]!.replace(/^internal\//, '')}`;
+  if (url.startsWith('node:'))
+    return `node ${url
+      .slice(5)
+      .split('/')[0]!
+      .replace(/^internal\//, '')}`;
   return 'other';
 }
 
@@ -128,14 +135,23 @@ export function summarizeProfile(file: string, window?: { fromUs: number; toUs: 
     file,
     samples,
     idle,
-    components: Object.fromEntries([...components.entries()].sort((a, b) => b[1] - a[1]).map(([c, n]) => [c, pct(n)])),
+    components: Object.fromEntries(
+      [...components.entries()].sort((a, b) => b[1] - a[1]).map(([c, n]) => [c, pct(n)]),
+    ),
     topSelf: top(selfByFrame, 25),
     topInclusiveOurs: top(inclusiveOurs, 20),
   };
 }
 
 export function renderSummary(title: string, s: ProfileSummary): string {
-  const lines = [`## ${title}`, '', `${s.samples} samples in the window, ${s.idle} idle.`, '', '| component (self time) | % of busy |', '|---|---:|'];
+  const lines = [
+    `## ${title}`,
+    '',
+    `${s.samples} samples in the window, ${s.idle} idle.`,
+    '',
+    '| component (self time) | % of busy |',
+    '|---|---:|',
+  ];
   for (const [c, p] of Object.entries(s.components)) if (p >= 0.5) lines.push(`| ${c} | ${p} |`);
   lines.push('', '| hottest functions (self) | % |', '|---|---:|');
   for (const { frame, pct } of s.topSelf.slice(0, 20)) lines.push(`| \`${frame}\` | ${pct} |`);
@@ -154,5 +170,6 @@ function shortUrl(url: string): string {
 
 const isEntryPoint = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
 if (isEntryPoint) {
-  for (const file of process.argv.slice(2)) console.log(renderSummary(basename(file), summarizeProfile(file)), '\n');
+  for (const file of process.argv.slice(2))
+    console.log(renderSummary(basename(file), summarizeProfile(file)), '\n');
 }

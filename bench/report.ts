@@ -129,6 +129,12 @@ export function renderMarkdown(results: BenchResults): string {
         `response-cache, asked the same (read, write, read): the read after the write answered version ${theirs.readAfterWrite.version} (written: ${theirs.readAfterWrite.expectedVersion}).`,
     );
   }
+  const tier = results.mixCounters['response-tier'];
+  if (tier) {
+    out.push(
+      `response-tier, the same: the read after the write answered version ${tier.readAfterWrite.version} (written: ${tier.readAfterWrite.expectedVersion}) with ${plural(tier.readAfterWrite.sql, 'SQL statement')} and ${plural(tier.readAfterWrite.roundTrips, 'store round trip')} (its stored answer failed its check and was executed again).`,
+    );
+  }
   out.push('');
 
   out.push(`## Counters per request (deterministic: sequential requests, warm ${CACHING.join(' and ')})`);
@@ -177,6 +183,7 @@ function cell(value: number | undefined, target: number | undefined): string {
  */
 const CPU_TARGETS: Partial<Record<string, number>> = {
   [ratioName('cacheside', 'static')]: 1,
+  [ratioName('response-tier', 'static')]: 1,
 };
 
 function cpuCell(value: number | undefined, target: number | undefined): string {

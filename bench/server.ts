@@ -84,6 +84,9 @@ async function main(): Promise<void> {
     CACHE_VOLATILE_TTL_SECONDS: '3600',
     HOST: '127.0.0.1',
     PORT: '0',
+    // cacheside with the response tier in front of the entity tier; its answers may live as long as
+    // what they read (they are checked on every read).
+    ...(spec.variant === 'response-tier' && { RESPONSE_CACHE: 'on', RESPONSE_CACHE_TTL_SECONDS: '3600' }),
     ...spec.env,
   });
   const logger = createLogger(config.logLevel);
@@ -133,6 +136,7 @@ async function main(): Promise<void> {
       extra = { directReads: true, resolvers: staticResolvers(await loadSnapshot(database.db)) };
       break;
     case 'cacheside':
+    case 'response-tier':
     case 'always-miss':
       break;
   }

@@ -42,6 +42,19 @@ export const RATIOS: readonly Ratio[] = [
   ratio('always-miss', 'dataloader', 0.85, 'cacheside on the miss path vs DataLoaders alone'),
   ratio('cacheside', 'static', 0.8, 'cacheside (warm) vs static in-memory resolvers'),
   ratio('cacheside', 'response-cache', undefined, 'cacheside (warm) vs whole-response cache (warm)', true),
+  ratio(
+    'response-tier',
+    'static',
+    1,
+    'cacheside with the response tier (warm) vs static in-memory resolvers',
+  ),
+  ratio(
+    'response-tier',
+    'response-cache',
+    1,
+    'the response tier vs a whole-response cache that serves stale answers',
+    true,
+  ),
   // Ceilings: no data layer can beat static, so cacheside/naive is at most static/naive, and so on.
   ratio('static', 'naive', undefined, 'the ceiling of cacheside/naive'),
   ratio('static', 'dataloader', undefined, 'the ceiling of cacheside/dataloader'),

@@ -3,12 +3,14 @@
  * the report and the command line can name variants without loading what builds them (variants.ts,
  * server.ts). What each one is: bench/README.md, "What runs".
  */
-export type VariantName = 'naive' | 'dataloader' | 'cacheside' | 'always-miss' | 'response-cache' | 'static';
+export type VariantName =
+  'naive' | 'dataloader' | 'cacheside' | 'response-tier' | 'always-miss' | 'response-cache' | 'static';
 
 export const VARIANTS: readonly VariantName[] = [
   'naive',
   'dataloader',
   'cacheside',
+  'response-tier',
   'always-miss',
   'response-cache',
   'static',
@@ -21,7 +23,7 @@ export const REFERENCE: VariantName = 'dataloader';
  * The variants that keep answers between requests: they are primed before they are counted or
  * measured, and the read/write mix runs on them only, since stale answers are theirs to give.
  */
-export const CACHING: readonly VariantName[] = ['cacheside', 'response-cache'];
+export const CACHING: readonly VariantName[] = ['cacheside', 'response-tier', 'response-cache'];
 
 /** The variants that run the product's cache tier as configured: `--cacheside-env` applies to them. */
-export const CACHE_TIER: readonly VariantName[] = ['cacheside', 'always-miss'];
+export const CACHE_TIER: readonly VariantName[] = ['cacheside', 'response-tier', 'always-miss'];

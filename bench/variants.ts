@@ -190,6 +190,8 @@ export interface StoreCalls {
   getMany: number;
   setMany: number;
   fillMany: number;
+  getDependent: number;
+  setDependent: number;
   acquireLocks: number;
   releaseLocks: number;
   onFill: number;
@@ -197,7 +199,17 @@ export interface StoreCalls {
 }
 
 export function emptyStoreCalls(): StoreCalls {
-  return { getMany: 0, setMany: 0, fillMany: 0, acquireLocks: 0, releaseLocks: 0, onFill: 0, other: 0 };
+  return {
+    getMany: 0,
+    setMany: 0,
+    fillMany: 0,
+    getDependent: 0,
+    setDependent: 0,
+    acquireLocks: 0,
+    releaseLocks: 0,
+    onFill: 0,
+    other: 0,
+  };
 }
 
 /** The calls a request makes, counted by name; `ttlMany` (readiness) as `other`. */
@@ -205,6 +217,8 @@ const COUNTED = [
   'getMany',
   'setMany',
   'fillMany',
+  'getDependent',
+  'setDependent',
   'acquireLocks',
   'releaseLocks',
   'onFill',
