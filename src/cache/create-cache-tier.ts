@@ -198,7 +198,12 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
     // Through the breaker like every request's call, never through L1: a stored answer is checked
     // against what Redis holds, which L1 may lag by its window.
     response: config.cache.response.enabled
-      ? createResponseTier({ store, keys, config: config.cache.response })
+      ? createResponseTier({
+          store,
+          keys,
+          config: config.cache.response,
+          userIdsAfter: (after, limit) => repositories.userIdsAfter(after, limit),
+        })
       : undefined,
     writer,
     relay,

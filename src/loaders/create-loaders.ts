@@ -47,16 +47,15 @@ export function createLoaders({ readers, repositories, report }: LoaderDeps): Lo
     postIdsByAuthor: entityLoader('postIdsByAuthor', readers.postIdsByAuthor),
     userPageIds: new DataLoader<UserPageKey, UserPageIds, string>(
       // Pages are rare in one request (usually one); each is its own indexed range scan. No version
-      // covers a range of ids, so the response tier will not store what read one.
-      (keys) => {
-        report.unversionedReads += keys.length;
-        return Promise.all(
+      // covers a range of ids: the response tier keeps what each read returned, to read it again.
+      (keys) =>
+        Promise.all(
           keys.map(async ({ first, after }) => {
             const ids = await repositories.userIdsAfter(after, first + 1);
+            report.pageReads.push({ after, limit: first + 1, ids });
             return { ids: ids.slice(0, first), hasMore: ids.length > first };
           }),
-        );
-      },
+        ),
       { cacheKeyFn: ({ first, after }) => `${first}:${after}`, name: 'userPageIds' },
     ),
   };

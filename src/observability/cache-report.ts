@@ -40,6 +40,13 @@ export interface LookupRecord {
   readonly cached: boolean;
 }
 
+/** One page of user ids read from PostgreSQL: the ids after `after`, at most `limit` of them. */
+export interface PageRead {
+  readonly after: number;
+  readonly limit: number;
+  readonly ids: readonly number[];
+}
+
 /** What the response tier did for the request (src/cache/response/response-tier.ts). */
 export type ResponseOutcome =
   /** Served a stored response: no execution. */
@@ -61,11 +68,10 @@ export class CacheReport {
   /** The in-process tier's name once the read path consulted it (L1 on); Cache-Status then lists it. */
   l1Tier: string | undefined = undefined;
   /**
-   * Reads of something no entity version covers (userPage's id range, read from PostgreSQL every
-   * time): a response that made one cannot be validated by versions, so the response tier does not
-   * store it.
+   * Reads no entity version covers: userPage's id ranges, read from PostgreSQL on every request. The
+   * response tier stores them with the answer and runs them again to check it (response-tier.ts).
    */
-  unversionedReads = 0;
+  readonly pageReads: PageRead[] = [];
   /** Set when the response tier was consulted. */
   response: ResponseOutcome | undefined = undefined;
 

@@ -12,13 +12,18 @@
  * is checked against exactly what the entity tier would serve from the store — a missing, expired or
  * tombstoned key, another version, or a store the circuit breaker is skipping all mean "execute".
  *
- * What is never stored: mutations, introspection, answers with errors, answers that read something
- * no version covers (userPage's id range) or that the store could not help with (a bypass or stale
- * lookup), answers over `maxBytes` or `maxDependencies`.
+ * What no version covers — userPage's id range, read from PostgreSQL on every request — is stored
+ * with the answer too, and read again before a stored answer is served: the answer is current only
+ * if the ids are the same (one indexed range scan instead of the whole execution).
+ *
+ * What is never stored: mutations, introspection, answers with errors, answers that the store could
+ * not help with (a bypass or stale lookup, a fill that did not land), answers over `maxBytes` or
+ * `maxDependencies`, answers with more than `MAX_PAGE_READS` pages.
  */
 import { createHash } from 'node:crypto';
 import type { ResponseTierConfig } from '../../config.js';
-import type { CacheReport } from '../../observability/cache-report.js';
+import { DatabaseUnavailableError } from '../../db/errors.js';
+import type { CacheReport, PageRead } from '../../observability/cache-report.js';
 import type { CacheKeys } from '../entities/keys.js';
 import type { CacheStore, Dependency } from '../store/contract.js';
 
@@ -54,10 +59,21 @@ export interface ResponseTierDeps {
   readonly store: CacheStore;
   readonly keys: CacheKeys;
   readonly config: ResponseTierConfig;
+  /** The page query of userPage (repositories.userIdsAfter): what a stored page is checked against. */
+  readonly userIdsAfter: (after: number, limit: number) => Promise<number[]>;
   readonly now?: () => number;
 }
 
-export function createResponseTier({ store, keys, config, now = Date.now }: ResponseTierDeps): ResponseTier {
+/** Most page reads one stored answer may make again on each hit (each is a SQL statement). */
+export const MAX_PAGE_READS = 2;
+
+export function createResponseTier({
+  store,
+  keys,
+  config,
+  userIdsAfter,
+  now = Date.now,
+}: ResponseTierDeps): ResponseTier {
   const maxTtlMs = config.ttlSeconds * 1000;
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
@@ -81,19 +97,33 @@ export function createResponseTier({ store, keys, config, now = Date.now }: Resp
       const read = await store.getDependent(key, now());
       if (read.status === 'absent') return { status: 'miss' };
       if (read.status === 'outdated') return { status: 'miss', failed: read.failed.key };
-      // The payload is the ETag, a newline, then the body (see `store`).
+      // The payload: the ETag, the page reads (JSON), the body, the first two ending in a newline.
       const text = decoder.decode(read.payload);
-      const newline = text.indexOf('\n');
+      const etagEnd = text.indexOf('\n');
+      const pagesEnd = text.indexOf('\n', etagEnd + 1);
+      const pages = JSON.parse(text.slice(etagEnd + 1, pagesEnd)) as PageRead[];
+      for (const page of pages) {
+        let ids: number[];
+        try {
+          ids = await userIdsAfter(page.after, page.limit);
+        } catch (error) {
+          // PostgreSQL is down: the page cannot be checked, so the answer cannot be served; executing
+          // it says so as any page request would (SERVICE_UNAVAILABLE).
+          if (error instanceof DatabaseUnavailableError) return { status: 'miss', failed: 'userPage' };
+          throw error;
+        }
+        if (!sameIds(ids, page.ids)) return { status: 'miss', failed: `userPage(after: ${page.after})` };
+      }
       return {
         status: 'hit',
-        etag: text.slice(0, newline),
-        body: text.slice(newline + 1),
-        dependencies: read.dependencies,
+        etag: text.slice(0, etagEnd),
+        body: text.slice(pagesEnd + 1),
+        dependencies: read.dependencies + pages.length,
       };
     },
 
     async store(key, body, report) {
-      if (report.unversionedReads > 0) return { stored: false, reason: 'unversioned read' };
+      if (report.pageReads.length > MAX_PAGE_READS) return { stored: false, reason: 'too many pages' };
       const byKey = new Map<string, Dependency>();
       let ttlMs = maxTtlMs;
       for (const lookup of report.lookups) {
@@ -114,8 +144,8 @@ export function createResponseTier({ store, keys, config, now = Date.now }: Resp
       if (byKey.size > config.maxDependencies) return { stored: false, reason: 'too many dependencies' };
       if (ttlMs <= 0) return { stored: false, reason: 'expiring dependency' };
       const dependencies = [...byKey.values()];
-      const etag = etagOf(key, dependencies);
-      const payload = encoder.encode(`${etag}\n${body}`);
+      const etag = etagOf(key, dependencies, report.pageReads);
+      const payload = encoder.encode(`${etag}\n${JSON.stringify(report.pageReads)}\n${body}`);
       if (payload.length > config.maxBytes) return { stored: false, reason: 'too large' };
       await store.setDependent({ key, payload, dependencies, ttlMs });
       return { stored: true, etag };
@@ -128,8 +158,13 @@ export function createResponseTier({ store, keys, config, now = Date.now }: Resp
  * Two answers with one ETag are the same bytes, since executing a query over the same versions
  * gives the same answer.
  */
-export function etagOf(key: string, dependencies: readonly Dependency[]): string {
+export function etagOf(key: string, dependencies: readonly Dependency[], pages: readonly PageRead[]): string {
   const hash = createHash('sha256').update(key);
   for (const d of dependencies) hash.update(`\n${d.kind === 'negative' ? 'n' : 'v'}${d.version} ${d.key}`);
+  for (const p of pages) hash.update(`\npage ${p.after} ${p.limit} ${p.ids.join(',')}`);
   return `"${hash.digest('base64url').slice(0, 27)}"`;
+}
+
+function sameIds(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
 }
