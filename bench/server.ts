@@ -84,9 +84,12 @@ async function main(): Promise<void> {
     CACHE_VOLATILE_TTL_SECONDS: '3600',
     HOST: '127.0.0.1',
     PORT: '0',
-    // cacheside with the response tier in front of the entity tier; its answers may live as long as
-    // what they read (they are checked on every read).
-    ...(spec.variant === 'response-tier' && { RESPONSE_CACHE: 'on', RESPONSE_CACHE_TTL_SECONDS: '3600' }),
+    // `response-tier` is the product's default: the response tier in front of the entity tier, its
+    // answers living as long as what they read (they are checked on every read). `cacheside` (and
+    // its miss path) is the entity tier alone.
+    ...(spec.variant === 'response-tier'
+      ? { RESPONSE_CACHE: 'on', RESPONSE_CACHE_TTL_SECONDS: '3600' }
+      : { RESPONSE_CACHE: 'off' }),
     ...spec.env,
   });
   const logger = createLogger(config.logLevel);

@@ -43,10 +43,10 @@ export const DEFAULTS = {
   CACHE_L1_TTL_MS: 1000,
   /**
    * The response tier: whole answers served without executing while every entity they read is at
-   * the version they read (docs/consistency.md, "The response tier"). Off until every consistency
-   * and fault suite has run with it on.
+   * the version they read (docs/consistency.md, "The response tier"). On: the consistency, fault,
+   * stampede and L1 suites pass with it on (the `response-tier` project of vitest.config.ts).
    */
-  RESPONSE_CACHE: 'off',
+  RESPONSE_CACHE: 'on',
   /** Longest a stored response lives, s: its versions are checked on every read, this bounds memory. */
   RESPONSE_CACHE_TTL_SECONDS: 30,
   /** Largest response body stored, bytes. */

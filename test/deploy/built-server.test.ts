@@ -76,7 +76,7 @@ describe('node dist/server.js', () => {
     expect((await fetch(`${origin}/not/health`)).status).toBe(404);
   });
 
-  it('serves a query from PostgreSQL first (MISS), then from Redis (HIT)', async () => {
+  it('serves a query from PostgreSQL first (MISS), then from Redis (HIT): the stored answer, by default', async () => {
     const query = '{ user(id: "3") { id name profile { displayName } } }';
     const [user] = await testDb.database.db.select().from(users).where(eq(users.id, 3));
     const [profile] = await testDb.database.db.select().from(profiles).where(eq(profiles.userId, 3));
@@ -88,11 +88,18 @@ describe('node dist/server.js', () => {
     expect(first.status).toBe(200);
     expect(first.body).toEqual(expected);
     expect(first.headers.get('x-cache')).toBe('MISS');
-    expect(first.headers.get('cache-control')).toBe('no-store');
+    // The response tier is on by default: it stored the answer, and vouches for it with an ETag.
+    expect(first.headers.get('cache-status')).toMatch(
+      /^cacheside-redis; fwd=miss; stored; .*, cacheside-response; fwd=miss; stored$/,
+    );
+    expect(first.headers.get('cache-control')).toBe('private, no-cache');
+    expect(first.headers.get('etag')).toMatch(/^"[A-Za-z0-9_-]+"$/);
 
     const second = await gql(query);
     expect(second.body).toEqual(expected);
     expect(second.headers.get('x-cache')).toBe('HIT');
+    expect(second.headers.get('cache-status')).toBe('cacheside-response; hit; detail="dependencies=2"');
+    expect(second.headers.get('etag')).toBe(first.headers.get('etag'));
 
     // The fill landed under this server's prefix, in the key form of docs/contract.md, "Keys".
     const keys = (await scanKeys(`${prefix}:`)).map((k) => k.key);

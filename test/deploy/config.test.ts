@@ -92,7 +92,7 @@ describe('loadConfig', () => {
       l1MaxEntries: DEFAULTS.CACHE_L1_MAX_ENTRIES,
       l1TtlMs: DEFAULTS.CACHE_L1_TTL_MS,
       response: {
-        enabled: false,
+        enabled: true,
         ttlSeconds: DEFAULTS.RESPONSE_CACHE_TTL_SECONDS,
         maxBytes: DEFAULTS.RESPONSE_CACHE_MAX_BYTES,
         maxDependencies: DEFAULTS.RESPONSE_CACHE_MAX_DEPENDENCIES,

@@ -90,7 +90,16 @@ padding:8px 12px;box-shadow:0 2px 12px rgba(0,0,0,.35)}
       draw(rows);
       if (settings.debug) {
         response.clone().json().then(function (body) {
-          var lookups = body && body.extensions && body.extensions.cache && body.extensions.cache.lookups;
+          var cache = body && body.extensions && body.extensions.cache;
+          var answer = cache && cache.response;
+          if (answer) {
+            // The response tier: a stored answer served (nothing was looked up), or why it was not.
+            rows.push({ text: 'Response tier: ' + (answer.outcome === 'hit'
+              ? 'stored answer served, ' + answer.dependencies + ' versions checked'
+              : 'executed' + (answer.failed ? ' (changed: ' + answer.failed + ')' : '')) });
+            draw(rows);
+          }
+          var lookups = cache && cache.lookups;
           if (!lookups || !lookups.length) return;
           rows.push({ table: lookups.map(function (l) {
             return [l.key, l.tier, l.status, l.ttlMs === undefined ? '' : 'ttl ' + Math.round(l.ttlMs / 1000) + ' s'];
