@@ -22,6 +22,8 @@ export type BreakerStateName = keyof typeof BREAKER_STATES;
 export interface Metrics {
   readonly registry: Registry;
   readonly lookups: Counter<'entity' | 'result'>;
+  /** Queries the response tier was asked for: `hit` (a stored answer served), `miss`, `stale`. */
+  readonly responseAnswers: Counter<'result'>;
   readonly lockWaits: Counter<'entity'>;
   readonly lockWaitTimeouts: Counter<'entity'>;
   readonly sqlStatements: Counter<'query' | 'result'>;
@@ -58,6 +60,12 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
     name: 'cacheside_cache_lookups_total',
     help: 'Entity lookups after DataLoader de-duplication, by entity and result',
     labelNames: ['entity', 'result'] as const,
+    registers,
+  });
+  const responseAnswers = new Counter({
+    name: 'cacheside_response_answers_total',
+    help: 'Queries the response tier was consulted for: hit (stored answer served), miss (none stored), stale (something it read had changed)',
+    labelNames: ['result'] as const,
     registers,
   });
   const lockWaits = new Counter({
@@ -185,6 +193,7 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
     dependencyOutages.inc({ dependency }, 0);
   }
   for (const result of LOOKUP_RESULTS) lookups.inc({ entity: 'user', result }, 0);
+  for (const result of ['hit', 'miss', 'stale']) responseAnswers.inc({ result }, 0);
   for (const outcome of ['written', 'applied', 'pending']) writePropagation.inc({ outcome }, 0);
   for (const entity of ['user', 'profile', 'post', 'userPosts']) consistencyViolations.inc({ entity }, 0);
   breakerState.set(BREAKER_STATES.closed);
@@ -192,6 +201,7 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
   return {
     registry,
     lookups,
+    responseAnswers,
     lockWaits,
     lockWaitTimeouts,
     sqlStatements,

@@ -146,6 +146,26 @@ describe('the response tier, two instances', () => {
     expect((await page()).headers.get('cache-status')).toMatch(/^cacheside-response; hit/);
   });
 
+  test('counts what it answered in /metrics and says it in the access log line', async () => {
+    const count = async (result: string) => {
+      const text = await (await a.fetch('/metrics')).text();
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith(`cacheside_response_answers_total{result="${result}"}`));
+      return Number(line?.split(' ')[1] ?? Number.NaN);
+    };
+    const before = { hit: await count('hit'), miss: await count('miss'), stale: await count('stale') };
+    await read(a, 6); // miss, stored
+    await read(a, 6); // hit
+    await updated(a, 6, { bio: 'counted' });
+    await read(a, 6); // stale
+    expect({ hit: await count('hit'), miss: await count('miss'), stale: await count('stale') }).toEqual({
+      hit: before.hit + 1,
+      miss: before.miss + 1,
+      stale: before.stale + 1,
+    });
+  });
+
   test('never stores mutations, introspection, answers with errors, batches', async () => {
     const notStored = async (query: string, expected: RegExp | null) => {
       await a.gql(query);

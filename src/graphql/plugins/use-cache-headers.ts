@@ -37,7 +37,7 @@ export function useCacheHeaders({
       if (!enabled) return;
       const { report, stats } = requestStateOf(request);
       const answered = report.response?.outcome === 'hit' ? report.response : undefined;
-      response.headers.set('X-Cache', answered ? 'HIT' : xCache(report));
+      response.headers.set('X-Cache', xCacheOf(report));
       response.headers.set('X-Cache-Hits', String(answered ? answered.dependencies : report.hits));
       response.headers.set('X-Cache-Misses', String(answered ? 0 : report.misses));
       const entityTiers =
@@ -52,6 +52,11 @@ export function useCacheHeaders({
       response.headers.set('Server-Timing', `cache;dur=${ms(stats.storeMs)}, db;dur=${ms(stats.dbMs)}`);
     },
   };
+}
+
+/** `X-Cache` of a request: a stored answer served by the response tier is a `HIT`, else `xCache`. */
+export function xCacheOf(report: CacheReport): 'HIT' | 'MISS' | 'PARTIAL' | 'BYPASS' {
+  return report.response?.outcome === 'hit' ? 'HIT' : xCache(report);
 }
 
 export function xCache(report: CacheReport): 'HIT' | 'MISS' | 'PARTIAL' | 'BYPASS' {

@@ -8,7 +8,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { requestStateOf } from '../request-state.js';
 import type { GraphQLContext } from '../context.js';
-import { xCache } from './use-cache-headers.js';
+import { xCacheOf } from './use-cache-headers.js';
 
 export interface HttpMetricsOptions {
   readonly metrics: Metrics;
@@ -34,6 +34,11 @@ export function useHttpMetrics({
       const { stats, report, startedAt } = requestStateOf(request);
       const seconds = (performance.now() - startedAt) / 1000;
       metrics.httpDuration.observe({ operation: stats.operation, status: String(response.status) }, seconds);
+      const answer = report.response;
+      if (answer !== undefined) {
+        const result = answer.outcome === 'hit' ? 'hit' : answer.failed === undefined ? 'miss' : 'stale';
+        metrics.responseAnswers.inc({ result });
+      }
       logger.info(
         {
           reqId: stats.requestId,
@@ -41,7 +46,8 @@ export function useHttpMetrics({
           status: response.status,
           operation: stats.operation,
           ms: Math.round(seconds * 10_000) / 10,
-          cache: xCache(report),
+          cache: xCacheOf(report),
+          ...(report.response && { response: report.response.outcome }),
           hits: report.hits,
           misses: report.misses,
           sql: stats.sqlStatements,
