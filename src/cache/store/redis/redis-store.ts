@@ -132,6 +132,12 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       fills.forEach(assertCacheWrite);
       assertLockToken(token);
       return call('fillMany', async () => {
+        if (!isCluster && fills.length > 0) {
+          const keys = fills.flatMap((fill) => [fill.key, lockKeyOf(fill.key)]);
+          const args = fills.flatMap((fill) => [...entryArgs(fill), ...wakeArgs(fill.key)]);
+          const replies = await client.cachesideFillMany(keys.length, ...keys, token, ...args);
+          return replies.map(fillOutcome);
+        }
         const replies = await pipelined(fills, keyOfWrite, (pipeline, fill) => {
           pipeline.cachesideFill(
             fill.key,
@@ -141,9 +147,7 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
             ...wakeArgs(fill.key),
           );
         });
-        return replies.map((reply): FillOutcome =>
-          reply === 1 ? 'stored' : reply === FILL_REVOKED ? 'revoked' : 'fenced',
-        );
+        return replies.map(fillOutcome);
       });
     },
 
@@ -201,6 +205,17 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       assertLockToken(token);
       assertTtlMs(ttlMs, 'lock ttlMs');
       return call('acquireLocks', async () => {
+        if (!isCluster && keys.length > 0) {
+          const pairs = keys.flatMap((key) => [key, lockKeyOf(key)]);
+          const reply = await client.cachesideLockManyBuffer(pairs.length, ...pairs, token, ttlMs);
+          return keys.map((_, i): LockAttempt => {
+            const entry = reply[2 * i + 1];
+            return {
+              acquired: reply[2 * i] === 1,
+              entry: entry instanceof Buffer ? decodeEntry(entry) : undefined,
+            };
+          });
+        }
         const replies = await pipelined(keys, identity, (pipeline, key) => {
           pipeline.cachesideLockBuffer(key, lockKeyOf(key), token, ttlMs);
         });
@@ -273,6 +288,11 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
 // Private:
 
 const identity = (key: string) => key;
+
+/** A fill script's answer: 1 stored, 0 fenced, FILL_REVOKED revoked. */
+function fillOutcome(reply: unknown): FillOutcome {
+  return reply === 1 ? 'stored' : reply === FILL_REVOKED ? 'revoked' : 'fenced';
+}
 
 /** The check of the dependent-read script, on a header read by GETRANGE. */
 function isCurrent(header: Buffer, dependency: Dependency, at: number): boolean {

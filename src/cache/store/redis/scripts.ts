@@ -42,6 +42,14 @@ declare module 'ioredis' {
       token: string,
       ttlMs: number,
     ): Result<[number, Buffer | null], Context>;
+    cachesideLockManyBuffer(
+      numberOfKeys: number,
+      ...keysThenArgs: (string | number)[]
+    ): Result<(number | Buffer | null)[], Context>;
+    cachesideFillMany(
+      numberOfKeys: number,
+      ...keysThenArgs: (string | number | Buffer)[]
+    ): Result<number[], Context>;
     cachesideGetDependentBuffer(
       key: string,
       at: number,
@@ -60,6 +68,9 @@ export function defineScripts(client: RedisClient): void {
   client.defineCommand('cachesideWrite', { numberOfKeys: 2, lua: WRITE });
   client.defineCommand('cachesideFill', { numberOfKeys: 2, lua: FILL });
   client.defineCommand('cachesideLock', { numberOfKeys: 2, lua: LOCK });
+  // No numberOfKeys: the caller passes it first (a batch's keys, two per entry).
+  client.defineCommand('cachesideLockMany', { lua: LOCK_MANY });
+  client.defineCommand('cachesideFillMany', { lua: FILL_MANY });
   client.defineCommand('cachesideGetDependent', { numberOfKeys: 1, lua: GET_DEPENDENT });
   client.defineCommand('cachesideReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK });
 }
@@ -133,6 +144,41 @@ return landed
 const LOCK = `#!lua
 local acquired = redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') and 1 or 0
 return { acquired, redis.call('GET', KEYS[1]) }
+`;
+
+/*
+ * The batch forms of LOCK and FILL, for a single Redis, where one script may touch every key of a
+ * batch: one command instead of one per key. Measured here: taking 60 locks as a pipeline of 60
+ * script calls cost the client 600–750 µs of CPU, as one call 110–170 µs (bench/README.md). A
+ * cluster keeps the per-key forms: a batch's keys live in different slots.
+ *
+ * LOCK_MANY: KEYS entry₁, lock₁, entry₂, lock₂, …; ARGV token, ttl ms. Answers acquired₁, entry₁, ….
+ * FILL_MANY: KEYS as LOCK_MANY; ARGV token, then per key kind code, version, staleAt, encoded entry,
+ * ttl ms, fill channel, message. Answers each key's outcome as FILL does.
+ */
+const LOCK_MANY = `#!lua
+local out = {}
+for i = 1, #KEYS / 2 do
+  out[2 * i - 1] = redis.call('SET', KEYS[2 * i], ARGV[1], 'PX', ARGV[2], 'NX') and 1 or 0
+  out[2 * i] = redis.call('GET', KEYS[2 * i - 1])
+end
+return out
+`;
+
+const FILL_MANY = `#!lua
+${FENCE}
+local out = {}
+for i = 1, #KEYS / 2 do
+  local key, lockKey, a = KEYS[2 * i - 1], KEYS[2 * i], 1 + (i - 1) * 7
+  if redis.call('GET', lockKey) ~= ARGV[1] then
+    out[i] = ${FILL_REVOKED}
+  else
+    out[i] = fence(key, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+    redis.call('DEL', lockKey)
+    redis.call('PUBLISH', ARGV[a + 6], ARGV[a + 7])
+  end
+end
+return out
 `;
 
 /*

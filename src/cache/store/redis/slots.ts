@@ -8,7 +8,10 @@ import { hashTagOf } from '../key-names.js';
  * Indexes of `keys` grouped by `groupOf` (a slot, a node), in order of first appearance; a single
  * group when there is nothing to split by (a single Redis).
  */
-export function groupIndexes(keys: readonly string[], groupOf: ((key: string) => string | number) | undefined) {
+export function groupIndexes(
+  keys: readonly string[],
+  groupOf: ((key: string) => string | number) | undefined,
+) {
   if (keys.length === 0) return [];
   if (!groupOf) return [keys.map((_, i) => i)];
   const groups = new Map<string | number, number[]>();
