@@ -203,6 +203,7 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
           keys,
           config: config.cache.response,
           userIdsAfter: (after, limit) => repositories.userIdsAfter(after, limit),
+          tombstoneTtlMs: entries.tombstoneTtlMs,
         })
       : undefined,
     writer,

@@ -44,8 +44,11 @@ export type ResponseStoreOutcome =
   { readonly stored: true; readonly etag: string } | { readonly stored: false; readonly reason: string };
 
 export interface ResponseTier {
-  /** The store key of a request's answer. */
-  keyOf(request: ResponseRequest): string;
+  /**
+   * The store key of a request's answer; `undefined` when the request cannot have one (variables
+   * nested too deep to serialise: such a request executes, as it would without the tier).
+   */
+  keyOf(request: ResponseRequest): string | undefined;
   /** The stored answer under `key`, if every dependency is current now. One round trip. */
   lookup(key: string): Promise<ResponseLookup>;
   /**
@@ -61,6 +64,14 @@ export interface ResponseTierDeps {
   readonly config: ResponseTierConfig;
   /** The page query of userPage (repositories.userIdsAfter): what a stored page is checked against. */
   readonly userIdsAfter: (after: number, limit: number) => Promise<number[]>;
+  /**
+   * How long a tombstone lives (entries.tombstoneTtlMs): no stored answer may outlive one. A row
+   * deleted and inserted again under its id starts again at version 1, which an answer about the
+   * deleted row also names; the delete's tombstone (version + 1) keeps the key from holding that
+   * version again while it lives, so an answer that cannot outlive it cannot be confused with the
+   * new row (docs/consistency.md, "The response tier").
+   */
+  readonly tombstoneTtlMs: number;
   readonly now?: () => number;
 }
 
@@ -72,20 +83,28 @@ export function createResponseTier({
   keys,
   config,
   userIdsAfter,
+  tombstoneTtlMs,
   now = Date.now,
 }: ResponseTierDeps): ResponseTier {
-  const maxTtlMs = config.ttlSeconds * 1000;
+  const maxTtlMs = Math.min(config.ttlSeconds * 1000, tombstoneTtlMs);
   const encoder = new TextEncoder();
-  const decoder = new TextDecoder();
 
   return {
     keyOf({ query, operationName, variables, viewerId }) {
+      let serialized: string;
+      try {
+        serialized = JSON.stringify(variables ?? null);
+      } catch {
+        // Nested deeper than the stack allows (JSON.parse accepted it; graphql-js ignores variables
+        // the operation does not declare). test/read-path/response-tier.test.ts.
+        return undefined;
+      }
       const digest = createHash('sha256')
         .update(viewerId === null ? 'anonymous' : `viewer:${viewerId}`)
         .update('\0')
         .update(operationName ?? '')
         .update('\0')
-        .update(JSON.stringify(variables ?? null))
+        .update(serialized)
         .update('\0')
         .update(query)
         .digest('base64url')
@@ -97,11 +116,10 @@ export function createResponseTier({
       const read = await store.getDependent(key, now());
       if (read.status === 'absent') return { status: 'miss' };
       if (read.status === 'outdated') return { status: 'miss', failed: read.failed.key };
-      // The payload: the ETag, the page reads (JSON), the body, the first two ending in a newline.
-      const text = decoder.decode(read.payload);
-      const etagEnd = text.indexOf('\n');
-      const pagesEnd = text.indexOf('\n', etagEnd + 1);
-      const pages = JSON.parse(text.slice(etagEnd + 1, pagesEnd)) as PageRead[];
+      const stored = decodePayload(read.payload);
+      // Not what this code writes (foreign bytes, another build): a miss, which the answer replaces.
+      if (stored === undefined) return { status: 'miss', failed: key };
+      const { etag, pages, body } = stored;
       for (const page of pages) {
         let ids: number[];
         try {
@@ -114,12 +132,7 @@ export function createResponseTier({
         }
         if (!sameIds(ids, page.ids)) return { status: 'miss', failed: `userPage(after: ${page.after})` };
       }
-      return {
-        status: 'hit',
-        etag: text.slice(0, etagEnd),
-        body: text.slice(pagesEnd + 1),
-        dependencies: read.dependencies + pages.length,
-      };
+      return { status: 'hit', etag, body, dependencies: read.dependencies + pages.length };
     },
 
     async store(key, body, report) {
@@ -160,9 +173,42 @@ export function createResponseTier({
  */
 export function etagOf(key: string, dependencies: readonly Dependency[], pages: readonly PageRead[]): string {
   const hash = createHash('sha256').update(key);
-  for (const d of dependencies) hash.update(`\n${d.kind === 'negative' ? 'n' : 'v'}${d.version} ${d.key}`);
+  // In key order: the same versions are the same ETag, whatever order the lookups happened in.
+  const lines = dependencies.map((d) => `${d.key} ${d.kind === 'negative' ? 'n' : 'v'}${d.version}`);
+  for (const line of lines.sort()) hash.update(`\n${line}`);
   for (const p of pages) hash.update(`\npage ${p.after} ${p.limit} ${p.ids.join(',')}`);
   return `"${hash.digest('base64url').slice(0, 27)}"`;
+}
+
+/**
+ * The payload `store` writes: the ETag, the page reads (JSON), the body — the first two each ending
+ * in a newline (neither can hold one). `undefined` for anything else.
+ */
+function decodePayload(payload: Uint8Array): { etag: string; pages: PageRead[]; body: string } | undefined {
+  const text = new TextDecoder().decode(payload);
+  const etagEnd = text.indexOf('\n');
+  const pagesEnd = etagEnd === -1 ? -1 : text.indexOf('\n', etagEnd + 1);
+  if (pagesEnd === -1 || !text.startsWith('"')) return undefined;
+  let pages: unknown;
+  try {
+    pages = JSON.parse(text.slice(etagEnd + 1, pagesEnd));
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(pages) || !pages.every(isPageRead)) return undefined;
+  return { etag: text.slice(0, etagEnd), pages, body: text.slice(pagesEnd + 1) };
+}
+
+function isPageRead(value: unknown): value is PageRead {
+  const page = value as PageRead;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Number.isSafeInteger(page.after) &&
+    Number.isSafeInteger(page.limit) &&
+    Array.isArray(page.ids) &&
+    page.ids.every(Number.isSafeInteger)
+  );
 }
 
 function sameIds(a: readonly number[], b: readonly number[]): boolean {

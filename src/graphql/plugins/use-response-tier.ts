@@ -53,6 +53,8 @@ export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plu
         variables: params.variables,
         viewerId: context.viewer?.userId ?? null,
       });
+      if (key === undefined) return;
+      const wantsDebug = debug && request.headers.get(CACHE_DEBUG_HEADER) === '1';
       let found;
       try {
         found = await tier.lookup(key);
@@ -64,10 +66,10 @@ export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plu
       }
       if (found.status === 'hit') {
         report.response = { outcome: 'hit', dependencies: found.dependencies };
-        etags.set(request, found.etag);
+        // A debug answer's body is not the stored one (it carries the extension): no validator.
+        if (!wantsDebug) etags.set(request, found.etag);
         const body = found.body;
         // yoga sends `stringify`'s output as the body: the stored bytes, not re-serialised.
-        const wantsDebug = debug && request.headers.get(CACHE_DEBUG_HEADER) === '1';
         setResultAndStopExecution(wantsDebug ? JSON.parse(body) : { stringify: () => body });
         return;
       }
@@ -88,7 +90,7 @@ export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plu
             report.response = stored.stored
               ? { ...miss, stored: true }
               : { ...miss, stored: false, skipped: stored.reason };
-            if (stored.stored) etags.set(request, stored.etag);
+            if (stored.stored && !wantsDebug) etags.set(request, stored.etag);
           } catch (error) {
             if (!isCacheStoreError(error)) throw error;
             report.response = { ...miss, stored: false, skipped: 'store unavailable' };
