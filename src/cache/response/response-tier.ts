@@ -75,6 +75,10 @@ export interface ResponseTierDeps {
   readonly now?: () => number;
 }
 
+// One of each per process: a hit decodes its payload, and a decoder per hit is garbage on the hot path.
+const ENCODER = new TextEncoder();
+const DECODER = new TextDecoder();
+
 /** Most page reads one stored answer may make again on each hit (each is a SQL statement). */
 export const MAX_PAGE_READS = 2;
 
@@ -87,7 +91,6 @@ export function createResponseTier({
   now = Date.now,
 }: ResponseTierDeps): ResponseTier {
   const maxTtlMs = Math.min(config.ttlSeconds * 1000, tombstoneTtlMs);
-  const encoder = new TextEncoder();
 
   return {
     keyOf({ query, operationName, variables, viewerId }) {
@@ -158,7 +161,7 @@ export function createResponseTier({
       if (ttlMs <= 0) return { stored: false, reason: 'expiring dependency' };
       const dependencies = [...byKey.values()];
       const etag = etagOf(key, dependencies, report.pageReads);
-      const payload = encoder.encode(`${etag}\n${JSON.stringify(report.pageReads)}\n${body}`);
+      const payload = ENCODER.encode(`${etag}\n${JSON.stringify(report.pageReads)}\n${body}`);
       if (payload.length > config.maxBytes) return { stored: false, reason: 'too large' };
       await store.setDependent({ key, payload, dependencies, ttlMs });
       return { stored: true, etag };
@@ -185,7 +188,7 @@ export function etagOf(key: string, dependencies: readonly Dependency[], pages: 
  * in a newline (neither can hold one). `undefined` for anything else.
  */
 function decodePayload(payload: Uint8Array): { etag: string; pages: PageRead[]; body: string } | undefined {
-  const text = new TextDecoder().decode(payload);
+  const text = DECODER.decode(payload);
   const etagEnd = text.indexOf('\n');
   const pagesEnd = etagEnd === -1 ? -1 : text.indexOf('\n', etagEnd + 1);
   if (pagesEnd === -1 || !text.startsWith('"')) return undefined;
