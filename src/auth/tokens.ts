@@ -47,7 +47,11 @@ export interface SignTokenOptions {
 }
 
 /** Signs a token naming `userId`, valid from now for `expiresInSeconds`. */
-export async function signToken(secret: string, userId: number, options: SignTokenOptions = {}): Promise<string> {
+export async function signToken(
+  secret: string,
+  userId: number,
+  options: SignTokenOptions = {},
+): Promise<string> {
   if (!isId(userId)) {
     throw new RangeError(`user id must be an integer in 1..${MAX_ID}, got ${String(userId)}`);
   }
@@ -115,7 +119,9 @@ function toTokenError(error: unknown): unknown {
     return new TokenError('TOKEN_EXPIRED', 'token has expired', { cause: error });
   }
   if (error instanceof errors.JOSEAlgNotAllowed || error instanceof errors.JOSENotSupported) {
-    return new TokenError('TOKEN_INVALID', `token algorithm is not accepted: only ${ALGORITHM} is`, { cause: error });
+    return new TokenError('TOKEN_INVALID', `token algorithm is not accepted: only ${ALGORITHM} is`, {
+      cause: error,
+    });
   }
   if (error instanceof errors.JWSSignatureVerificationFailed) {
     return new TokenError('TOKEN_INVALID', 'token signature does not verify', { cause: error });
@@ -125,7 +131,9 @@ function toTokenError(error: unknown): unknown {
     return new TokenError('TOKEN_INVALID', `token claim "${error.claim}" ${what}`, { cause: error });
   }
   if (error instanceof errors.JOSEError) {
-    return new TokenError('TOKEN_MALFORMED', 'token is not a well-formed JWT (compact JWS)', { cause: error });
+    return new TokenError('TOKEN_MALFORMED', 'token is not a well-formed JWT (compact JWS)', {
+      cause: error,
+    });
   }
   return error;
 }

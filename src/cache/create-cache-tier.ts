@@ -202,7 +202,6 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
           store,
           keys,
           config: config.cache.response,
-          userIdsAfter: (after, limit) => repositories.userIdsAfter(after, limit),
           tombstoneTtlMs: entries.tombstoneTtlMs,
         })
       : undefined,

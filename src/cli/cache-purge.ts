@@ -41,8 +41,7 @@ function parseTarget(argv: string[]): Target | string {
     return `--entity must be one of ${CACHED_ENTITIES.join(', ')}, got ${JSON.stringify(entity ?? '')}`;
   }
   const id = parseId(values.id ?? '');
-  if (id === undefined)
-    return `--id must be ${ID_RULE}, got ${JSON.stringify(values.id ?? '')}`;
+  if (id === undefined) return `--id must be ${ID_RULE}, got ${JSON.stringify(values.id ?? '')}`;
   return { all: false, entity: entity as CachedEntity, id };
 }
 

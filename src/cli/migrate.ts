@@ -22,7 +22,9 @@ interface JournalEntry {
 
 async function main(): Promise<number> {
   if (process.argv.length > 2) {
-    process.stderr.write(`error: db:migrate takes no arguments, got ${JSON.stringify(process.argv.slice(2).join(' '))}\n`);
+    process.stderr.write(
+      `error: db:migrate takes no arguments, got ${JSON.stringify(process.argv.slice(2).join(' '))}\n`,
+    );
     return 1;
   }
   const config = loadConfig();
@@ -39,12 +41,16 @@ async function main(): Promise<number> {
     if (applied.length === 0) {
       process.stdout.write(`up to date: ${after.size} migration(s) applied, none new\n`);
     } else {
-      process.stdout.write(`applied ${applied.length} migration(s): ${applied.map((e) => e.tag).join(', ')}\n`);
+      process.stdout.write(
+        `applied ${applied.length} migration(s): ${applied.map((e) => e.tag).join(', ')}\n`,
+      );
     }
     // The migrator only applies migrations newer than the newest it has applied: an older one added
     // later (a merge of two branches) is silently skipped, so say so.
     if (pending.length > 0) {
-      process.stderr.write(`error: not applied (older than the newest applied migration): ${pending.map((e) => e.tag).join(', ')}\n`);
+      process.stderr.write(
+        `error: not applied (older than the newest applied migration): ${pending.map((e) => e.tag).join(', ')}\n`,
+      );
       return 1;
     }
     return 0;
@@ -72,7 +78,6 @@ async function appliedMarks(database: Database): Promise<Set<number>> {
   return new Set(rows.map((row) => Number(row.created_at)));
 }
 
-
 main().then(
   (code) => {
     process.exitCode = code;
@@ -82,4 +87,3 @@ main().then(
     process.exitCode = 1;
   },
 );
-

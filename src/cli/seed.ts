@@ -21,7 +21,6 @@ const USAGE = `usage: npm run db:seed -- --users N [--posts-per-user K] [--reset
   --reset              empty users, profiles and posts first instead of refusing a seeded database
 `;
 
-
 class UsageError extends Error {}
 
 interface Arguments {
@@ -49,10 +48,14 @@ async function main(): Promise<number> {
   const database = await createDatabase(config.database, { poolSize: 1, statementTimeoutMs: 300_000 });
   try {
     if (database.kind === 'pglite') {
-      process.stderr.write(`note: ${database.description} belongs to one process at a time: stop the server first\n`);
+      process.stderr.write(
+        `note: ${database.description} belongs to one process at a time: stop the server first\n`,
+      );
     }
     await migrateDatabase(config.database, database);
-    process.stderr.write(`seeding ${database.description}: ${args.users} users, ${args.postsPerUser} posts each\n`);
+    process.stderr.write(
+      `seeding ${database.description}: ${args.users} users, ${args.postsPerUser} posts each\n`,
+    );
 
     const started = performance.now();
     const progress = createProgress(started);
@@ -113,7 +116,9 @@ function parseArguments(argv: string[]): Arguments | 'help' {
       ? DEFAULT_POSTS_PER_USER
       : integerOption('--posts-per-user', values['posts-per-user'], 0);
   if (users * postsPerUser > MAX_ID) {
-    throw new UsageError(`--users × --posts-per-user must be at most ${MAX_ID} (post ids are integers), got ${users * postsPerUser}`);
+    throw new UsageError(
+      `--users × --posts-per-user must be at most ${MAX_ID} (post ids are integers), got ${users * postsPerUser}`,
+    );
   }
   return { users, postsPerUser, reset: values.reset };
 }
@@ -149,7 +154,9 @@ function createProgress(started: number): Progress {
         const width = Math.max(10, Math.min(40, (out.columns ?? 80) - 50));
         const filled = Math.round(fraction * width);
         const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
-        out.write(`\r${bar} ${(fraction * 100).toFixed(0).padStart(3)}%  ${done}/${total} rows  ${seconds} s\x1b[K`);
+        out.write(
+          `\r${bar} ${(fraction * 100).toFixed(0).padStart(3)}%  ${done}/${total} rows  ${seconds} s\x1b[K`,
+        );
         drawn = true;
         return;
       }
@@ -164,7 +171,6 @@ function createProgress(started: number): Progress {
     },
   };
 }
-
 
 main().then(
   (code) => {

@@ -14,6 +14,7 @@ import {
   users,
   type PostRow,
   type ProfileRow,
+  userDirectoryVersion,
   type UserRow,
 } from './schema.js';
 
@@ -33,6 +34,11 @@ export interface PostList {
   ids: number[];
 }
 
+/** The user directory (which user ids exist): only its version, what a page of users depends on. */
+export interface UserDirectory {
+  version: number;
+}
+
 export interface NewPost {
   authorId: number;
   title: string;
@@ -41,7 +47,8 @@ export interface NewPost {
 
 /** Lets a test pause or slow a load on purpose, to make a race or a stampede happen. */
 export type BeforeQueryHook = (query: RepositoryQuery, ids: readonly number[]) => Promise<void> | void;
-export type RepositoryQuery = 'users' | 'profiles' | 'posts' | 'postIdsByAuthor' | 'userPage';
+export type RepositoryQuery =
+  'users' | 'profiles' | 'posts' | 'postIdsByAuthor' | 'userPage' | 'userDirectory';
 
 export interface RepositoryOptions {
   readonly beforeQuery?: BeforeQueryHook;
@@ -157,6 +164,23 @@ export function createRepositories(db: Db, options: RepositoryOptions = {}) {
         .from(postListVersions)
         .where(eq(postListVersions.authorId, authorId));
       return Number(row?.version ?? 0);
+    },
+
+    /**
+     * The user directory's version (user_directory_version; 0 before any user was inserted or
+     * deleted under the triggers) for each of `ids` that is the directory's id: there is one.
+     */
+    userDirectories(ids: readonly number[], directoryId: number): Promise<Map<number, UserDirectory>> {
+      return read('userDirectory', ids, async () => {
+        const found = new Map<number, UserDirectory>();
+        if (!ids.includes(directoryId)) return found;
+        const [row] = await db
+          .select({ version: userDirectoryVersion.version })
+          .from(userDirectoryVersion)
+          .where(eq(userDirectoryVersion.id, directoryId));
+        found.set(directoryId, { version: Number(row?.version ?? 0) });
+        return found;
+      });
     },
 
     /** Up to `limit` user ids greater than `after`, ascending. */

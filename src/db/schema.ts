@@ -59,6 +59,18 @@ export const postListVersions = pgTable('post_list_versions', {
 });
 
 /**
+ * The version of the user directory — which user ids exist — bumped by the users triggers on every
+ * insert and delete (an id never changes). A page of users (`userPage`) is a range of that
+ * directory, which no user's own version covers; the response tier keeps a stored page answer only
+ * while the directory's version is the one it read (docs/consistency.md, "The response tier"). One
+ * row, id `USER_DIRECTORY_ID`; absent until the first insert or delete (version 0).
+ */
+export const userDirectoryVersion = pgTable('user_directory_version', {
+  id: integer('id').primaryKey(),
+  version: bigint('version', { mode: 'number' }).notNull().default(0),
+});
+
+/**
  * Invalidation events, written in the same transaction as the change they describe, so an event
  * exists exactly when its change committed. The relay publishes them (at least once) and marks them.
  */

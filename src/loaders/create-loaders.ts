@@ -6,6 +6,7 @@ import DataLoader from 'dataloader';
 import type { CacheReport } from '../observability/cache-report.js';
 import type { Repositories } from '../db/repositories.js';
 import type { PostRow, ProfileRow, UserRow } from '../db/schema.js';
+import { USER_DIRECTORY_ID } from '../cache/entities/keys.js';
 import type { BatchRead, EntityReaders } from '../cache/read/cached-readers.js';
 
 /** docs/contract.md, "Stack": at most 100 keys per batch, so one SQL statement and one multi-get stay bounded. */
@@ -46,16 +47,22 @@ export function createLoaders({ readers, repositories, report }: LoaderDeps): Lo
     post: entityLoader('post', readers.post),
     postIdsByAuthor: entityLoader('postIdsByAuthor', readers.postIdsByAuthor),
     userPageIds: new DataLoader<UserPageKey, UserPageIds, string>(
-      // Pages are rare in one request (usually one); each is its own indexed range scan. No version
-      // covers a range of ids: the response tier keeps what each read returned, to read it again.
-      (keys) =>
-        Promise.all(
+      async (keys) => {
+        // No user's version covers a range of ids: the response tier's answer depends on the user
+        // directory's version instead, read *before* the ranges so that an insert or delete the
+        // ranges miss moves the directory past what the answer names (its tombstone comes after its
+        // commit). Only when an answer may be stored: the entity tier alone needs no directory.
+        // test/read-path/response-tier.test.ts ("a user inserted by plain SQL …").
+        if (report.pagesNeedDirectory) await readers.userDirectory([USER_DIRECTORY_ID], report);
+        report.pageReads += keys.length;
+        // Pages are rare in one request (usually one); each is its own indexed range scan.
+        return Promise.all(
           keys.map(async ({ first, after }) => {
             const ids = await repositories.userIdsAfter(after, first + 1);
-            report.pageReads.push({ after, limit: first + 1, ids });
             return { ids: ids.slice(0, first), hasMore: ids.length > first };
           }),
-        ),
+        );
+      },
       { cacheKeyFn: ({ first, after }) => `${first}:${after}`, name: 'userPageIds' },
     ),
   };

@@ -40,13 +40,6 @@ export interface LookupRecord {
   readonly cached: boolean;
 }
 
-/** One page of user ids read from PostgreSQL: the ids after `after`, at most `limit` of them. */
-export interface PageRead {
-  readonly after: number;
-  readonly limit: number;
-  readonly ids: readonly number[];
-}
-
 /** What the response tier did for the request (src/cache/response/response-tier.ts). */
 export type ResponseOutcome =
   /** Served a stored response: no execution. */
@@ -68,10 +61,12 @@ export class CacheReport {
   /** The in-process tier's name once the read path consulted it (L1 on); Cache-Status then lists it. */
   l1Tier: string | undefined = undefined;
   /**
-   * Reads no entity version covers: userPage's id ranges, read from PostgreSQL on every request. The
-   * response tier stores them with the answer and runs them again to check it (response-tier.ts).
+   * Set by the response tier before it executes an answer it may store: a page of users then reads
+   * the user directory's version first, which the answer depends on (src/loaders/create-loaders.ts).
    */
-  readonly pageReads: PageRead[] = [];
+  pagesNeedDirectory = false;
+  /** Pages of user ids this request read from PostgreSQL (userPage). */
+  pageReads = 0;
   /** Set when the response tier was consulted. */
   response: ResponseOutcome | undefined = undefined;
 

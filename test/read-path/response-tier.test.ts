@@ -12,8 +12,8 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEBUG, debugOf } from '../support/debug.js';
 import { updated } from '../support/consistency-api.js';
-import { rows } from '../support/consistency-sql.js';
-import { openForSuite, twoInstances } from '../support/instance-pair.js';
+import { rows, unpublishedCount } from '../support/consistency-sql.js';
+import { openForSuite, twoInstances, type Pause } from '../support/instance-pair.js';
 import { until } from '../support/until.js';
 
 const QUERY = `query Nested($id: ID!) {
@@ -22,9 +22,35 @@ const QUERY = `query Nested($id: ID!) {
 // A stored answer outlives every wait of this file: only a changed version may end it here.
 const env = { RESPONSE_CACHE: 'on', RESPONSE_CACHE_TTL_SECONDS: '3600', OUTBOX_POLL_INTERVAL_MS: '20' };
 
+/** The next page read of A pauses after its SQL (it holds its ids) until released. */
+let pageReadPause: Pause | undefined;
+function pausePageRead(): Pause {
+  let reached: () => void = () => {};
+  let release: () => void = () => {};
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const pause: Pause = {
+    reached: new Promise<void>((resolve) => (reached = resolve)),
+    release,
+    hook: async (query) => {
+      if (query !== 'userPage' || pageReadPause !== pause) return;
+      pageReadPause = undefined;
+      reached();
+      await released;
+    },
+  };
+  pageReadPause = pause;
+  return pause;
+}
+
 describe('the response tier, two instances', () => {
   const { a, b } = openForSuite(() =>
-    twoInstances({ label: 'response_tier', relays: 'live', seed: { users: 12, postsPerUser: 3 }, env }),
+    twoInstances({
+      label: 'response_tier',
+      relays: 'live',
+      seed: { users: 12, postsPerUser: 3 },
+      env,
+      repositoryOptions: { afterQuery: (query, ids) => pageReadPause?.hook(query, ids) },
+    }),
   );
   const read = (t: typeof a, id: number, headers: Record<string, string> = DEBUG, token?: string) =>
     t.gql<{ user: { profile: { bio: string; version: number } } }>(QUERY, {
@@ -125,33 +151,71 @@ describe('the response tier, two instances', () => {
     expect((await b.gql<{ me: null }>(ME)).body.data?.me).toBeNull();
   });
 
-  test('a page of users is served after one SQL read of its ids; a user added to it by plain SQL ends it', async () => {
-    const PAGE = `{ userPage(first: 5, after: "10") { nodes { id name profile { displayName } } nextCursor } }`;
-    const page = () => a.gql<{ userPage: { nodes: { id: string }[] } }>(PAGE, { headers: DEBUG });
-    await page();
-    const hit = await page();
-    expect(hit.headers.get('cache-status')).toMatch(/^cacheside-response; hit/);
-    // The page's ids, read again (one indexed range scan), and one checked read of the rest.
-    expect([debugOf(hit).sqlStatements, debugOf(hit).storeRoundTrips]).toEqual([1, 1]);
-    expect(hit.body.data?.userPage.nodes.map((n) => n.id)).toEqual(['11', '12']);
-
-    await rows(
-      a,
-      sql`with u as (insert into users (name, email) values ('Added by SQL', 'added@example.com') returning id)
+  const PAGE = `{ userPage(first: 5, after: "10") { nodes { id name profile { displayName } } nextCursor } }`;
+  const page = (t: typeof a) => t.gql<{ userPage: { nodes: { id: string }[] } }>(PAGE, { headers: DEBUG });
+  const pageIds = (r: Awaited<ReturnType<typeof page>>) => r.body.data?.userPage.nodes.map((n) => n.id);
+  const servedFromTier = (r: { headers: Headers }) =>
+    /^cacheside-response; hit/.test(r.headers.get('cache-status') ?? '');
+  const insertUser = (t: typeof a, name: string) =>
+    rows(
+      t,
+      sql`with u as (insert into users (name, email) values (${name}, ${`${name.replaceAll(' ', '.')}@example.com`}) returning id)
           insert into profiles (user_id, display_name) select id, 'added' from u`,
     );
-    const after = await page();
-    expect(debugOf(after).response).toMatchObject({ outcome: 'miss', failed: 'userPage(after: 10)' });
-    expect(after.body.data?.userPage.nodes.map((n) => n.id)).toEqual(['11', '12', '13']);
-    // Stored again, once the relay's events for the new rows have landed (one can revoke the fill
-    // of the new profile, and an answer whose fill was refused is not stored): then served from the
-    // tier, with the new page.
+
+  test('a page of users is served with no SQL (it depends on the user directory); a user inserted or deleted by plain SQL ends it on both instances', async () => {
+    await page(a);
+    const hit = await page(a);
+    expect(servedFromTier(hit)).toBe(true);
+    // No range scan: the directory's version is one more dependency of the one checked read.
+    expect([debugOf(hit).sqlStatements, debugOf(hit).storeRoundTrips]).toEqual([0, 1]);
+    expect(pageIds(hit)).toEqual(['11', '12']);
+    expect(servedFromTier(await page(b))).toBe(true);
+
+    await insertUser(a, 'Added by SQL');
+    // Liveness only: the relays poll every 20 ms; the directory's tombstone ends the answer.
+    for (const t of [a, b]) {
+      await until(
+        'the inserted user on the page',
+        async () => pageIds(await page(t))?.includes('13') === true,
+      );
+    }
+    const changed = await page(a);
+    expect(pageIds(changed)).toEqual(['11', '12', '13']);
+
+    await rows(a, sql`delete from users where id = 12`);
+    for (const t of [a, b]) {
+      await until(
+        'the deleted user gone from the page',
+        async () => pageIds(await page(t))?.includes('12') === false,
+      );
+    }
+    // Stored again once the relay's events have landed, and served from the tier with the new page.
     await until('the new page to be served from the tier', async () => {
-      const again = await page();
-      if (!/^cacheside-response; hit/.test(again.headers.get('cache-status') ?? '')) return false;
-      expect(again.body.data?.userPage.nodes.map((n) => n.id)).toEqual(['11', '12', '13']);
+      const again = await page(b);
+      if (!servedFromTier(again)) return false;
+      expect(pageIds(again)).toEqual(['11', '13']);
       return true;
     });
+  });
+
+  test('a page whose SQL an insert overtakes (paused after it, the relay run meanwhile) is never served again: the directory is read first', async () => {
+    // The race this closes: were the directory read after the range, it would find the insert's
+    // tombstone, load the new version, and vouch for a page that lacks the new user.
+    const RACE = `{ userPage(first: 20, after: "5") { nodes { id name } nextCursor } }`;
+    const racePage = () => a.gql<{ userPage: { nodes: { id: string }[] } }>(RACE, { headers: DEBUG });
+    const pause = pausePageRead();
+    const paused = racePage(); // never asked before: executed, and stored
+    await pause.reached;
+    await insertUser(a, 'Overtaking insert');
+    await until('the relay to publish the insert', async () => (await unpublishedCount(a)) === 0);
+    pause.release();
+    const first = await paused;
+    expect(first.headers.get('cache-status')).toMatch(/cacheside-response; fwd=miss; stored$/);
+    // What A just stored names the directory's version from before the insert: it cannot validate.
+    const next = await racePage();
+    expect(servedFromTier(next)).toBe(false);
+    expect(pageIds(next)?.length).toBe((pageIds(first)?.length ?? 0) + 1);
   });
 
   test('no stored answer outlives a tombstone, whatever RESPONSE_CACHE_TTL_SECONDS says (3600 here)', async () => {

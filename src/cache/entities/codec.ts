@@ -13,7 +13,12 @@ export interface Codec<T> {
   decode(bytes: Uint8Array): T;
 }
 
-const packr = new Packr({ useRecords: false, structuredClone: false, moreTypes: false, int64AsType: 'number' });
+const packr = new Packr({
+  useRecords: false,
+  structuredClone: false,
+  moreTypes: false,
+  int64AsType: 'number',
+});
 
 export class CodecError extends CodedError<'CACHE_CODEC'> {
   static readonly code = 'CACHE_CODEC';

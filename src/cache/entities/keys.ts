@@ -4,6 +4,8 @@
  *
  *   <prefix>:<format>:<entity>:{<id>}[:<field>]      e.g. cs:v1:profile:{42}, cs:v1:user:{42}:posts
  *
+ * and the one user directory (which user ids exist), `cs:v1:userDirectory:{1}`.
+ *
  * The braces are literal Redis Cluster hash tags: everything about one id (the entity, its derived
  * keys, its lock and its fill channel) hashes to one slot, so a script touching several of them never
  * crosses slots. `format` is bumped when the shape of a cached value changes, so that instances of a
@@ -15,11 +17,17 @@ import { isId, MAX_ID, parseId } from '../../domain/ids.js';
 /** Bumped whenever a cached value's encoding or shape changes. */
 export const CACHE_FORMAT_VERSION = 'v1';
 
-export const CACHED_ENTITIES = ['user', 'profile', 'post', 'userPosts'] as const;
+export const CACHED_ENTITIES = ['user', 'profile', 'post', 'userPosts', 'userDirectory'] as const;
+
+/**
+ * The id of the one user directory: its version (user_directory_version, bumped by the users
+ * triggers on insert and delete) is what a page of users depends on. Migration 0005 names it too.
+ */
+export const USER_DIRECTORY_ID = 1;
 export type CachedEntity = (typeof CACHED_ENTITIES)[number];
 
 /** `<entity>:{<id>}[:posts]` after the namespace. */
-const ENTITY_KEY = /^(user|profile|post):\{([0-9]+)\}(:posts)?$/;
+const ENTITY_KEY = /^(user|profile|post|userDirectory):\{([0-9]+)\}(:posts)?$/;
 
 export interface CacheKeys {
   /** `<prefix>:v1:` — everything cacheside owns starts with it. */
@@ -49,8 +57,9 @@ export function createCacheKeys(prefix: string): CacheKeys {
       const match = ENTITY_KEY.exec(key.slice(namespace.length));
       const id = parseId(match?.[2] ?? '');
       if (!match || id === undefined) return undefined;
-      const entity: CachedEntity = match[3] ? 'userPosts' : (match[1] as 'user' | 'profile' | 'post');
+      const entity: CachedEntity = match[3] ? 'userPosts' : (match[1] as Exclude<CachedEntity, 'userPosts'>);
       if (entity === 'userPosts' && match[1] !== 'user') return undefined;
+      if (entity === 'userDirectory' && id !== USER_DIRECTORY_ID) return undefined;
       return { entity, id };
     },
     eventsChannel: `${namespace}events`,

@@ -4,17 +4,19 @@
  * write-throughs and tombstones with them, so both agree on every key and version.
  */
 import type { CacheConfig } from '../../config.js';
-import type { PostList, Repositories } from '../../db/repositories.js';
+import type { PostList, Repositories, UserDirectory } from '../../db/repositories.js';
 import type { PostRow, ProfileRow, UserRow } from '../../db/schema.js';
 import { msgpackCodec } from './codec.js';
 import type { EntitySpec } from './entity-spec.js';
-import type { CacheKeys } from './keys.js';
+import { USER_DIRECTORY_ID, type CacheKeys } from './keys.js';
 
 export interface EntitySpecs {
   readonly user: EntitySpec<UserRow>;
   readonly profile: EntitySpec<ProfileRow>;
   readonly post: EntitySpec<PostRow>;
   readonly userPosts: EntitySpec<PostList>;
+  /** The one user directory (id USER_DIRECTORY_ID): its version only, what a page of users reads. */
+  readonly userDirectory: EntitySpec<UserDirectory>;
 }
 
 export interface EntitySpecDeps {
@@ -62,6 +64,19 @@ export function createEntitySpecs({ keys, repositories, config }: EntitySpecDeps
           Number.isSafeInteger((v as PostList).version) &&
           Array.isArray((v as PostList).ids) &&
           (v as PostList).ids.every(Number.isSafeInteger),
+      ),
+    },
+    userDirectory: {
+      entity: 'userDirectory',
+      keyOf: (id) => keys.entity('userDirectory', id),
+      // Users are inserted and deleted only outside the API (its triggers tombstone this key): rare.
+      ttlSeconds: config.ttlSeconds,
+      load: (ids) => repositories.userDirectories(ids, USER_DIRECTORY_ID),
+      versionOf: (directory) => directory.version,
+      codec: msgpackCodec(
+        'user directory',
+        (v): v is UserDirectory =>
+          typeof v === 'object' && v !== null && Number.isSafeInteger((v as UserDirectory).version),
       ),
     },
   };

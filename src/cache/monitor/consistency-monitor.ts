@@ -93,6 +93,7 @@ export function createConsistencyMonitor(options: ConsistencyMonitorOptions): Co
     profile: (ids) => rowVersions(specs.profile, ids),
     post: (ids) => rowVersions(specs.post, ids),
     userPosts: (ids) => rowVersions(specs.userPosts, ids),
+    userDirectory: (ids) => rowVersions(specs.userDirectory, ids),
   };
 
   /** Current versions of the rows behind the keys, from PostgreSQL, by key (absent: no row). */

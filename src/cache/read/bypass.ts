@@ -56,7 +56,12 @@ export function createBypassLoads(tick: () => number): BypassLoads {
         ),
     );
 
-  async function issue<T>(spec: EntitySpec<T>, ids: readonly number[], keys: readonly string[], self: () => Promise<Answers>) {
+  async function issue<T>(
+    spec: EntitySpec<T>,
+    ids: readonly number[],
+    keys: readonly string[],
+    self: () => Promise<Answers>,
+  ) {
     await whenSettled(keys);
     // The callers whose lookups just failed join in their continuations, which run before this.
     await new Promise<void>((resolve) => setImmediate(resolve));

@@ -4,6 +4,7 @@
  * these readers from the direct ones the benchmark uses without a cache.
  */
 import type { CacheReport } from '../../observability/cache-report.js';
+import type { UserDirectory } from '../../db/repositories.js';
 import type { PostRow, ProfileRow, UserRow } from '../../db/schema.js';
 import type { EntitySpecs } from '../entities/specs.js';
 import type { CacheAside } from './cache-aside.js';
@@ -20,6 +21,8 @@ export interface EntityReaders {
   readonly post: BatchRead<PostRow>;
   /** An author's newest post ids (at most MAX_POSTS_PER_AUTHOR), newest first. */
   readonly postIdsByAuthor: BatchRead<number[]>;
+  /** The user directory's version (USER_DIRECTORY_ID): what a page of users depends on. */
+  readonly userDirectory: BatchRead<UserDirectory>;
 }
 
 export function createCachedReaders(cacheAside: CacheAside, specs: EntitySpecs): EntityReaders {
@@ -31,5 +34,6 @@ export function createCachedReaders(cacheAside: CacheAside, specs: EntitySpecs):
       (await cacheAside.read(specs.userPosts, ids, report)).map((list) =>
         list instanceof Error ? list : (list?.ids ?? null),
       ),
+    userDirectory: (ids, report) => cacheAside.read(specs.userDirectory, ids, report),
   };
 }

@@ -12,18 +12,18 @@
  * is checked against exactly what the entity tier would serve from the store — a missing, expired or
  * tombstoned key, another version, or a store the circuit breaker is skipping all mean "execute".
  *
- * What no version covers — userPage's id range, read from PostgreSQL on every request — is stored
- * with the answer too, and read again before a stored answer is served: the answer is current only
- * if the ids are the same (one indexed range scan instead of the whole execution).
+ * What no row's version covers — userPage's id range — is covered by the user directory's version
+ * (which user ids exist, bumped by the users triggers on insert and delete): a request that may be
+ * stored reads it before its pages (src/loaders/create-loaders.ts), so it is one more dependency and
+ * a hit runs no SQL at all.
  *
  * What is never stored: mutations, introspection, answers with errors, answers that the store could
  * not help with (a bypass or stale lookup, a fill that did not land), answers over `maxBytes` or
- * `maxDependencies`, answers with more than `MAX_PAGE_READS` pages.
+ * `maxDependencies`.
  */
 import { createHash } from 'node:crypto';
 import type { ResponseTierConfig } from '../../config.js';
-import { DatabaseUnavailableError } from '../../db/errors.js';
-import type { CacheReport, PageRead } from '../../observability/cache-report.js';
+import type { CacheReport } from '../../observability/cache-report.js';
 import type { CacheKeys } from '../entities/keys.js';
 import type { CacheStore, Dependency } from '../store/contract.js';
 
@@ -62,8 +62,6 @@ export interface ResponseTierDeps {
   readonly store: CacheStore;
   readonly keys: CacheKeys;
   readonly config: ResponseTierConfig;
-  /** The page query of userPage (repositories.userIdsAfter): what a stored page is checked against. */
-  readonly userIdsAfter: (after: number, limit: number) => Promise<number[]>;
   /**
    * How long a tombstone lives (entries.tombstoneTtlMs): no stored answer may outlive one. A row
    * deleted and inserted again under its id starts again at version 1, which an answer about the
@@ -79,14 +77,10 @@ export interface ResponseTierDeps {
 const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
 
-/** Most page reads one stored answer may make again on each hit (each is a SQL statement). */
-export const MAX_PAGE_READS = 2;
-
 export function createResponseTier({
   store,
   keys,
   config,
-  userIdsAfter,
   tombstoneTtlMs,
   now = Date.now,
 }: ResponseTierDeps): ResponseTier {
@@ -122,24 +116,14 @@ export function createResponseTier({
       const stored = decodePayload(read.payload);
       // Not what this code writes (foreign bytes, another build): a miss, which the answer replaces.
       if (stored === undefined) return { status: 'miss', failed: key };
-      const { etag, pages, body } = stored;
-      for (const page of pages) {
-        let ids: number[];
-        try {
-          ids = await userIdsAfter(page.after, page.limit);
-        } catch (error) {
-          // PostgreSQL is down: the page cannot be checked, so the answer cannot be served; executing
-          // it says so as any page request would (SERVICE_UNAVAILABLE).
-          if (error instanceof DatabaseUnavailableError) return { status: 'miss', failed: 'userPage' };
-          throw error;
-        }
-        if (!sameIds(ids, page.ids)) return { status: 'miss', failed: `userPage(after: ${page.after})` };
-      }
-      return { status: 'hit', etag, body, dependencies: read.dependencies + pages.length };
+      return { status: 'hit', etag: stored.etag, body: stored.body, dependencies: read.dependencies };
     },
 
     async store(key, body, report) {
-      if (report.pageReads.length > MAX_PAGE_READS) return { stored: false, reason: 'too many pages' };
+      // A page read without the directory (the request was not prepared for storing) has nothing
+      // that would tell its answer it is out of date.
+      if (report.pageReads > 0 && !report.pagesNeedDirectory)
+        return { stored: false, reason: 'unversioned page' };
       const byKey = new Map<string, Dependency>();
       let ttlMs = maxTtlMs;
       for (const lookup of report.lookups) {
@@ -160,8 +144,8 @@ export function createResponseTier({
       if (byKey.size > config.maxDependencies) return { stored: false, reason: 'too many dependencies' };
       if (ttlMs <= 0) return { stored: false, reason: 'expiring dependency' };
       const dependencies = [...byKey.values()];
-      const etag = etagOf(key, dependencies, report.pageReads);
-      const payload = ENCODER.encode(`${etag}\n${JSON.stringify(report.pageReads)}\n${body}`);
+      const etag = etagOf(key, dependencies);
+      const payload = ENCODER.encode(`${etag}\n${body}`);
       if (payload.length > config.maxBytes) return { stored: false, reason: 'too large' };
       await store.setDependent({ key, payload, dependencies, ttlMs });
       return { stored: true, etag };
@@ -174,46 +158,22 @@ export function createResponseTier({
  * Two answers with one ETag are the same bytes, since executing a query over the same versions
  * gives the same answer.
  */
-export function etagOf(key: string, dependencies: readonly Dependency[], pages: readonly PageRead[]): string {
+export function etagOf(key: string, dependencies: readonly Dependency[]): string {
   const hash = createHash('sha256').update(key);
   // In key order: the same versions are the same ETag, whatever order the lookups happened in.
   const lines = dependencies.map((d) => `${d.key} ${d.kind === 'negative' ? 'n' : 'v'}${d.version}`);
   for (const line of lines.sort()) hash.update(`\n${line}`);
-  for (const p of pages) hash.update(`\npage ${p.after} ${p.limit} ${p.ids.join(',')}`);
   return `"${hash.digest('base64url').slice(0, 27)}"`;
 }
 
 /**
- * The payload `store` writes: the ETag, the page reads (JSON), the body — the first two each ending
- * in a newline (neither can hold one). `undefined` for anything else.
+ * The payload `store` writes: the ETag (quoted, no newline), a newline, the body (a JSON object).
+ * `undefined` for anything else — such as an older build's `etag\n[pages]\nbody`, whose rest is not
+ * an answer.
  */
-function decodePayload(payload: Uint8Array): { etag: string; pages: PageRead[]; body: string } | undefined {
+function decodePayload(payload: Uint8Array): { etag: string; body: string } | undefined {
   const text = DECODER.decode(payload);
   const etagEnd = text.indexOf('\n');
-  const pagesEnd = etagEnd === -1 ? -1 : text.indexOf('\n', etagEnd + 1);
-  if (pagesEnd === -1 || !text.startsWith('"')) return undefined;
-  let pages: unknown;
-  try {
-    pages = JSON.parse(text.slice(etagEnd + 1, pagesEnd));
-  } catch {
-    return undefined;
-  }
-  if (!Array.isArray(pages) || !pages.every(isPageRead)) return undefined;
-  return { etag: text.slice(0, etagEnd), pages, body: text.slice(pagesEnd + 1) };
-}
-
-function isPageRead(value: unknown): value is PageRead {
-  const page = value as PageRead;
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    Number.isSafeInteger(page.after) &&
-    Number.isSafeInteger(page.limit) &&
-    Array.isArray(page.ids) &&
-    page.ids.every(Number.isSafeInteger)
-  );
-}
-
-function sameIds(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((id, i) => id === b[i]);
+  if (etagEnd === -1 || !text.startsWith('"') || text[etagEnd + 1] !== '{') return undefined;
+  return { etag: text.slice(0, etagEnd), body: text.slice(etagEnd + 1) };
 }

@@ -61,7 +61,9 @@ export async function invalidateAll(deps: PurgeDeps): Promise<{ visited: number;
       deps,
       batch.filter((key) => ENTITY_KEY.test(key)),
     );
-    const locked = batch.map(keyOfLock).filter((key): key is string => key !== undefined && ENTITY_KEY.test(key));
+    const locked = batch
+      .map(keyOfLock)
+      .filter((key): key is string => key !== undefined && ENTITY_KEY.test(key));
     await revokeGrants(deps, locked);
   });
   return { visited, invalidated };

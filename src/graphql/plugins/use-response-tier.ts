@@ -76,6 +76,8 @@ export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plu
       const failed = found.failed;
       // Known now (the debug extension reads it before the answer is stored); `stored` comes after.
       report.response = { outcome: 'miss', ...(failed !== undefined && { failed }), stored: false };
+      // The answer may be stored: its pages of users must read what they depend on.
+      report.pagesNeedDirectory = true;
       return {
         async onExecuteDone({ result }) {
           const miss = { outcome: 'miss', ...(failed !== undefined && { failed }) } as const;

@@ -5,7 +5,8 @@ import type { QueryResolvers } from '../generated/resolvers-types.js';
 export const Query: QueryResolvers = {
   user: (_, { id }, { loaders }) => loaders.user.load(parseIdArgument(id, 'id')),
 
-  users: (_, { ids }, { loaders }) => Promise.all(parseIdsArgument(ids, 'ids').map((id) => loaders.user.load(id))),
+  users: (_, { ids }, { loaders }) =>
+    Promise.all(parseIdsArgument(ids, 'ids').map((id) => loaders.user.load(id))),
 
   async userPage(_, { first, after }, { loaders }) {
     const size = parseRange(first, 'first', 1, MAX_PAGE_SIZE);

@@ -1,0 +1,4 @@
+CREATE TABLE "user_directory_version" (
+	"id" integer PRIMARY KEY NOT NULL,
+	"version" bigint DEFAULT 0 NOT NULL
+);
