@@ -40,7 +40,11 @@ describe('seedDatabase on PostgreSQL', () => {
 
   beforeAll(async () => {
     [first, second] = await Promise.all([createTestDatabase('seed_a'), createTestDatabase('seed_b')]);
-    await seedDatabase(first.database.db, { users: N, postsPerUser: K, onProgress: (d, t) => progress.push([d, t]) });
+    await seedDatabase(first.database.db, {
+      users: N,
+      postsPerUser: K,
+      onProgress: (d, t) => progress.push([d, t]),
+    });
     firstPrint = await fingerprint(first.database.db);
   });
 
@@ -81,8 +85,10 @@ describe('seedDatabase on PostgreSQL', () => {
       where a.created_at >= b.created_at limit 1`);
     expect(rowCount(disordered)).toBe(0);
     const [nulls] = await db
-      .select({ location: sql<number>`count(*) filter (where ${profiles.location} is null)`.mapWith(Number),
-        avatar: sql<number>`count(*) filter (where ${profiles.avatarUrl} is null)`.mapWith(Number) })
+      .select({
+        location: sql<number>`count(*) filter (where ${profiles.location} is null)`.mapWith(Number),
+        avatar: sql<number>`count(*) filter (where ${profiles.avatarUrl} is null)`.mapWith(Number),
+      })
       .from(profiles);
     expect(nulls!.location).toBeGreaterThan(0);
     expect(nulls!.location).toBeLessThan(N);
@@ -109,11 +115,16 @@ describe('seedDatabase on PostgreSQL', () => {
     expect(post.id).toBe(N * K + 1);
     const [user] = await db.insert(users).values({ name: 'New', email: 'new@example.com' }).returning();
     expect(user!.id).toBe(N + 1);
-    const events = await db.select({ entity: outbox.entity, id: outbox.entityId }).from(outbox).orderBy(asc(outbox.id));
+    const events = await db
+      .select({ entity: outbox.entity, id: outbox.entityId })
+      .from(outbox)
+      .orderBy(asc(outbox.id));
     expect(events).toEqual([
       { entity: 'post', id: N * K + 1 },
       { entity: 'userPosts', id: 1 },
       { entity: 'user', id: N + 1 },
+      // A user inserted changes which ids exist: the directory a page of users depends on.
+      { entity: 'userDirectory', id: 1 },
     ]);
   });
 
@@ -127,7 +138,10 @@ describe('seedDatabase on PostgreSQL', () => {
 
   it('with reset, replaces the data and restarts the ids', async () => {
     const { db } = second.database;
-    expect(await seedDatabase(db, { users: 5, postsPerUser: 2, reset: true })).toEqual({ users: 5, posts: 10 });
+    expect(await seedDatabase(db, { users: 5, postsPerUser: 2, reset: true })).toEqual({
+      users: 5,
+      posts: 10,
+    });
     expect((await db.select({ n: count() }).from(users))[0]!.n).toBe(5);
     const post = await createRepositories(db).insertPost(db, { authorId: 5, title: 't', body: 'b' });
     expect(post.id).toBe(11);
@@ -157,7 +171,11 @@ describe('seedDatabase on PostgreSQL', () => {
       expect(await fingerprint(pglite.db)).toEqual(firstPrint);
       // The same one announcement as on PostgreSQL, and nothing else.
       expect((await pglite.db.select({ n: count() }).from(outbox))[0]!.n).toBe(1);
-      const post = await createRepositories(pglite.db).insertPost(pglite.db, { authorId: 2, title: 't', body: 'b' });
+      const post = await createRepositories(pglite.db).insertPost(pglite.db, {
+        authorId: 2,
+        title: 't',
+        body: 'b',
+      });
       expect(post.id).toBe(N * K + 1);
     } finally {
       await pglite?.close();

@@ -12,6 +12,7 @@ describe('cache keys', () => {
     expect(keys.entity('profile', 42)).toBe('cs:v1:profile:{42}');
     expect(keys.entity('post', 7)).toBe('cs:v1:post:{7}');
     expect(keys.entity('userPosts', 42)).toBe('cs:v1:user:{42}:posts');
+    expect(keys.entity('userDirectory', 1)).toBe('cs:v1:userDirectory:{1}');
     expect(keys.entity('user', 2147483647)).toBe('cs:v1:user:{2147483647}');
   });
 
@@ -57,7 +58,8 @@ describe('cache keys, parsed back', () => {
 
   it('names the entity and id of every entity key, and nothing else', () => {
     for (const entity of CACHED_ENTITIES) {
-      for (const id of [1, 42, 2147483647]) expect(keys.parse(keys.entity(entity, id))).toEqual({ entity, id });
+      for (const id of [1, 42, 2147483647])
+        expect(keys.parse(keys.entity(entity, id))).toEqual({ entity, id });
     }
     for (const other of [
       'cs:v1:profile:{42}:lock',
@@ -68,6 +70,7 @@ describe('cache keys, parsed back', () => {
       'cs:v1:profile:{042}',
       'cs:v1:profile:{2147483648}',
       'cs:v1:post:{7}:posts',
+      'cs:v1:userDirectory:{1}:posts',
       'cs:v1:comment:{7}',
     ]) {
       expect(keys.parse(other), other).toBeUndefined();

@@ -59,7 +59,6 @@ export function createCacheKeys(prefix: string): CacheKeys {
       if (!match || id === undefined) return undefined;
       const entity: CachedEntity = match[3] ? 'userPosts' : (match[1] as Exclude<CachedEntity, 'userPosts'>);
       if (entity === 'userPosts' && match[1] !== 'user') return undefined;
-      if (entity === 'userDirectory' && id !== USER_DIRECTORY_ID) return undefined;
       return { entity, id };
     },
     eventsChannel: `${namespace}events`,
