@@ -52,7 +52,7 @@ export function createLoaders({ readers, repositories, report }: LoaderDeps): Lo
         // directory's version instead, read *before* the ranges so that an insert or delete the
         // ranges miss moves the directory past what the answer names (its tombstone comes after its
         // commit). Only when an answer may be stored: the entity tier alone needs no directory.
-        // test/read-path/response-tier.test.ts ("a user inserted by plain SQL …").
+        // test/read-path/response-tier.test.ts ("a page whose SQL an insert overtakes …").
         if (report.pagesNeedDirectory) await readers.userDirectory([USER_DIRECTORY_ID], report);
         report.pageReads += keys.length;
         // Pages are rare in one request (usually one); each is its own indexed range scan.

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEBUG, debugOf } from '../support/debug.js';
 import { updated } from '../support/consistency-api.js';
 import { rows, unpublishedCount } from '../support/consistency-sql.js';
-import { openForSuite, twoInstances, type Pause } from '../support/instance-pair.js';
+import { openForSuite, pauseNext, twoInstances, type Pause } from '../support/instance-pair.js';
 import { until } from '../support/until.js';
 
 const QUERY = `query Nested($id: ID!) {
@@ -22,25 +22,8 @@ const QUERY = `query Nested($id: ID!) {
 // A stored answer outlives every wait of this file: only a changed version may end it here.
 const env = { RESPONSE_CACHE: 'on', RESPONSE_CACHE_TTL_SECONDS: '3600', OUTBOX_POLL_INTERVAL_MS: '20' };
 
-/** The next page read of A pauses after its SQL (it holds its ids) until released. */
+/** Installed by a test: pauses the next matching SQL read of either instance (their afterQuery hook). */
 let pageReadPause: Pause | undefined;
-function pausePageRead(): Pause {
-  let reached: () => void = () => {};
-  let release: () => void = () => {};
-  const released = new Promise<void>((resolve) => (release = resolve));
-  const pause: Pause = {
-    reached: new Promise<void>((resolve) => (reached = resolve)),
-    release,
-    hook: async (query) => {
-      if (query !== 'userPage' || pageReadPause !== pause) return;
-      pageReadPause = undefined;
-      reached();
-      await released;
-    },
-  };
-  pageReadPause = pause;
-  return pause;
-}
 
 describe('the response tier, two instances', () => {
   const { a, b } = openForSuite(() =>
@@ -204,7 +187,7 @@ describe('the response tier, two instances', () => {
     // tombstone, load the new version, and vouch for a page that lacks the new user.
     const RACE = `{ userPage(first: 20, after: "5") { nodes { id name } nextCursor } }`;
     const racePage = () => a.gql<{ userPage: { nodes: { id: string }[] } }>(RACE, { headers: DEBUG });
-    const pause = pausePageRead();
+    const pause = (pageReadPause = pauseNext('userPage'));
     const paused = racePage(); // never asked before: executed, and stored
     await pause.reached;
     await insertUser(a, 'Overtaking insert');

@@ -166,8 +166,9 @@ async function livePair({ label, seed, env, repositoryOptions }: LivePairOptions
 // Test hooks
 
 /**
- * A pause for the next SQL read of `query` that asks for `id` on an instance: the reader has its rows
- * (old data) and stops before it fills the cache, until `release()`.
+ * A pause for the next SQL read of `query` that asks for `id` (any read of `query` without one: a
+ * page of users asks for no id) on an instance: the reader has its rows (old data) and stops before
+ * it fills the cache, until `release()`.
  */
 export interface Pause {
   readonly hook: BeforeQueryHook;
@@ -176,7 +177,7 @@ export interface Pause {
   release(): void;
 }
 
-export function pauseNext(query: RepositoryQuery, id: number): Pause {
+export function pauseNext(query: RepositoryQuery, id?: number): Pause {
   let reachedResolve: () => void = () => {};
   let release: () => void = () => {};
   const reached = new Promise<void>((resolve) => (reachedResolve = resolve));
@@ -186,7 +187,7 @@ export function pauseNext(query: RepositoryQuery, id: number): Pause {
     reached,
     release,
     hook: async (q, ids) => {
-      if (used || q !== query || !ids.includes(id)) return;
+      if (used || q !== query || (id !== undefined && !ids.includes(id))) return;
       used = true;
       reachedResolve();
       await released;

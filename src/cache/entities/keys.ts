@@ -18,13 +18,13 @@ import { isId, MAX_ID, parseId } from '../../domain/ids.js';
 export const CACHE_FORMAT_VERSION = 'v1';
 
 export const CACHED_ENTITIES = ['user', 'profile', 'post', 'userPosts', 'userDirectory'] as const;
+export type CachedEntity = (typeof CACHED_ENTITIES)[number];
 
 /**
  * The id of the one user directory: its version (user_directory_version, bumped by the users
  * triggers on insert and delete) is what a page of users depends on. Migration 0005 names it too.
  */
 export const USER_DIRECTORY_ID = 1;
-export type CachedEntity = (typeof CACHED_ENTITIES)[number];
 
 /** `<entity>:{<id>}[:posts]` after the namespace. */
 const ENTITY_KEY = /^(user|profile|post|userDirectory):\{([0-9]+)\}(:posts)?$/;
