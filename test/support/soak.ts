@@ -63,9 +63,9 @@ export interface SoakReport {
 export type FaultName = 'pause' | 'flushall' | 'restart' | 'oom';
 const FAULTS: readonly FaultName[] = ['pause', 'flushall', 'restart', 'oom'];
 
-const PROFILE = 'query ($id: ID!) { user(id: $id) { profile { version } posts(first: 1) { id } } }';
+const PROFILE = 'query ($id: ID!) { user(id: $id) { profile { version } posts(first: 1) { id createdAt } } }';
 const UPDATE = 'mutation ($input: UpdateProfileInput!) { updateProfile(input: $input) { version } }';
-const CREATE = 'mutation ($input: CreatePostInput!) { createPost(input: $input) { id } }';
+const CREATE = 'mutation ($input: CreatePostInput!) { createPost(input: $input) { id createdAt } }';
 
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const seed = options.seed ?? Date.now() % 1_000_000;
@@ -87,7 +87,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const tokens = new Map<number, string>();
   for (let id = 1; id <= hot; id += 1) tokens.set(id, await a.token(id));
 
-  const acked = new Map<number, { version: number; post: number }>();
+  /**
+   * Per user, the newest acknowledged profile version and post. A post is placed by its `createdAt`,
+   * not its id: the list is newest first by `created_at`, which is the inserting transaction's start
+   * (`now()`), so two concurrent createPosts of one user can take ids in one order and timestamps in
+   * the other — the higher id then rightly comes second (one failed soak counted 69 "stale" reads of
+   * exactly that: newest post 115, acked 116). With `createdAt` at millisecond precision, a read is
+   * stale only when its newest post is strictly older than the acked one.
+   */
+  const acked = new Map<number, { version: number; post: number; postAt: number }>();
+  const NONE = { version: 1, post: 0, postAt: Number.NEGATIVE_INFINITY };
   const sqlWrites = new Map<number, { version: number; at: number }[]>();
   let sqlWriteCount = 0;
   let sqlStaleMaxMs = 0;
@@ -108,25 +117,27 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const hotUser = () => 1 + Math.floor(random() * hot);
 
   async function read(t: TestApp, userId: number) {
-    const floor = acked.get(userId) ?? { version: 1, post: 0 };
+    const floor = acked.get(userId) ?? NONE;
     const startedAt = performance.now();
-    const response = await t.gql<{ user: { profile: { version: number }; posts: { id: string }[] } }>(
-      PROFILE,
-      {
-        variables: { id: String(userId) },
-      },
-    );
+    const response = await t.gql<{
+      user: { profile: { version: number }; posts: { id: string; createdAt: string }[] };
+    }>(PROFILE, {
+      variables: { id: String(userId) },
+    });
     reads += 1;
     const user = response.body.data?.user;
     if (response.status !== 200 || response.body.errors || !user) {
       return fail(String(response.body.errors?.[0]?.extensions?.code ?? response.status));
     }
     const newestPost = Number(user.posts[0]?.id ?? 0);
-    if (user.profile.version < floor.version || newestPost < floor.post) {
+    const newestAt = user.posts[0] ? Date.parse(user.posts[0].createdAt) : Number.NEGATIVE_INFINITY;
+    if (user.profile.version < floor.version || newestAt < floor.postAt) {
       staleReads += 1;
       if (staleSamples.length < 10) {
         staleSamples.push(
-          `user ${userId}: profile v${user.profile.version} (acked v${floor.version}), newest post ${newestPost} (acked ${floor.post})`,
+          `user ${userId}: profile v${user.profile.version} (acked v${floor.version}), newest post ${newestPost} at ${user.posts[0]?.createdAt ?? '-'} (acked ${floor.post} at ${Number.isFinite(floor.postAt) ? new Date(floor.postAt).toISOString() : '-'}); ` +
+            // Which tier answered, and from what: the first thing to know about a stale read.
+            `${response.headers.get('cache-status') ?? ''} etag ${response.headers.get('etag') ?? '-'}`,
         );
       }
     }
@@ -139,13 +150,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
   async function write(t: TestApp, userId: number) {
     const post = random() < 0.2;
-    const response = await t.gql<{ updateProfile?: { version: number }; createPost?: { id: string } }>(
-      post ? CREATE : UPDATE,
-      {
-        variables: { input: post ? { title: `soak ${done}`, body: 'soak' } : { bio: `soak ${done}` } },
-        token: tokens.get(userId)!,
-      },
-    );
+    const response = await t.gql<{
+      updateProfile?: { version: number };
+      createPost?: { id: string; createdAt: string };
+    }>(post ? CREATE : UPDATE, {
+      variables: { input: post ? { title: `soak ${done}`, body: 'soak' } : { bio: `soak ${done}` } },
+      token: tokens.get(userId)!,
+    });
     apiWrites += 1;
     if (post) posts += 1;
     if (response.status !== 200 || response.body.errors) {
@@ -156,10 +167,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       pendingWrites += 1;
       return;
     }
-    const floor = acked.get(userId) ?? { version: 1, post: 0 };
+    const floor = acked.get(userId) ?? NONE;
+    const created = response.body.data?.createPost;
+    const createdAt = created ? Date.parse(created.createdAt) : Number.NEGATIVE_INFINITY;
     acked.set(userId, {
       version: Math.max(floor.version, response.body.data?.updateProfile?.version ?? 0),
-      post: Math.max(floor.post, Number(response.body.data?.createPost?.id ?? 0)),
+      ...(createdAt > floor.postAt
+        ? { post: Number(created!.id), postAt: createdAt }
+        : { post: floor.post, postAt: floor.postAt }),
     });
   }
 
