@@ -24,37 +24,26 @@ type Answers = Map<number, Resolution<unknown>>;
 
 /** `tick` orders reads and joins in this process (a resolution's `readAt`). */
 export function createBypassLoads(tick: () => number): BypassLoads {
-  const lookups = new Map<string, number>();
-  const settled = new Map<string, (() => void)[]>();
+  /**
+   * The store lookups in flight, one entry per batch, not per key: tracking runs on every read and
+   * waiting only when the store fails. Per-key counts cost ~6 string-keyed map operations per key
+   * (3.6 % + 2.1 % self time of a warm `users(ids: 20)` request, 120 keys, in a Node 24 profile);
+   * this is one Set add and delete per batch, and the rare waiter scans the batches instead.
+   */
+  const inFlight = new Set<{ readonly keys: readonly string[]; waiters?: (() => void)[] }>();
   /** Loads not issued yet, by key: the ones a caller may still join. */
   const open = new Map<string, Promise<Answers>>();
 
-  const leave = (keys: readonly string[]) => {
-    for (const key of keys) {
-      const left = (lookups.get(key) ?? 1) - 1;
-      if (left > 0) {
-        lookups.set(key, left);
-        continue;
-      }
-      lookups.delete(key);
-      const waiters = settled.get(key);
-      settled.delete(key);
-      for (const wake of waiters ?? []) wake();
+  const whenSettled = (keys: readonly string[]) => {
+    if (inFlight.size === 0) return Promise.resolve();
+    const wanted = new Set(keys);
+    const waits: Promise<void>[] = [];
+    for (const batch of inFlight) {
+      if (!batch.keys.some((key) => wanted.has(key))) continue;
+      waits.push(new Promise<void>((resolve) => (batch.waiters ??= []).push(resolve)));
     }
+    return Promise.all(waits);
   };
-  const whenSettled = (keys: readonly string[]) =>
-    Promise.all(
-      keys
-        .filter((key) => lookups.has(key))
-        .map(
-          (key) =>
-            new Promise<void>((resolve) => {
-              const waiters = settled.get(key);
-              if (waiters) waiters.push(resolve);
-              else settled.set(key, [resolve]);
-            }),
-        ),
-    );
 
   async function issue<T>(
     spec: EntitySpec<T>,
@@ -76,11 +65,13 @@ export function createBypassLoads(tick: () => number): BypassLoads {
 
   return {
     async track(keys, lookup) {
-      for (const key of keys) lookups.set(key, (lookups.get(key) ?? 0) + 1);
+      const batch: { readonly keys: readonly string[]; waiters?: (() => void)[] } = { keys };
+      inFlight.add(batch);
       try {
         return await lookup();
       } finally {
-        leave(keys);
+        inFlight.delete(batch);
+        for (const wake of batch.waiters ?? []) wake();
       }
     },
 
