@@ -34,15 +34,21 @@ export function createBypassLoads(tick: () => number): BypassLoads {
   /** Loads not issued yet, by key: the ones a caller may still join. */
   const open = new Map<string, Promise<Answers>>();
 
-  const whenSettled = (keys: readonly string[]) => {
-    if (inFlight.size === 0) return Promise.resolve();
+  // Until no lookup of these keys is in flight: the batches found, then any that started meanwhile
+  // (a caller whose lookup fails later must still find this load open to join — three requests
+  // behind one stalled Redis, staggered, make one load: test/read-path/bypass.test.ts).
+  const whenSettled = async (keys: readonly string[]) => {
+    if (inFlight.size === 0) return;
     const wanted = new Set(keys);
-    const waits: Promise<void>[] = [];
-    for (const batch of inFlight) {
-      if (!batch.keys.some((key) => wanted.has(key))) continue;
-      waits.push(new Promise<void>((resolve) => (batch.waiters ??= []).push(resolve)));
+    for (;;) {
+      const waits: Promise<void>[] = [];
+      for (const batch of inFlight) {
+        if (!batch.keys.some((key) => wanted.has(key))) continue;
+        waits.push(new Promise<void>((resolve) => (batch.waiters ??= []).push(resolve)));
+      }
+      if (waits.length === 0) return;
+      await Promise.all(waits);
     }
-    return Promise.all(waits);
   };
 
   async function issue<T>(
