@@ -409,6 +409,30 @@ export function describeStoreContract(
         );
       });
 
+      it('checks every one of 1 200 dependencies (the Redis script reads them 500 at a time)', async () => {
+        const keys = Array.from({ length: 1200 }, () => freshKey());
+        await h.store.setMany(keys.map((key) => write(key, 'value', 3)));
+        const response = freshKey();
+        const dependencies = keys.map((key) => ({ key, kind: 'value', version: 3 }) as const);
+        await h.store.setDependent({
+          key: response,
+          payload: bytes('{"n":1200}'),
+          dependencies,
+          ttlMs: 60_000,
+        });
+        const read = await h.store.getDependent(response, Date.now());
+        expect(read.status === 'current' && [text(read.payload), read.dependencies]).toEqual([
+          '{"n":1200}',
+          1200,
+        ]);
+        // In the third chunk: a check that stopped after the first MGET would still answer current.
+        await h.store.setMany([write(keys[1100]!, 'value', 4)]);
+        expect(await h.store.getDependent(response, Date.now())).toEqual({
+          status: 'outdated',
+          failed: { key: keys[1100], kind: 'value', version: 3 },
+        });
+      });
+
       it('answers absent for a key that holds no dependent entry; a response with no dependencies is current', async () => {
         const [empty, entry, constant] = [freshKey(), freshKey(), freshKey()];
         await h.store.setMany([write(entry, 'value', 1)]);

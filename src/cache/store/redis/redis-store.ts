@@ -162,7 +162,11 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       return call('getDependent', async (): Promise<DependentRead> => {
         if (!isCluster) {
           const reply = await client.cachesideGetDependentBuffer(key, at);
-          if (reply[0] === 1) return { status: 'current', payload: reply[1], dependencies: Number(reply[2]) };
+          if (reply[0] === 1) {
+            // A view of the payload inside the entry the script returned whole (scripts.ts, why).
+            const [, entry, count, payloadAt] = reply;
+            return { status: 'current', payload: entry.subarray(payloadAt - 1), dependencies: Number(count) };
+          }
           if (reply[0] === 0) return { status: 'absent' };
           const [, kind, version, failedKey] = reply;
           const failed: Dependency = {
@@ -294,7 +298,7 @@ function fillOutcome(reply: unknown): FillOutcome {
   return reply === 1 ? 'stored' : reply === FILL_REVOKED ? 'revoked' : 'fenced';
 }
 
-/** The check of the dependent-read script, on a header read by GETRANGE. */
+/** The check of the dependent-read script, on a header a cluster read reads by GETRANGE. */
 function isCurrent(header: Buffer, dependency: Dependency, at: number): boolean {
   // A missing key reads as an empty string, which decodes to nothing.
   const held = decodeEntry(header);
