@@ -298,7 +298,7 @@ function fillOutcome(reply: unknown): FillOutcome {
   return reply === 1 ? 'stored' : reply === FILL_REVOKED ? 'revoked' : 'fenced';
 }
 
-/** The check of the dependent-read script, on a header a cluster read reads by GETRANGE. */
+/** The check of the dependent-read script, on a header read by GETRANGE. */
 function isCurrent(header: Buffer, dependency: Dependency, at: number): boolean {
   // A missing key reads as an empty string, which decodes to nothing.
   const held = decodeEntry(header);

@@ -184,45 +184,33 @@ return out
 /*
  * A dependent entry (wire-format.ts, `encodeDependent`), served only while each dependency holds the
  * kind and version it names, fresh at ARGV[1] (epoch ms). KEYS[1] the entry. Answers
- * { 1, entry, count, payloadAt } (the whole entry and where its payload starts, 1-based),
- * { 0 } when absent (or not a dependent entry), { -1, kind, version, key } of the first dependency
- * that is not current. The dependencies are not in KEYS: they are only known once the entry is read,
- * which a single server allows; a cluster reads them from the client instead (redis-store.ts).
+ * { 1, entry, count, payloadAt } (the whole entry and where its payload starts, 1-based: the client
+ * takes a view of it, so the payload is not copied inside Lua), { 0 } when absent (or not a
+ * dependent entry), { -1, kind, version, key } of the first dependency that is not current. Only
+ * each dependency's header is read (GETRANGE of its first 40 bytes: kind, version and staleAt fit),
+ * so no payload is copied. The dependencies are not in KEYS: they are only known once the entry is
+ * read, which a single server allows; a cluster reads them from the client instead (redis-store.ts).
  *
- * What a hit costs Redis, measured here with 120 dependencies of 270 bytes and a 9 KB answer
- * (usec_per_call of EVALSHA): 255–285 µs with a GETRANGE per dependency and the payload cut out
- * with string.sub, 180–195 µs with one MGET per 500 dependencies and the whole entry returned (no
- * copy of the payload inside Lua: the client takes a view of it at payloadAt); 6 dependencies and
- * a 441-byte answer: 42–48 against 28–36 µs. MGET copies whole values where GETRANGE copied 40
- * bytes, and still wins: a redis.call costs more than the bytes. Chunks of 500 stay far below
- * Lua's `unpack` limit (8 000) whatever RESPONSE_CACHE_MAX_DEPENDENCIES allows.
+ * Why not one MGET for all dependencies, measured here (EVALSHA usec_per_call): with 120
+ * dependencies of 270 bytes it costs Redis 190–225 µs against 270–295 µs, but it copies whole
+ * values — with 1 000 dependencies of 20 000-byte post bodies (what RESPONSE_CACHE_MAX_DEPENDENCIES
+ * and the body limit allow) 77–79 ms per check against 1.7–2.3 ms, Redis blocked meanwhile. A
+ * check must not cost more as the values it checks grow.
  */
 const GET_DEPENDENT = `#!lua flags=no-writes
 local held = redis.call('GET', KEYS[1])
 if not held then return { 0 } end
 local count, pos = string.match(held, '^r:(%d+)\\n()')
 if not count then return { 0 } end
-local at, n = tonumber(ARGV[1]), tonumber(count)
-local kinds, versions, keys = {}, {}, {}
-for i = 1, n do
+local at = tonumber(ARGV[1])
+for i = 1, tonumber(count) do
   local kind, version, key, nextPos = string.match(held, '^([vn])(%d+) ([^\\n]+)\\n()', pos)
   if not kind then return { 0 } end
-  kinds[i], versions[i], keys[i] = kind, version, key
+  local heldKind, heldVersion, staleAt = string.match(redis.call('GETRANGE', key, 0, 39), '^([vnt]):(%d+):(%d+):')
+  if heldKind ~= kind or heldVersion ~= version or tonumber(staleAt) <= at then return { -1, kind, version, key } end
   pos = nextPos
 end
-for first = 1, n, 500 do
-  local last = math.min(n, first + 499)
-  local values = redis.call('MGET', unpack(keys, first, last))
-  for i = first, last do
-    local heldKind, heldVersion, staleAt
-    local value = values[i - first + 1]
-    if value then heldKind, heldVersion, staleAt = string.match(value, '^([vnt]):(%d+):(%d+):') end
-    if heldKind ~= kinds[i] or heldVersion ~= versions[i] or tonumber(staleAt) <= at then
-      return { -1, kinds[i], versions[i], keys[i] }
-    end
-  end
-end
-return { 1, held, n, pos }
+return { 1, held, tonumber(count), pos }
 `;
 
 /*

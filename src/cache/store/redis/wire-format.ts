@@ -64,7 +64,7 @@ function decimalAt(raw: Buffer, from: number, to: number): number {
  *   r:<count>\n<kind><version> <key>\n…<payload>        e.g. "r:2\nv7 cs:v1:user:{1}\nn0 cs:v1:post:{9}\n{…}"
  *
  * so that the read script (scripts.ts, `cachesideGetDependent`) walks the lines with `string.match`
- * and checks each key's header, never decoding a payload. Keys never hold a newline
+ * and checks each key's header with GETRANGE, never decoding a payload. Keys never hold a newline
  * (their grammar is docs/contract.md's).
  */
 export function encodeDependent({
