@@ -77,6 +77,8 @@ const EXPECTED: Partial<
 export interface Counted {
   readonly env: BenchEnvironment;
   readonly servers: Servers;
+  /** The workloads the answers and counters were taken on (`buildWorkloads`, built once). */
+  readonly workloads: Record<WorkloadName, Workload>;
   readonly expected: Answers;
   readonly counters: CounterRow[];
   readonly problems: string[];
@@ -115,7 +117,7 @@ export async function startAndCount(
   }
   log('counters: sequential requests, SQL statements and store round trips counted in each server');
   const counters = await countAll(servers, options.variants, workloads, counted, expected);
-  return { env, servers, expected, counters, problems: checkCounters(counters) };
+  return { env, servers, workloads, expected, counters, problems: checkCounters(counters) };
 }
 
 /** One write then one read of the same user on each caching variant, one request at a time. */

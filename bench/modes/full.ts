@@ -18,7 +18,7 @@ import { AUTH_SECRET, onCleanup } from '../setup.js';
 import { runStampede, STAMPEDE_BODY } from '../stampede.js';
 import { ratioName, summarize } from '../summary.js';
 import { CACHING, REFERENCE, type VariantName } from '../variant-names.js';
-import { buildMixPlan, buildWorkloads, POSTS_PER_USER, USERS, type WorkloadName } from '../workloads.js';
+import { buildMixPlan, POSTS_PER_USER, USERS, type WorkloadName } from '../workloads.js';
 
 export async function runFull(options: BenchOptions): Promise<number> {
   const started = performance.now();
@@ -26,7 +26,7 @@ export async function runFull(options: BenchOptions): Promise<number> {
   const { settings } = options;
   const variants = options.variants;
   const mixVariants = options.mix ? CACHING.filter((v) => variants.includes(v)) : [];
-  const { env, servers, expected, counters, problems } = await startAndCount(options, true);
+  const { env, servers, workloads, expected, counters, problems } = await startAndCount(options, true);
 
   log('starting the load generator');
   const load = startLoadProcess();
@@ -37,7 +37,6 @@ export async function runFull(options: BenchOptions): Promise<number> {
     mixPlan.writers.map(async (id) => [id, await signToken(AUTH_SECRET, id)] as const),
   );
   load.send({ type: 'tokens', tokens });
-  const workloads = buildWorkloads();
   const run = async (
     variant: VariantName,
     workload: WorkloadName | 'mix',
