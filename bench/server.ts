@@ -11,6 +11,7 @@
  */
 import { createServer } from 'node:http';
 import { useResponseCache, createInMemoryCache } from '@graphql-yoga/plugin-response-cache';
+import { createCacheKeys } from '../src/cache/entities/keys.js';
 import { createStoreFromConfig } from '../src/cache/store/from-config.js';
 import { loadConfig } from '../src/config.js';
 import { createDatabase } from '../src/db/client.js';
@@ -95,7 +96,9 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   const database = await createDatabase(config.database);
   // The app does not close a store it is handed: this one is closed on `stop`, under its wrappers.
-  const rawStore = createStoreFromConfig(config, logger);
+  const rawStore = createStoreFromConfig(config, logger, {
+    writeStampKey: createCacheKeys(config.cache.prefix).writeStamp,
+  });
   let store = rawStore;
   if (spec.variant === 'always-miss') store = forgetfulStore(store);
   if (spec.locksOff) store = lockFreeStore(store);

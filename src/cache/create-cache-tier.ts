@@ -107,12 +107,13 @@ export interface CacheTier {
 export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier {
   const { db, repositories, outbox, logger, events = {} } = deps;
   const owned = deps.store === undefined;
+  const keys = createCacheKeys(config.cache.prefix);
   const origin =
     deps.store ??
     createStoreFromConfig(config, logger, {
+      writeStampKey: keys.writeStamp,
       ...(events.onStoreConnectionError && { onConnectionError: events.onStoreConnectionError }),
     });
-  const keys = createCacheKeys(config.cache.prefix);
   const entries = createEntryFactory({ config: config.cache });
   const specs = createEntitySpecs({ keys, repositories, config: config.cache });
 

@@ -59,10 +59,11 @@ async function main(): Promise<number> {
     return 1;
   }
   const logger = createLogger('warn');
-  const store = createStoreFromConfig(config, logger);
+  const keys = createCacheKeys(config.cache.prefix);
+  const store = createStoreFromConfig(config, logger, { writeStampKey: keys.writeStamp });
   const deps = {
     store,
-    keys: createCacheKeys(config.cache.prefix),
+    keys,
     entries: createEntryFactory({ config: config.cache }),
   };
   try {

@@ -240,53 +240,41 @@ const wrongTypes = fc
   .map((body) => post('wrong types', body));
 
 const idQueries = fc.oneof(
-  fc
-    .tuple(idValue, selection)
-    .map(([id, sel]) =>
-      post('ids: user(id) variable', {
-        query: `query ($id: ID!) { user(id: $id) { ${sel} } }`,
-        variables: { id },
-      }),
-    ),
-  fc
-    .tuple(idValue)
-    .map(([id]) =>
-      post('ids: post(id) variable', {
-        query: 'query ($id: ID!) { post(id: $id) { id title author { id } } }',
-        variables: { id },
-      }),
-    ),
-  fc
-    .tuple(idValue, selection)
-    .map(([id, sel]) =>
-      post('ids: literal', {
-        query: `{ user(id: ${literal(id)}) { ${sel} } post(id: ${literal(id)}) { id } }`,
-      }),
-    ),
-  fc
-    .array(idValue, { maxLength: 120 })
-    .map((ids) =>
-      post('ids: users(ids)', {
-        query: 'query ($ids: [ID!]!) { users(ids: $ids) { id name } }',
-        variables: { ids },
-      }),
-    ),
-  fc
-    .tuple(idValue, intValue)
-    .map(([after, first]) =>
-      post('ids: userPage(after, first)', {
-        query: 'query ($a: ID, $f: Int) { userPage(first: $f, after: $a) { nodes { id } nextCursor } }',
-        variables: { a: after, f: first },
-      }),
-    ),
-  fc
-    .tuple(goodId, intValue)
-    .map(([id, first]) =>
-      post('ids: posts(first)', {
-        query: `query ($f: Int) { user(id: "${id}") { posts(first: $f) { id } } }`,
-        variables: { f: first },
-      }),
-    ),
+  fc.tuple(idValue, selection).map(([id, sel]) =>
+    post('ids: user(id) variable', {
+      query: `query ($id: ID!) { user(id: $id) { ${sel} } }`,
+      variables: { id },
+    }),
+  ),
+  fc.tuple(idValue).map(([id]) =>
+    post('ids: post(id) variable', {
+      query: 'query ($id: ID!) { post(id: $id) { id title author { id } } }',
+      variables: { id },
+    }),
+  ),
+  fc.tuple(idValue, selection).map(([id, sel]) =>
+    post('ids: literal', {
+      query: `{ user(id: ${literal(id)}) { ${sel} } post(id: ${literal(id)}) { id } }`,
+    }),
+  ),
+  fc.array(idValue, { maxLength: 120 }).map((ids) =>
+    post('ids: users(ids)', {
+      query: 'query ($ids: [ID!]!) { users(ids: $ids) { id name } }',
+      variables: { ids },
+    }),
+  ),
+  fc.tuple(idValue, intValue).map(([after, first]) =>
+    post('ids: userPage(after, first)', {
+      query: 'query ($a: ID, $f: Int) { userPage(first: $f, after: $a) { nodes { id } nextCursor } }',
+      variables: { a: after, f: first },
+    }),
+  ),
+  fc.tuple(goodId, intValue).map(([id, first]) =>
+    post('ids: posts(first)', {
+      query: `query ($f: Int) { user(id: "${id}") { posts(first: $f) { id } } }`,
+      variables: { f: first },
+    }),
+  ),
 );
 
 const tenThousandIds = fc.oneof(fc.constant('1'), badIdText, goodId).map((sample) =>
@@ -306,13 +294,11 @@ const deepQuery = fc
     return post('deep query', { query: `{ ${levels.join(' { ')} { id ${'} '.repeat(levels.length)}}` });
   });
 
-const manyAliases = fc
-  .integer({ min: 1, max: 1000 })
-  .map((n) =>
-    post('aliases', {
-      query: `{ ${Array.from({ length: n }, (_, i) => `a${i}: user(id: "${(i % USERS) + 1}") { id }`).join(' ')} }`,
-    }),
-  );
+const manyAliases = fc.integer({ min: 1, max: 1000 }).map((n) =>
+  post('aliases', {
+    query: `{ ${Array.from({ length: n }, (_, i) => `a${i}: user(id: "${(i % USERS) + 1}") { id }`).join(' ')} }`,
+  }),
+);
 
 const smallOperation: fc.Arbitrary<unknown> = fc.oneof(
   fc.constant({ query: '{ user(id: "1") { id } }' }),
@@ -627,7 +613,10 @@ describe('fuzzing /graphql', () => {
   });
 
   it('left no key derived from an invalid id in Redis', async () => {
-    const keys = (await scanKeys(`${t.prefix}:`)).map((k) => k.key);
+    // The write stamp names no id: it is the one key of the namespace that is not an entity's.
+    const keys = (await scanKeys(`${t.prefix}:`))
+      .map((k) => k.key)
+      .filter((k) => k !== `${t.prefix}:v1:write-stamp`);
     expect(keys.length).toBeGreaterThan(0);
     const shape = new RegExp(
       `^${t.prefix}:v1:(user|profile|post):\\{([1-9]\\d{0,9})\\}(:posts|:lock|:filled)?$`,

@@ -59,6 +59,8 @@ function clusterStore(): ClusterStore {
   });
   const inner = createRedisStore({
     connections,
+    // A cluster keeps no stamp (it would cross slots); the option is still required.
+    writeStampKey: 'unused-on-a-cluster',
     onError: (error) => storeErrors.push(`listener: ${error.message}`),
   });
   const store = forwardStore(

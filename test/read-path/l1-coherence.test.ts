@@ -17,15 +17,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
-import { createStoreFromConfig } from '../../src/cache/store/from-config.js';
 import { encodeEvents, type InvalidationEvent } from '../../src/cache/events/invalidation-events.js';
 import { L1_TIER } from '../../src/cache/read/l1-tier.js';
 import type { CacheStore } from '../../src/cache/store/contract.js';
 import { loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { DEBUG, debugOf } from '../support/debug.js';
-import { startPrivateRedis, type PrivateRedis } from '../support/redis.js';
+import { startPrivateRedis, type PrivateRedis, storeOf } from '../support/redis.js';
 import { eventReaching, updateBio } from '../support/updates.js';
 
 const PROFILE = `query Profile($id: ID!) { user(id: $id) { id profile { bio version } } }`;
@@ -199,7 +197,7 @@ describe('L1 and a subscriber connection that is lost and comes back', () => {
 
   beforeAll(async () => {
     redis = await startPrivateRedis();
-    store = createStoreFromConfig(loadConfig({ REDIS_URL: redis.url }), createLogger('silent'));
+    store = storeOf(loadConfig({ REDIS_URL: redis.url }));
     t = await createTestApp({
       label: 'l1_reconnect',
       seed: { users: 5, postsPerUser: 1 },

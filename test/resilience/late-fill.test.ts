@@ -20,13 +20,11 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { encodeEvents } from '../../src/cache/events/invalidation-events.js';
-import { createStoreFromConfig } from '../../src/cache/store/from-config.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { readProfile, updated } from '../support/consistency-api.js';
 import { headerOf } from '../support/consistency-redis.js';
 import { pauseNext, watchStore, type Pause, type WatchedStore } from '../support/instance-pair.js';
-import { startPrivateRedis, type PrivateRedis } from '../support/redis.js';
+import { startPrivateRedis, type PrivateRedis, storeOf } from '../support/redis.js';
 import { until } from '../support/until.js';
 
 let redis: PrivateRedis;
@@ -47,7 +45,7 @@ beforeAll(async () => {
   a = await createTestApp({ label: 'late_fill', seed: { users: 20, postsPerUser: 1 }, env });
   // B has its own Redis connections, as another server would, behind a watcher that says when a
   // request has looked at the cache.
-  bStore = watchStore(createStoreFromConfig(a.config, createLogger('silent')));
+  bStore = watchStore(storeOf(a.config));
   b = await createTestApp({
     label: 'late_fill',
     share: a,

@@ -12,14 +12,13 @@
  */
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createStoreFromConfig } from '../../src/cache/store/from-config.js';
 import { loadConfig } from '../../src/config.js';
 import { rowsOf } from '../../src/db/client.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { createTestApp, REDIS_URL, type TestApp } from '../support/app.js';
 import { createChaosStore, type ChaosStore } from '../support/chaos-store.js';
 import { readProfile, updateProfile } from '../support/consistency-api.js';
 import { until } from '../support/until.js';
+import { storeOf } from '../support/redis.js';
 
 let a: TestApp;
 let b: TestApp;
@@ -27,9 +26,7 @@ let aStore: ChaosStore;
 
 beforeAll(async () => {
   b = await createTestApp({ label: 'partition', seed: { users: 10, postsPerUser: 1 }, startRelay: false });
-  aStore = createChaosStore(
-    createStoreFromConfig(loadConfig({ REDIS_URL, CACHE_PREFIX: b.prefix }), createLogger('silent')),
-  );
+  aStore = createChaosStore(storeOf(loadConfig({ REDIS_URL, CACHE_PREFIX: b.prefix })));
   a = await createTestApp({
     label: 'partition',
     share: b,

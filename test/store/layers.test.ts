@@ -25,6 +25,7 @@ import { createRedisStore } from '../../src/cache/store/redis/redis-store.js';
 import { createChaosStore } from '../support/chaos-store.js';
 import { createTestApp, REDIS_URL } from '../support/app.js';
 import { purgeKeys, uniquePrefix } from '../support/redis.js';
+import { createCacheKeys } from '../../src/cache/entities/keys.js';
 
 const PREFIX = uniquePrefix('layers');
 
@@ -47,6 +48,7 @@ function namedRedisStore(): { store: CacheStore; connectionName: string } {
   const connectionName = `cs-layers-${randomBytes(4).toString('hex')}`;
   const store = createRedisStore({
     connections: createRedisConnections({ url: REDIS_URL, commandTimeoutMs: 5000, connectionName }),
+    writeStampKey: createCacheKeys(PREFIX).writeStamp,
   });
   opened.push(store);
   return { store, connectionName };

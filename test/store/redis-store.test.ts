@@ -68,6 +68,7 @@ describe('Redis driver on the wire', () => {
   it('reports a throwing listener to onError and still calls the others', async () => {
     const errors: Error[] = [];
     const store = createRedisStore({
+      writeStampKey: cacheKeys.writeStamp,
       connections: createRedisConnections({ url: REDIS_URL, commandTimeoutMs: 5000 }),
       onError: (error) => errors.push(error),
     });
@@ -88,6 +89,109 @@ describe('Redis driver on the wire', () => {
   });
 });
 
+describe('the write stamp (a checked answer served on one comparison)', () => {
+  let h: Harness;
+  let raw: Redis;
+  beforeAll(async () => {
+    h = await redisHarness(REDIS_URL, (c) => (raw = c.command as Redis));
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+  const bytes = (text: string) => new TextEncoder().encode(text);
+
+  /**
+   * An answer over two values, checked once (which stamps it), then one of them deleted behind the
+   * store's back — as an eviction would: no script ran. Only the full check can see that, so "current"
+   * afterwards says the stamp answered, and "outdated" that a full check ran.
+   */
+  async function stampedAnswer() {
+    const [kept, vanished, answer] = [freshKey(), freshKey(), freshKey()];
+    await h.store.setMany([write(kept, 'value', 4), write(vanished, 'value', 2)]);
+    const dependencies = [
+      { key: kept, kind: 'value', version: 4 },
+      { key: vanished, kind: 'value', version: 2 },
+    ] as const;
+    await h.store.setDependent({ key: answer, payload: bytes('{"a":1}'), dependencies, ttlMs: 60_000 });
+    expect((await h.store.getDependent(answer, Date.now())).status).toBe('current');
+    await raw.del(vanished);
+    const outdated = { status: 'outdated', failed: { key: vanished, kind: 'value', version: 2 } };
+    return { kept, vanished, answer, outdated };
+  }
+
+  it('serves a checked answer on the stamp alone while no entry changes', async () => {
+    const { answer, outdated } = await stampedAnswer();
+    const read = await h.store.getDependent(answer, Date.now());
+    expect(read.status === 'current' && new TextDecoder().decode(read.payload)).toBe('{"a":1}');
+    // Any landed write moves the stamp, here one to a key the answer does not name.
+    await h.store.setMany([write(freshKey(), 'value', 1)]);
+    expect(await h.store.getDependent(answer, Date.now())).toEqual(outdated);
+  });
+
+  it('is moved by every write that changes an entry: a value, a tombstone, a renewal, a fill — by any client', async () => {
+    const other = freshKey();
+    await h.store.setMany([write(other, 'value', 5)]);
+    const changes: [string, () => Promise<unknown>][] = [
+      ['a newer value', () => h.peer.setMany([write(freshKey(), 'value', 1)])],
+      ['a tombstone', () => h.peer.setMany([write(freshKey(), 'tombstone', 3)])],
+      ['a renewal at the held version', () => h.peer.setMany([write(other, 'value', 5, { ttlMs: 90_000 })])],
+      [
+        'a fill under its grant',
+        async () => {
+          const key = freshKey();
+          await h.peer.acquireLocks([key], 'filler', 60_000);
+          expect(await h.peer.fillMany([write(key, 'value', 1)], 'filler')).toEqual(['stored']);
+        },
+      ],
+    ];
+    for (const [change, make] of changes) {
+      const { answer, outdated } = await stampedAnswer();
+      expect([change, (await h.store.getDependent(answer, Date.now())).status]).toEqual([change, 'current']);
+      await make();
+      expect([change, await h.store.getDependent(answer, Date.now())]).toEqual([change, outdated]);
+    }
+  });
+
+  it('is not moved by writes that change nothing: a fenced write, a refused fill, a lock', async () => {
+    const held = freshKey();
+    await h.store.setMany([write(held, 'value', 9)]);
+    const { answer } = await stampedAnswer();
+    expect(await h.peer.setMany([write(held, 'value', 8)])).toEqual([false]);
+    expect(await h.peer.fillMany([write(freshKey(), 'value', 1)], 'no-grant')).toEqual(['revoked']);
+    await h.peer.acquireLocks([freshKey()], 'locker', 60_000);
+    expect((await h.store.getDependent(answer, Date.now())).status).toBe('current');
+  });
+
+  it('never serves on the stamp past the earliest staleAt the check read', async () => {
+    const { answer, outdated } = await stampedAnswer();
+    // `kept` is fresh until about a minute from now (write's default staleAt); past it, the full check.
+    expect(await h.store.getDependent(answer, Date.now() + 120_000)).toEqual({
+      ...outdated,
+      failed: expect.objectContaining({ version: 4 }),
+    });
+  });
+
+  it('a lost stamp key fails every comparison and is set anew, to a value never used before', async () => {
+    const { answer, kept, outdated } = await stampedAnswer();
+    const before = await raw.get(cacheKeys.writeStamp);
+    await raw.del(cacheKeys.writeStamp);
+    expect(await h.store.getDependent(answer, Date.now())).toEqual(outdated);
+    // A passing check sets it again, and its answers are served on it.
+    const again = freshKey();
+    await h.store.setDependent({
+      key: again,
+      payload: bytes('{}'),
+      dependencies: [{ key: kept, kind: 'value', version: 4 }],
+      ttlMs: 60_000,
+    });
+    expect((await h.store.getDependent(again, Date.now())).status).toBe('current');
+    const after = await raw.get(cacheKeys.writeStamp);
+    expect(after).not.toBeNull();
+    expect(after).not.toBe(before);
+    expect(await raw.pttl(cacheKeys.writeStamp)).toBeGreaterThan(0);
+  });
+});
+
 describe('Redis driver faults (private redis-server)', () => {
   it('rejects with StoreTimeoutError while Redis hangs, and recovers when it answers again', async () => {
     const server = await startPrivateRedis();
@@ -97,7 +201,7 @@ describe('Redis driver faults (private redis-server)', () => {
       commandTimeoutMs: 150,
       onError: (e) => errors.push(e),
     });
-    const store = createRedisStore({ connections });
+    const store = createRedisStore({ connections, writeStampKey: cacheKeys.writeStamp });
     try {
       const key = freshKey();
       await store.setMany([write(key, 'value', 1)]);
@@ -124,7 +228,7 @@ describe('Redis driver faults (private redis-server)', () => {
       reconnectMaxDelayMs: 100,
       onError: (e) => errors.push(e),
     });
-    const store = createRedisStore({ connections });
+    const store = createRedisStore({ connections, writeStampKey: cacheKeys.writeStamp });
     try {
       await store.getMany([freshKey()]);
       await server.stop();
@@ -150,7 +254,7 @@ describe('Redis driver faults (private redis-server)', () => {
       commandTimeoutMs: 1000,
       reconnectMaxDelayMs: 100,
     });
-    const store = createRedisStore({ connections });
+    const store = createRedisStore({ connections, writeStampKey: cacheKeys.writeStamp });
     try {
       const key = freshKey();
       const heard: string[] = [];
@@ -184,8 +288,8 @@ async function redisHarness(url: string, expose?: (c: RedisConnections) => void)
   const peerConnections = createRedisConnections({ url, commandTimeoutMs: 5000 });
   await Promise.all([connections.ready(), peerConnections.ready()]);
   expose?.(connections);
-  const store = createRedisStore({ connections });
-  const peer = createRedisStore({ connections: peerConnections });
+  const store = createRedisStore({ connections, writeStampKey: cacheKeys.writeStamp });
+  const peer = createRedisStore({ connections: peerConnections, writeStampKey: cacheKeys.writeStamp });
   return {
     store,
     peer,

@@ -6,11 +6,10 @@
  */
 import { afterAll, beforeAll } from 'vitest';
 import type { CacheStore } from '../../src/cache/store/contract.js';
-import { createStoreFromConfig } from '../../src/cache/store/from-config.js';
 import { forwardStore } from '../../src/cache/store/layers/forward.js';
 import type { BeforeQueryHook, RepositoryOptions, RepositoryQuery } from '../../src/db/repositories.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { createTestApp, type TestApp } from './app.js';
+import { storeOf } from './redis.js';
 
 // Two instances
 
@@ -117,7 +116,7 @@ async function manualPair({ label, seed }: ManualPairOptions): Promise<ManualPai
   };
   const b = await createTestApp({ label, seed, startRelay: false });
   // A has its own Redis connections (as another server would), behind a watcher.
-  const aStore = watchStore(createStoreFromConfig(b.config, createLogger('silent')));
+  const aStore = watchStore(storeOf(b.config));
   const a = await createTestApp({
     label,
     share: b,

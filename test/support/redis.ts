@@ -14,7 +14,11 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll } from 'vitest';
 import { freePort } from './ports.js';
-import type { HostPort } from '../../src/config.js';
+import type { Config, HostPort } from '../../src/config.js';
+import { createCacheKeys } from '../../src/cache/entities/keys.js';
+import type { CacheStore } from '../../src/cache/store/contract.js';
+import { createStoreFromConfig } from '../../src/cache/store/from-config.js';
+import { createLogger } from '../../src/observability/logger.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -206,7 +210,6 @@ async function launch(port: number, args: readonly string[]): Promise<PrivateRed
   };
 }
 
-
 /** A raw PING, so that waiting for the server does not depend on the client under test. */
 function answersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -235,4 +238,13 @@ async function withClient<T>(url: string, body: (redis: Redis) => Promise<T>): P
 
 function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+/**
+ * The store an instance with `config` builds (Redis or memory), over connections of its own, as
+ * another server would have: the same namespace, so the same write stamp.
+ */
+export function storeOf(config: Config): CacheStore {
+  const { writeStamp } = createCacheKeys(config.cache.prefix);
+  return createStoreFromConfig(config, createLogger('silent'), { writeStampKey: writeStamp });
 }

@@ -15,14 +15,15 @@ import { until } from '../support/until.js';
 
 test('a subscriber started while Redis is down subscribes once Redis is up, and says so', async () => {
   const port = await freePort();
+  const keys = createCacheKeys(uniquePrefix('late_sub'));
   const store = createRedisStore({
+    writeStampKey: keys.writeStamp,
     connections: createRedisConnections({
       url: `redis://127.0.0.1:${port}`,
       commandTimeoutMs: 200,
       onError: () => {},
     }),
   });
-  const keys = createCacheKeys(uniquePrefix('late_sub'));
   const subscriber = createInvalidationSubscriber({ store, keys, logger: createLogger('silent') });
   const received: InvalidationEvent[] = [];
   let lateStarts = 0;

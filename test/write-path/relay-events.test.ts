@@ -11,8 +11,6 @@
 import { sql } from 'drizzle-orm';
 import { describe, expect, test } from 'vitest';
 import { createChaosStore } from '../support/chaos-store.js';
-import { createStoreFromConfig } from '../../src/cache/store/from-config.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { readNewestPost, readProfile, updated } from '../support/consistency-api.js';
 import { drainOutbox, outboxRows, rows } from '../support/consistency-sql.js';
@@ -27,6 +25,7 @@ import {
   useRawRedis,
 } from '../support/consistency-redis.js';
 import { openForSuite, twoInstances } from '../support/instance-pair.js';
+import { storeOf } from '../support/redis.js';
 
 useRawRedis();
 
@@ -72,7 +71,7 @@ describe('two instances, relays driven by hand', () => {
 
     test('a mutation whose write-through failed (Redis error after commit) still succeeds; one relay run heals the cache', async () => {
       // User 27, written through a third instance whose store refuses the write-through.
-      const chaos = createChaosStore(createStoreFromConfig(b.config, createLogger('silent')));
+      const chaos = createChaosStore(storeOf(b.config));
       const d = await createTestApp({ label: 'consistency', share: b, store: chaos, startRelay: false });
       try {
         await drainOutbox(b);

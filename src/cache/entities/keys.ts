@@ -41,6 +41,11 @@ export interface CacheKeys {
   response(digest: string): string;
   /** The channel on which invalidation events are published. */
   readonly eventsChannel: string;
+  /**
+   * `<namespace>write-stamp`: changed by every write to an entry, so that a stored answer checked
+   * since can be served on one comparison (src/cache/store/redis/write-stamp.ts). A single Redis only.
+   */
+  readonly writeStamp: string;
   /** The entity and id an entity key names, or undefined for any other key (locks, channels, foreign). */
   parse(key: string): { entity: CachedEntity; id: number } | undefined;
 }
@@ -62,6 +67,7 @@ export function createCacheKeys(prefix: string): CacheKeys {
       return { entity, id };
     },
     eventsChannel: `${namespace}events`,
+    writeStamp: `${namespace}write-stamp`,
     response(digest) {
       if (!/^[A-Za-z0-9_-]{16,64}$/.test(digest)) {
         throw new RangeError(

@@ -10,6 +10,8 @@ import { createRedisStore } from './redis/redis-store.js';
 import type { CacheStore } from './contract.js';
 
 export interface StoreFromConfigOptions {
+  /** `CacheKeys.writeStamp` of the namespace this store serves (RedisStoreOptions.writeStampKey). */
+  readonly writeStampKey: string;
   /**
    * A Redis connection reported an error (ioredis emits one per failed reconnect attempt, so an
    * outage is many): the app's availability log turns them into one line per outage.
@@ -21,7 +23,7 @@ export interface StoreFromConfigOptions {
 export function createStoreFromConfig(
   config: Config,
   logger: Logger,
-  options: StoreFromConfigOptions = {},
+  options: StoreFromConfigOptions,
 ): CacheStore {
   const redis = config.redis;
   if (redis.kind === 'memory') return createMemoryStore();
@@ -33,7 +35,7 @@ export function createStoreFromConfig(
       options.onConnectionError?.(error);
     },
   });
-  return createRedisStore({ connections });
+  return createRedisStore({ connections, writeStampKey: options.writeStampKey });
 }
 
 /** For the startup log line: which store, and where, without credentials. */

@@ -24,13 +24,20 @@ import { fillChannelOf, lockKeyOf } from '../key-names.js';
 import { whenReady, type RedisConnections } from './connections.js';
 import { withDeadline } from './deadline.js';
 import { purgeNode, scanNode } from './keyspace.js';
-import { defineScripts, FILL_REVOKED } from './scripts.js';
+import { defineScripts, FILL_REVOKED, type StampArgs } from './scripts.js';
 import { groupIndexes, slotOf } from './slots.js';
 import { createSubscriptionHub } from './subscriptions.js';
 import { decodeDependent, decodeEntry, encodeDependent, encodeEntry, KIND_CODES } from './wire-format.js';
+import { createStampSource, STAMP_TTL_MS } from './write-stamp.js';
 
 export interface RedisStoreOptions {
   readonly connections: RedisConnections;
+  /**
+   * The key of the write stamp (write-stamp.ts), `CacheKeys.writeStamp`: one per namespace, and every
+   * store that writes the namespace's entries must name the same one, or its writes would not move
+   * it. Unused on a cluster (the stamp would cross slots: every check there is a full one).
+   */
+  readonly writeStampKey: string;
   /**
    * Receives failures that no caller awaits: a fill or message listener that threw, a re-subscribe
    * after a reconnect that failed. @default ignore
@@ -50,6 +57,15 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       ? (key: string) => client.slots[slotOf(key)]?.join(';') ?? slotOf(key)
       : undefined;
   defineScripts(client);
+  if (typeof options.writeStampKey !== 'string' || options.writeStampKey.length === 0) {
+    throw new TypeError(
+      `writeStampKey must be a non-empty string, got ${JSON.stringify(options.writeStampKey)}`,
+    );
+  }
+  const stampKey = isCluster ? '' : options.writeStampKey;
+  const nextStamp = createStampSource();
+  /** A script's StampArgs (scripts.ts): a fresh stamp per script call, never one per batch. */
+  const stampArgs = (): StampArgs => [stampKey, nextStamp(), STAMP_TTL_MS];
   const hub = createSubscriptionHub({ connections, onError });
   let closed: Promise<void> | undefined;
   // Until the first connection is up, a command waits for it (bounded by the command timeout) instead
@@ -122,6 +138,7 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
             lockKeyOf(write.key),
             ...entryArgs(write),
             ...wakeArgs(write.key),
+            ...stampArgs(),
           );
         });
         return replies.map((reply) => reply === 1);
@@ -135,7 +152,13 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
         if (!isCluster && fills.length > 0) {
           const keys = fills.flatMap((fill) => [fill.key, lockKeyOf(fill.key)]);
           const args = fills.flatMap((fill) => [...entryArgs(fill), ...wakeArgs(fill.key)]);
-          const replies = await client.cachesideFillMany(keys.length, ...keys, token, ...args);
+          const replies = await client.cachesideFillMany(
+            keys.length,
+            ...keys,
+            token,
+            ...stampArgs(),
+            ...args,
+          );
           return replies.map(fillOutcome);
         }
         const replies = await pipelined(fills, keyOfWrite, (pipeline, fill) => {
@@ -161,7 +184,7 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
     getDependent(key, at) {
       return call('getDependent', async (): Promise<DependentRead> => {
         if (!isCluster) {
-          const reply = await client.cachesideGetDependentBuffer(key, at);
+          const reply = await client.cachesideGetDependentBuffer(key, at, ...stampArgs());
           if (reply[0] === 1) {
             // A view of the payload inside the entry the script returned whole (scripts.ts, why).
             const [, entry, count, payloadAt] = reply;

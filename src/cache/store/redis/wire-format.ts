@@ -8,6 +8,7 @@
  * a value that is not in this format (a foreign or older one) counts as absent and is overwritten.
  */
 import type { CacheEntry, Dependency, DependentWrite, EntryKind } from '../contract.js';
+import { FRESH_UNTIL_WIDTH, STAMP_LENGTH, UNSTAMPED } from './write-stamp.js';
 
 export const KIND_CODES: Record<EntryKind, string> = { value: 'v', negative: 'n', tombstone: 't' };
 const KINDS_BY_CODE: Record<number, EntryKind> = { 0x76: 'value', 0x6e: 'negative', 0x74: 'tombstone' };
@@ -15,6 +16,9 @@ const COLON = 0x3a;
 const ZERO = 0x30;
 const NEWLINE = 0x0a;
 const SPACE = 0x20;
+/** Where a dependent entry's stamp ends: `r:` and the stamp. */
+const STAMP_END = 2 + STAMP_LENGTH;
+const UNCHECKED = '0'.repeat(FRESH_UNTIL_WIDTH);
 
 export function encodeEntry(entry: CacheEntry): Buffer {
   const header = Buffer.from(`${KIND_CODES[entry.kind]}:${entry.version}:${entry.staleAt}:`, 'latin1');
@@ -59,29 +63,40 @@ function decimalAt(raw: Buffer, from: number, to: number): number {
 }
 
 /**
- * A dependent entry (the response tier's): its dependencies as text lines, then the payload bytes:
+ * A dependent entry (the response tier's): a header, its dependencies as text lines, then the
+ * payload bytes:
  *
- *   r:<count>\n<kind><version> <key>\n…<payload>        e.g. "r:2\nv7 cs:v1:user:{1}\nn0 cs:v1:post:{9}\n{…}"
+ *   r:<stamp>:<freshUntil>:<count>:<linesLength>\n<kind><version> <key>\n…<payload>
+ *   e.g. "r:……:0000000000000000:2:41\nv7 cs:v1:user:{1}\nn0 cs:v1:post:{9}\n{…}"
  *
  * so that the read script (scripts.ts, `cachesideGetDependent`) walks the lines with `string.match`
- * and checks each key's header with GETRANGE, never decoding a payload. Keys never hold a newline
- * (their grammar is docs/contract.md's).
+ * and checks each key's header with GETRANGE, never decoding a payload. `stamp` (UNSTAMPED when
+ * written) and `freshUntil` (zeros) have fixed widths: a check that passes writes the write stamp it
+ * passed under and the earliest staleAt it read over them in place (write-stamp.ts). `linesLength`
+ * says where the payload starts without walking the lines. Keys never hold a newline (their grammar
+ * is docs/contract.md's).
  */
 export function encodeDependent({
   payload,
   dependencies,
 }: Pick<DependentWrite, 'payload' | 'dependencies'>): Buffer {
-  const lines = dependencies.map((d) => `${KIND_CODES[d.kind]}${d.version} ${d.key}\n`).join('');
-  return Buffer.concat([Buffer.from(`r:${dependencies.length}\n${lines}`, 'utf8'), payload]);
+  const lines = Buffer.from(
+    dependencies.map((d) => `${KIND_CODES[d.kind]}${d.version} ${d.key}\n`).join(''),
+    'utf8',
+  );
+  const header = `r:${UNSTAMPED}:${UNCHECKED}:${dependencies.length}:${lines.length}\n`;
+  return Buffer.concat([Buffer.from(header, 'latin1'), lines, payload]);
 }
 
 /** The dependencies and payload in `raw`, or undefined when it is not a dependent entry. */
 export function decodeDependent(
   raw: Buffer,
 ): { dependencies: Dependency[]; payload: Uint8Array } | undefined {
-  if (raw[0] !== 0x72 || raw[1] !== COLON) return undefined;
-  let at = raw.indexOf(NEWLINE, 2);
-  const count = at === -1 ? -1 : decimalAt(raw, 2, at);
+  if (raw[0] !== 0x72 || raw[1] !== COLON || raw[STAMP_END] !== COLON) return undefined;
+  const freshEnd = STAMP_END + 1 + FRESH_UNTIL_WIDTH;
+  const countEnd = raw[freshEnd] === COLON ? raw.indexOf(COLON, freshEnd + 1) : -1;
+  let at = countEnd === -1 ? -1 : raw.indexOf(NEWLINE, countEnd + 1);
+  const count = at === -1 ? -1 : decimalAt(raw, freshEnd + 1, countEnd);
   if (count < 0) return undefined;
   const dependencies: Dependency[] = [];
   for (let i = 0; i < count; i += 1) {
