@@ -31,6 +31,10 @@ export interface SoakOptions {
   readonly concurrency?: number;
   /** Hot profiles the reads and writes go to. @default 20 */
   readonly hot?: number;
+  /** Share of operations that are API writes; the rest are reads. @default 0.05 */
+  readonly writeShare?: number;
+  /** A write by plain SQL every this many operations. @default 40 */
+  readonly sqlWriteEvery?: number;
   /** PRNG seed. @default Date.now() */
   readonly seed?: number;
   readonly log?: (line: string) => void;
@@ -72,6 +76,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const random = mulberry32(seed);
   const hot = options.hot ?? 20;
   const concurrency = options.concurrency ?? 12;
+  const writeShare = options.writeShare ?? 0.05;
+  const sqlWriteEvery = options.sqlWriteEvery ?? 40;
   const log = options.log ?? (() => {});
 
   let redis: PrivateRedis = await startPrivateRedis();
@@ -227,10 +233,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           .then(() => fault(name))
           .catch((error: unknown) => void fail(`fault ${name}: ${String(error)}`));
       }
-      if (done % 40 === 0) await sqlWrite().catch(() => fail('sql writer'));
+      if (done % sqlWriteEvery === 0) await sqlWrite().catch(() => fail('sql writer'));
       const t = pick(instances);
       const userId = hotUser();
-      await (random() < 0.05 ? write(t, userId) : read(t, userId)).catch((error: unknown) =>
+      await (random() < writeShare ? write(t, userId) : read(t, userId)).catch((error: unknown) =>
         fail(error instanceof Error ? error.message.slice(0, 60) : String(error)),
       );
     }
