@@ -11,6 +11,7 @@ import { StoreReplyError, StoreTimeoutError, StoreUnavailableError } from '../..
 import { fillChannelOf } from '../../src/cache/store/key-names.js';
 import { createRedisConnections, type RedisConnections } from '../../src/cache/store/redis/connections.js';
 import { createRedisStore } from '../../src/cache/store/redis/redis-store.js';
+import { createStampSource, STAMP_LENGTH } from '../../src/cache/store/redis/write-stamp.js';
 import { purgePrefixAfterAll, REDIS_URL, scanKeys, startPrivateRedis } from '../support/redis.js';
 import { until } from '../support/until.js';
 import {
@@ -163,12 +164,50 @@ describe('the write stamp (a checked answer served on one comparison)', () => {
   });
 
   it('never serves on the stamp past the earliest staleAt the check read', async () => {
-    const { answer, outdated } = await stampedAnswer();
-    // `kept` is fresh until about a minute from now (write's default staleAt); past it, the full check.
-    expect(await h.store.getDependent(answer, Date.now() + 120_000)).toEqual({
-      ...outdated,
-      failed: expect.objectContaining({ version: 4 }),
+    // Three entries fresh for 30 s, 10 s and 60 s, in that order: the earliest is neither the first
+    // nor the last the check reads.
+    const keys = [freshKey(), freshKey(), freshKey()];
+    const at = Date.now();
+    await h.store.setMany(
+      keys.map((key, i) => write(key, 'value', 1, { staleAt: at + [30_000, 10_000, 60_000][i]! })),
+    );
+    const answer = freshKey();
+    const dependencies = keys.map((key) => ({ key, kind: 'value', version: 1 }) as const);
+    await h.store.setDependent({ key: answer, payload: bytes('{}'), dependencies, ttlMs: 60_000 });
+    expect((await h.store.getDependent(answer, at)).status).toBe('current');
+    expect((await h.store.getDependent(answer, at + 9_000)).status).toBe('current');
+    expect(await h.store.getDependent(answer, at + 20_000)).toEqual({
+      status: 'outdated',
+      failed: { key: keys[1], kind: 'value', version: 1 },
     });
+  });
+
+  it('invalidateDependents: every answer checks in full again, and current ones stay current', async () => {
+    const { answer, kept, outdated } = await stampedAnswer();
+    const intact = freshKey();
+    await h.store.setDependent({
+      key: intact,
+      payload: bytes('{}'),
+      dependencies: [{ key: kept, kind: 'value', version: 4 }],
+      ttlMs: 60_000,
+    });
+    expect((await h.store.getDependent(intact, Date.now())).status).toBe('current');
+    expect((await h.store.getDependent(answer, Date.now())).status).toBe('current');
+    await h.peer.invalidateDependents();
+    expect(await h.store.getDependent(answer, Date.now())).toEqual(outdated);
+    expect((await h.store.getDependent(intact, Date.now())).status).toBe('current');
+  });
+
+  it('stamps from two sources never meet (a lost stamp key is set again by another process)', () => {
+    const [a, b] = [createStampSource(), createStampSource()];
+    const seen = new Set<string>();
+    for (let i = 0; i < 1000; i += 1) {
+      for (const stamp of [a(), b()]) {
+        expect(stamp).toHaveLength(STAMP_LENGTH);
+        seen.add(stamp);
+      }
+    }
+    expect(seen.size).toBe(2000);
   });
 
   it('a lost stamp key fails every comparison and is set anew, to a value never used before', async () => {

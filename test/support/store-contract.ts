@@ -433,6 +433,29 @@ export function describeStoreContract(
         });
       });
 
+      it('invalidateDependents: an answer still current stays current, an outdated one outdated; one round trip', async () => {
+        const [user, gone, current, outdated] = [freshKey(), freshKey(), freshKey(), freshKey()];
+        await h.store.setMany([write(user, 'value', 2)]);
+        await h.store.setDependent({
+          key: current,
+          payload: bytes('{}'),
+          dependencies: [{ key: user, kind: 'value', version: 2 }],
+          ttlMs: 60_000,
+        });
+        await h.store.setDependent({
+          key: outdated,
+          payload: bytes('{}'),
+          dependencies: [{ key: gone, kind: 'value', version: 1 }],
+          ttlMs: 60_000,
+        });
+        expect(await h.measure(() => h.store.invalidateDependents())).toEqual({
+          result: undefined,
+          roundTrips: h.cluster ? 0 : 1,
+        });
+        expect((await h.store.getDependent(current, Date.now())).status).toBe('current');
+        expect((await h.store.getDependent(outdated, Date.now())).status).toBe('outdated');
+      });
+
       it('answers absent for a key that holds no dependent entry; a response with no dependencies is current', async () => {
         const [empty, entry, constant] = [freshKey(), freshKey(), freshKey()];
         await h.store.setMany([write(entry, 'value', 1)]);

@@ -171,6 +171,7 @@ function keysOf(method: StoreCall, first: unknown): readonly string[] {
     case 'purgePrefix':
       return [first as string];
     case 'close':
+    case 'invalidateDependents':
       return [];
   }
 }

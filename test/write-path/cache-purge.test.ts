@@ -4,6 +4,8 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { sql } from 'drizzle-orm';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createEntryFactory } from '../../src/cache/entities/entries.js';
 import { createCacheKeys } from '../../src/cache/entities/keys.js';
@@ -84,4 +86,72 @@ describe('purge', () => {
     }).catch((error: { code: number; stderr: string }) => error);
     expect(noRedis).toMatchObject({ code: 1 });
   }, 60_000);
+});
+
+describe('purge with the response tier on', () => {
+  let tier: TestApp;
+  let redis: Redis;
+  beforeAll(async () => {
+    tier = await createTestApp({
+      label: 'purge_tier',
+      seed: { users: 6, postsPerUser: 1 },
+      env: { RESPONSE_CACHE: 'on' },
+    });
+    redis = new Redis(REDIS_URL);
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await tier?.close();
+  });
+
+  test('a stored answer over an evicted entry is checked in full after a purge, and shows the fixed row', async () => {
+    const query = `{ user(id: "4") { profile { bio } } }`;
+    const tierDeps = {
+      store: tier.app.store,
+      keys: createCacheKeys(tier.prefix),
+      entries: createEntryFactory({ config: tier.config.cache }),
+    };
+    await tier.gql(query);
+    // Two hits: the first passes the full check and records the write stamp, the second is served on it.
+    for (let i = 0; i < 2; i += 1) {
+      expect((await tier.gql(query)).headers.get('cache-status')).toMatch(/^cacheside-response; hit/);
+    }
+    // The profile's entry evicted, then its row fixed by SQL that fires no trigger (no version bump, no
+    // outbox row): only the operator's purge can tell the cache.
+    await redis.del(tierDeps.keys.entity('profile', 4));
+    await tier.testDb.database.db.transaction(async (tx) => {
+      await tx.execute(sql`set local session_replication_role = replica`);
+      await tx.execute(sql`update profiles set bio = 'fixed by hand' where user_id = 4`);
+    });
+    // Nothing cached to tombstone — but stored answers must stop trusting the stamp.
+    expect(await invalidateEntity(tierDeps, 'profile', 4)).toBe(0);
+    const after = await tier.gql<{ user: { profile: { bio: string } } }>(query);
+    expect(after.body.data?.user.profile.bio).toBe('fixed by hand');
+    expect(after.headers.get('cache-status')).toMatch(/cacheside-response; fwd=stale; stored/);
+  });
+
+  test('so is one after `--all` in a namespace that holds no entry any more', async () => {
+    const query = `{ user(id: "5") { profile { bio } } }`;
+    const tierDeps = {
+      store: tier.app.store,
+      keys: createCacheKeys(tier.prefix),
+      entries: createEntryFactory({ config: tier.config.cache }),
+    };
+    await tier.gql(query);
+    for (let i = 0; i < 2; i += 1) {
+      expect((await tier.gql(query)).headers.get('cache-status')).toMatch(/^cacheside-response; hit/);
+    }
+    const entities = (await scanKeys(tierDeps.keys.namespace))
+      .map((k) => k.key)
+      .filter((key) => tierDeps.keys.parse(key) !== undefined);
+    expect(entities.length).toBeGreaterThan(0);
+    await redis.del(...entities);
+    await tier.testDb.database.db.transaction(async (tx) => {
+      await tx.execute(sql`set local session_replication_role = replica`);
+      await tx.execute(sql`update profiles set bio = 'bulk-loaded' where user_id = 5`);
+    });
+    expect((await invalidateAll(tierDeps)).invalidated).toBe(0);
+    const after = await tier.gql<{ user: { profile: { bio: string } } }>(query);
+    expect(after.body.data?.user.profile.bio).toBe('bulk-loaded');
+  });
 });

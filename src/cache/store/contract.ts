@@ -155,6 +155,16 @@ export interface CacheStore {
    */
   getDependent(key: string, at: number): Promise<DependentRead>;
 
+  /**
+   * Every dependent entry must pass its full check again before it is next served. A driver may serve
+   * a dependent entry on less than a full check while none of its entries has been written since the
+   * last one passed (Redis: the write stamp, redis/write-stamp.ts), which cannot see an entry that
+   * vanished without a write — harmless while the row it held is unchanged, but an operator's purge
+   * exists for rows changed behind the cache's back (src/cache/write/purge.ts calls this). One round
+   * trip; nothing to do for a driver that always checks in full (memory).
+   */
+  invalidateDependents(): Promise<void>;
+
   /** Remaining physical TTL of each key in ms, or -1 when absent. One round trip. Diagnostics only. */
   ttlMany(keys: readonly string[]): Promise<number[]>;
 

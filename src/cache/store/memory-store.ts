@@ -191,6 +191,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
       return { status: 'current', payload: slot.payload.slice(), dependencies: slot.dependencies.length };
     },
 
+    async invalidateDependents() {
+      // Nothing to forget: getDependent always checks every dependency.
+      open('invalidateDependents');
+    },
+
     async ttlMany(keys) {
       open('ttlMany');
       return keys.map((key) => {

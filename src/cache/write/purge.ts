@@ -6,14 +6,16 @@
  * revokes the key's fill grant. Fills of the current row are refused while that tombstone lives, so
  * it lives only as long as a fill can be in flight (a few seconds); meanwhile reads of the key are
  * answered from PostgreSQL. A key being filled right now (its lock held) gets its grant revoked too.
+ *
+ * And every stored answer of the response tier must be checked in full again (`invalidateDependents`):
+ * a purge is for rows changed behind the cache's back, and an answer served on the write stamp would
+ * not notice that an entry it read has since been evicted — the purge of an evicted key writes
+ * nothing (test/write-path/cache-purge.test.ts, "a stored answer over an evicted entry").
  */
 import type { CacheKeys, CachedEntity } from '../entities/keys.js';
 import type { EntryFactory } from '../entities/entries.js';
 import type { CacheStore, CacheWrite } from '../store/contract.js';
 import { keyOfLock } from '../store/key-names.js';
-
-/** Entity keys only: `…:lock` and `…:filled` names are not entries. */
-const ENTITY_KEY = /:(user|profile|post):\{[1-9][0-9]*\}(:posts)?$/;
 
 export interface PurgeDeps {
   readonly store: CacheStore;
@@ -28,6 +30,8 @@ export async function invalidateKeys(
 ): Promise<number> {
   if (keys.length === 0) return 0;
   const held = await store.getMany(keys);
+  // Whatever is written below, or nothing at all (every key evicted): answers check in full again.
+  await store.invalidateDependents();
   const writes: CacheWrite[] = [];
   keys.forEach((key, i) => {
     const entry = held[i];
@@ -56,14 +60,14 @@ async function revokeGrants({ store, entries }: PurgeDeps, keys: readonly string
 /** Every cached value under the namespace, walked with SCAN in batches; every fill in flight revoked. */
 export async function invalidateAll(deps: PurgeDeps): Promise<{ visited: number; invalidated: number }> {
   let invalidated = 0;
+  // Entity keys only (the user directory's included): `…:lock` and `…:filled` names, stored answers
+  // and the write stamp are not entries.
+  const isEntity = (key: string) => deps.keys.parse(key) !== undefined;
+  // First, so that an empty namespace (every entry evicted, answers left) forgets its checks too.
+  await deps.store.invalidateDependents();
   const visited = await deps.store.scanKeys(deps.keys.namespace, async (batch) => {
-    invalidated += await invalidateKeys(
-      deps,
-      batch.filter((key) => ENTITY_KEY.test(key)),
-    );
-    const locked = batch
-      .map(keyOfLock)
-      .filter((key): key is string => key !== undefined && ENTITY_KEY.test(key));
+    invalidated += await invalidateKeys(deps, batch.filter(isEntity));
+    const locked = batch.map(keyOfLock).filter((key): key is string => key !== undefined && isEntity(key));
     await revokeGrants(deps, locked);
   });
   return { visited, invalidated };

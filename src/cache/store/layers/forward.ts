@@ -24,6 +24,7 @@ const CALLS: Record<StoreCall, true> = {
   fillMany: true,
   setDependent: true,
   getDependent: true,
+  invalidateDependents: true,
   ttlMany: true,
   acquireLocks: true,
   releaseLocks: true,

@@ -218,6 +218,14 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       });
     },
 
+    invalidateDependents() {
+      // A new stamp that no answer recorded: each answer's next read is a full check. A cluster keeps
+      // no stamp, so every check there is full already.
+      return call('invalidateDependents', async () => {
+        if (!isCluster) await client.set(stampKey, nextStamp(), 'PX', STAMP_TTL_MS);
+      });
+    },
+
     ttlMany(keys) {
       return call('ttlMany', async () => {
         const replies = await pipelined(keys, identity, (pipeline, key) => void pipeline.pttl(key));

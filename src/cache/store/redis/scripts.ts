@@ -221,9 +221,10 @@ return out
  * fixed-width fields: same length, same TTL). While the stamp key still holds that value, no entry
  * has changed since — no dependency has another version, kind or expiry — so the entry is served on
  * that comparison alone, before the earliest staleAt. What the stamp cannot see is a key that vanished
- * without a write (evicted, or UNLINKed by a purge of its prefix): its entry holds the version it
- * had, which the entity tier would load again from PostgreSQL (docs/consistency.md, "The response
- * tier"). A stamp key that is missing (evicted, expired) fails every comparison and is set again by
+ * without a write (evicted): its entry held the version it had, which the entity tier would load again
+ * from PostgreSQL, unless the row was changed behind the cache's back — for which operators purge,
+ * and the purge sets a new stamp (`invalidateDependents`; docs/consistency.md, "The response tier").
+ * A stamp key that is missing (evicted, expired) fails every comparison and is set again by
  * the next passing check, to a new value. Measured here (EVALSHA usec_per_call, an answer over 120
  * dependencies of 270 bytes, 2 000 reads a run): 29–34 µs served on the stamp, against 484–506 µs for
  * the full check (412–454 µs before the stamp: recording it costs the full check 10–15 %).
@@ -235,7 +236,8 @@ return out
  * as the values it checks grow.
  *
  * allow-oom: the stamp is written over bytes of the same length (and a missing stamp key is a few
- * bytes), so a full Redis under noeviction still answers hits.
+ * bytes), so a full Redis under noeviction still answers hits. Being a writing script, it waits under
+ * CLIENT PAUSE WRITE (a failover) and is refused by a read-only replica, as fills and locks are.
  */
 const GET_DEPENDENT = `#!lua flags=allow-oom
 local held = redis.call('GET', KEYS[1])
