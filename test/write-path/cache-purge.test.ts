@@ -154,4 +154,17 @@ describe('purge with the response tier on', () => {
     const after = await tier.gql<{ user: { profile: { bio: string } } }>(query);
     expect(after.body.data?.user.profile.bio).toBe('bulk-loaded');
   });
+
+  test('`--all` tombstones the user directory too, which a stored page answer depends on', async () => {
+    const keys = createCacheKeys(tier.prefix);
+    await tier.gql(`{ userPage(first: 2) { nodes { id } } }`);
+    const directory = keys.entity('userDirectory', 1);
+    expect((await tier.app.store.getMany([directory]))[0]?.kind).toBe('value');
+    await invalidateAll({
+      store: tier.app.store,
+      keys,
+      entries: createEntryFactory({ config: tier.config.cache }),
+    });
+    expect((await tier.app.store.getMany([directory]))[0]?.kind).toBe('tombstone');
+  });
 });
