@@ -7,6 +7,7 @@
  *   serves the new version as soon as the mutation returns, and the mutation does not report a
  *   pending propagation;
  * - the relay's tombstone for a plain-SQL change lands too;
+ * - a stored answer of the response tier is still served, its check recording the write stamp;
  * - fills and locks are refused; reads are answered from PostgreSQL, correctly.
  *
  * Under every evicting `maxmemory-policy`, the late fill: B holds an old row while A's write lands,
@@ -18,6 +19,7 @@
 import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createCacheKeys } from '../../src/cache/entities/keys.js';
 import { MAX_NEGATIVE_FILLS_PER_REQUEST } from '../../src/cache/read/miss-resolver.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { readProfile, updateProfile } from '../support/consistency-api.js';
@@ -109,6 +111,49 @@ describe('noeviction, memory full', () => {
     // The tombstone hides version 1; the fill of version 2 is refused (memory), so it is read from
     // PostgreSQL, at the new version.
     expect((await readProfile(b, 2)).value.version).toBe(2);
+  });
+
+  test('a stored answer is still served, its check recording the write stamp in place (allow-oom)', async () => {
+    const keys = createCacheKeys(b.prefix);
+    const [user, profile] = [keys.entity('user', 15), keys.entity('profile', 15)];
+    const answer = keys.response('noevictionanswer0001');
+    const entry = (version: number) => ({
+      kind: 'value' as const,
+      version,
+      staleAt: Date.now() + 600_000,
+      payload: Uint8Array.of(1),
+    });
+    // Stored while there is room again, then Redis full once more.
+    await admin.config('SET', 'maxmemory', '0');
+    await b.app.store.setMany([
+      { key: user, entry: entry(1), ttlMs: 600_000 },
+      { key: profile, entry: entry(1), ttlMs: 600_000 },
+    ]);
+    const dependencies = [
+      { key: user, kind: 'value', version: 1 },
+      { key: profile, kind: 'value', version: 1 },
+    ] as const;
+    await b.app.store.setDependent({
+      key: answer,
+      payload: Uint8Array.of(0x7b, 0x7d),
+      dependencies,
+      ttlMs: 600_000,
+    });
+    const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1]);
+    await admin.config('SET', 'maxmemory', String(Math.floor(used / 2)));
+    await expect(admin.set('foreign:one-more', 'x')).rejects.toThrow(/OOM/);
+
+    // The full check, which records the stamp; then a hit on it; then a write-through (allow-oom)
+    // moves it, and the next check is full again — each one answered while Redis refuses writes.
+    const stampBefore = await admin.get(keys.writeStamp);
+    expect((await b.app.store.getDependent(answer, Date.now())).status).toBe('current');
+    expect(await admin.getrange(answer, 2, 25)).toBe(stampBefore);
+    expect((await b.app.store.getDependent(answer, Date.now())).status).toBe('current');
+    expect(await b.app.store.setMany([{ key: profile, entry: entry(2), ttlMs: 600_000 }])).toEqual([true]);
+    expect(await b.app.store.getDependent(answer, Date.now())).toEqual({
+      status: 'outdated',
+      failed: { key: profile, kind: 'value', version: 1 },
+    });
   });
 
   test('fills and locks are refused; cold reads are answered from PostgreSQL, correctly', async () => {

@@ -1,5 +1,6 @@
 /**
- * `npm run soak [-- --operations N --fault-every K --concurrency C --seed S]`: the long soak of
+ * `npm run soak [-- --operations N --fault-every K --concurrency C --write-share W --sql-write-every Q
+ * --seed S]`: the long soak of
  * test/support/soak.ts (default 100 000 operations, a Redis fault every 4 000), against the
  * PostgreSQL at DATABASE_URL and a private redis-server it starts itself. Prints its figures as JSON
  * and exits 1 if any guarantee broke (a stale read after an acknowledged write, a monitor violation,
@@ -14,6 +15,8 @@ const { values } = parseArgs({
     operations: { type: 'string', default: '100000' },
     'fault-every': { type: 'string', default: '4000' },
     concurrency: { type: 'string', default: '12' },
+    'write-share': { type: 'string', default: '0.05' },
+    'sql-write-every': { type: 'string', default: '40' },
     seed: { type: 'string' },
   },
   strict: true,
@@ -26,10 +29,19 @@ const positive = (name: string, text: string) => {
   return n;
 };
 
+const share = (name: string, text: string) => {
+  const n = Number(text);
+  if (!(n > 0 && n < 1))
+    throw new Error(`--${name} must be a number between 0 and 1, got ${JSON.stringify(text)}`);
+  return n;
+};
+
 const report = await runSoak({
   operations: positive('operations', values.operations),
   faultEvery: positive('fault-every', values['fault-every']),
   concurrency: positive('concurrency', values.concurrency),
+  writeShare: share('write-share', values['write-share']),
+  sqlWriteEvery: positive('sql-write-every', values['sql-write-every']),
   ...(values.seed !== undefined && { seed: positive('seed', values.seed) }),
   log: (line) => process.stderr.write(`[soak] ${line}\n`),
 });
