@@ -103,28 +103,36 @@ describe('purge with the response tier on', () => {
     redis?.disconnect();
     await tier?.close();
   });
-
-  test('a stored answer over an evicted entry is checked in full after a purge, and shows the fixed row', async () => {
-    const query = `{ user(id: "4") { profile { bio } } }`;
-    const tierDeps = {
-      store: tier.app.store,
-      keys: createCacheKeys(tier.prefix),
-      entries: createEntryFactory({ config: tier.config.cache }),
-    };
+  const tierDeps = () => ({
+    store: tier.app.store,
+    keys: createCacheKeys(tier.prefix),
+    entries: createEntryFactory({ config: tier.config.cache }),
+  });
+  /** Stores `query`'s answer and reads it twice: the first hit records the write stamp, the second is served on it. */
+  async function stamped(query: string): Promise<void> {
     await tier.gql(query);
-    // Two hits: the first passes the full check and records the write stamp, the second is served on it.
     for (let i = 0; i < 2; i += 1) {
       expect((await tier.gql(query)).headers.get('cache-status')).toMatch(/^cacheside-response; hit/);
     }
-    // The profile's entry evicted, then its row fixed by SQL that fires no trigger (no version bump, no
-    // outbox row): only the operator's purge can tell the cache.
-    await redis.del(tierDeps.keys.entity('profile', 4));
+  }
+  /** Changes a profile's bio by SQL that fires no trigger: no version bump, no outbox row. */
+  async function fixBehindTheCache(userId: number, bio: string): Promise<void> {
     await tier.testDb.database.db.transaction(async (tx) => {
       await tx.execute(sql`set local session_replication_role = replica`);
-      await tx.execute(sql`update profiles set bio = 'fixed by hand' where user_id = 4`);
+      await tx.execute(sql`update profiles set bio = ${bio} where user_id = ${userId}`);
     });
+  }
+
+  test('a stored answer over an evicted entry is checked in full after a purge, and shows the fixed row', async () => {
+    const query = `{ user(id: "4") { profile { bio } } }`;
+    const deps = tierDeps();
+    await stamped(query);
+    // The profile's entry evicted, then its row fixed behind the cache's back: only the operator's
+    // purge can tell the cache.
+    await redis.del(deps.keys.entity('profile', 4));
+    await fixBehindTheCache(4, 'fixed by hand');
     // Nothing cached to tombstone — but stored answers must stop trusting the stamp.
-    expect(await invalidateEntity(tierDeps, 'profile', 4)).toBe(0);
+    expect(await invalidateEntity(deps, 'profile', 4)).toBe(0);
     const after = await tier.gql<{ user: { profile: { bio: string } } }>(query);
     expect(after.body.data?.user.profile.bio).toBe('fixed by hand');
     expect(after.headers.get('cache-status')).toMatch(/cacheside-response; fwd=stale; stored/);
@@ -132,39 +140,25 @@ describe('purge with the response tier on', () => {
 
   test('so is one after `--all` in a namespace that holds no entry any more', async () => {
     const query = `{ user(id: "5") { profile { bio } } }`;
-    const tierDeps = {
-      store: tier.app.store,
-      keys: createCacheKeys(tier.prefix),
-      entries: createEntryFactory({ config: tier.config.cache }),
-    };
-    await tier.gql(query);
-    for (let i = 0; i < 2; i += 1) {
-      expect((await tier.gql(query)).headers.get('cache-status')).toMatch(/^cacheside-response; hit/);
-    }
-    const entities = (await scanKeys(tierDeps.keys.namespace))
+    const deps = tierDeps();
+    await stamped(query);
+    const entities = (await scanKeys(deps.keys.namespace))
       .map((k) => k.key)
-      .filter((key) => tierDeps.keys.parse(key) !== undefined);
+      .filter((key) => deps.keys.parse(key) !== undefined);
     expect(entities.length).toBeGreaterThan(0);
     await redis.del(...entities);
-    await tier.testDb.database.db.transaction(async (tx) => {
-      await tx.execute(sql`set local session_replication_role = replica`);
-      await tx.execute(sql`update profiles set bio = 'bulk-loaded' where user_id = 5`);
-    });
-    expect((await invalidateAll(tierDeps)).invalidated).toBe(0);
+    await fixBehindTheCache(5, 'bulk-loaded');
+    expect((await invalidateAll(deps)).invalidated).toBe(0);
     const after = await tier.gql<{ user: { profile: { bio: string } } }>(query);
     expect(after.body.data?.user.profile.bio).toBe('bulk-loaded');
   });
 
   test('`--all` tombstones the user directory too, which a stored page answer depends on', async () => {
-    const keys = createCacheKeys(tier.prefix);
+    const deps = tierDeps();
     await tier.gql(`{ userPage(first: 2) { nodes { id } } }`);
-    const directory = keys.entity('userDirectory', 1);
+    const directory = deps.keys.entity('userDirectory', 1);
     expect((await tier.app.store.getMany([directory]))[0]?.kind).toBe('value');
-    await invalidateAll({
-      store: tier.app.store,
-      keys,
-      entries: createEntryFactory({ config: tier.config.cache }),
-    });
+    await invalidateAll(deps);
     expect((await tier.app.store.getMany([directory]))[0]?.kind).toBe('tombstone');
   });
 });
