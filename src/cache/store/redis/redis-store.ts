@@ -46,6 +46,11 @@ export interface RedisStoreOptions {
 }
 
 export function createRedisStore(options: RedisStoreOptions): CacheStore {
+  if (typeof options.writeStampKey !== 'string' || options.writeStampKey.length === 0) {
+    throw new TypeError(
+      `writeStampKey must be a non-empty string, got ${JSON.stringify(options.writeStampKey)}`,
+    );
+  }
   const { connections } = options;
   const onError = options.onError ?? (() => {});
   const client = connections.command;
@@ -57,11 +62,6 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       ? (key: string) => client.slots[slotOf(key)]?.join(';') ?? slotOf(key)
       : undefined;
   defineScripts(client);
-  if (typeof options.writeStampKey !== 'string' || options.writeStampKey.length === 0) {
-    throw new TypeError(
-      `writeStampKey must be a non-empty string, got ${JSON.stringify(options.writeStampKey)}`,
-    );
-  }
   const stampKey = isCluster ? '' : options.writeStampKey;
   const nextStamp = createStampSource();
   /** A script's StampArgs (scripts.ts): a fresh stamp per script call, never one per batch. */

@@ -67,7 +67,7 @@ function decimalAt(raw: Buffer, from: number, to: number): number {
  * payload bytes:
  *
  *   r:<stamp>:<freshUntil>:<count>:<linesLength>\n<kind><version> <key>\n…<payload>
- *   e.g. "r:……:0000000000000000:2:41\nv7 cs:v1:user:{1}\nn0 cs:v1:post:{9}\n{…}"
+ *   e.g. "r:........................:0000000000000000:2:36\nv7 cs:v1:user:{1}\nn0 cs:v1:post:{9}\n{…}"
  *
  * so that the read script (scripts.ts, `cachesideGetDependent`) walks the lines with `string.match`
  * and checks each key's header with GETRANGE, never decoding a payload. `stamp` (UNSTAMPED when
