@@ -111,7 +111,7 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
   const origin =
     deps.store ??
     createStoreFromConfig(config, logger, {
-      writeStampKey: keys.writeStamp,
+      dependentKeys: keys.dependents,
       ...(events.onStoreConnectionError && { onConnectionError: events.onStoreConnectionError }),
     });
   const entries = createEntryFactory({ config: config.cache });

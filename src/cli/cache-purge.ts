@@ -60,7 +60,7 @@ async function main(): Promise<number> {
   }
   const logger = createLogger('warn');
   const keys = createCacheKeys(config.cache.prefix);
-  const store = createStoreFromConfig(config, logger, { writeStampKey: keys.writeStamp });
+  const store = createStoreFromConfig(config, logger, { dependentKeys: keys.dependents });
   const deps = {
     store,
     keys,

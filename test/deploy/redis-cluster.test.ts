@@ -21,6 +21,7 @@ import { sql } from 'drizzle-orm';
 import { Redis, type Cluster } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { L1_TIER } from '../../src/cache/read/l1-tier.js';
+import { createCacheKeys } from '../../src/cache/entities/keys.js';
 import { createRedisConnections, type RedisConnections } from '../../src/cache/store/redis/connections.js';
 import { createRedisStore } from '../../src/cache/store/redis/redis-store.js';
 import { slotOf } from '../../src/cache/store/redis/slots.js';
@@ -59,8 +60,8 @@ function clusterStore(): ClusterStore {
   });
   const inner = createRedisStore({
     connections,
-    // A cluster keeps no stamp (it would cross slots); the option is still required.
-    writeStampKey: 'unused-on-a-cluster',
+    // Every instance of these tests shares one generation key (a cluster keeps no write stamp).
+    dependentKeys: createCacheKeys('t_cluster_deploy').dependents,
     onError: (error) => storeErrors.push(`listener: ${error.message}`),
   });
   const store = forwardStore(

@@ -15,6 +15,7 @@ import { updated } from '../support/consistency-api.js';
 import { rows, unpublishedCount } from '../support/consistency-sql.js';
 import { openForSuite, pauseNext, twoInstances, type Pause } from '../support/instance-pair.js';
 import { until } from '../support/until.js';
+import { generationOf } from '../support/store-contract.js';
 
 const QUERY = `query Nested($id: ID!) {
   user(id: $id) { name profile { displayName bio version } posts(first: 2) { title author { name } } }
@@ -224,6 +225,7 @@ describe('the response tier, two instances', () => {
       viewerId: null,
     })!;
     await a.app.store.setDependent({
+      generation: await generationOf(a.app.store),
       key,
       payload: new TextEncoder().encode('not an answer'),
       dependencies: [],

@@ -7,7 +7,8 @@
  *   serves the new version as soon as the mutation returns, and the mutation does not report a
  *   pending propagation;
  * - the relay's tombstone for a plain-SQL change lands too;
- * - a stored answer of the response tier is still served, its check recording the write stamp;
+ * - a stored answer of the response tier is still served, its check recording the write stamp; an
+ *   operator's purge still tombstones and starts a new answer generation;
  * - fills and locks are refused; reads are answered from PostgreSQL, correctly.
  *
  * Under every evicting `maxmemory-policy`, the late fill: B holds an old row while A's write lands,
@@ -19,7 +20,9 @@
 import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createEntryFactory } from '../../src/cache/entities/entries.js';
 import { createCacheKeys } from '../../src/cache/entities/keys.js';
+import { invalidateEntity } from '../../src/cache/write/purge.js';
 import { MAX_NEGATIVE_FILLS_PER_REQUEST } from '../../src/cache/read/miss-resolver.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { readProfile, updateProfile } from '../support/consistency-api.js';
@@ -28,6 +31,7 @@ import { rows } from '../support/consistency-sql.js';
 import { pauseNext, type Pause } from '../support/instance-pair.js';
 import { startPrivateRedis, type PrivateRedis } from '../support/redis.js';
 import { until } from '../support/until.js';
+import { generationOf } from '../support/store-contract.js';
 
 let redis: PrivateRedis;
 let admin: Redis;
@@ -134,6 +138,7 @@ describe('noeviction, memory full', () => {
       { key: profile, kind: 'value', version: 1 },
     ] as const;
     await b.app.store.setDependent({
+      generation: await generationOf(b.app.store),
       key: answer,
       payload: Uint8Array.of(0x7b, 0x7d),
       dependencies,
@@ -145,15 +150,29 @@ describe('noeviction, memory full', () => {
 
     // The full check, which records the stamp; then a hit on it; then a write-through (allow-oom)
     // moves it, and the next check is full again — each one answered while Redis refuses writes.
-    const stampBefore = await admin.get(keys.writeStamp);
+    const stampBefore = await admin.get(keys.dependents.writeStamp);
     expect((await b.app.store.getDependent(answer, Date.now())).status).toBe('current');
-    expect(await admin.getrange(answer, 2, 25)).toBe(stampBefore);
+    // After `r:` and the generation (24 characters and a colon).
+    expect(await admin.getrange(answer, 27, 50)).toBe(stampBefore);
     expect((await b.app.store.getDependent(answer, Date.now())).status).toBe('current');
     expect(await b.app.store.setMany([{ key: profile, entry: entry(2), ttlMs: 600_000 }])).toEqual([true]);
-    expect(await b.app.store.getDependent(answer, Date.now())).toEqual({
+    expect(await b.app.store.getDependent(answer, Date.now())).toMatchObject({
       status: 'outdated',
       failed: { key: profile, kind: 'value', version: 1 },
     });
+  });
+
+  test("an operator's purge still works: its tombstone lands and stored answers go (allow-oom)", async () => {
+    const keys = createCacheKeys(b.prefix);
+    const profile = keys.entity('profile', 15);
+    const answer = keys.response('noevictionanswer0002');
+    const before = await generationOf(b.app.store);
+    await expect(admin.set('foreign:one-more', 'x')).rejects.toThrow(/OOM/);
+    const deps = { store: b.app.store, keys, entries: createEntryFactory({ config: b.config.cache }) };
+    expect(await invalidateEntity(deps, 'profile', 15)).toBe(1);
+    expect(headerOf(await admin.getBuffer(profile))).toEqual({ kind: 'tombstone', version: 3 });
+    expect(await generationOf(b.app.store)).not.toBe(before);
+    expect((await b.app.store.getDependent(answer, Date.now())).status).toBe('absent');
   });
 
   test('fills and locks are refused; cold reads are answered from PostgreSQL, correctly', async () => {

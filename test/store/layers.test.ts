@@ -48,7 +48,7 @@ function namedRedisStore(): { store: CacheStore; connectionName: string } {
   const connectionName = `cs-layers-${randomBytes(4).toString('hex')}`;
   const store = createRedisStore({
     connections: createRedisConnections({ url: REDIS_URL, commandTimeoutMs: 5000, connectionName }),
-    writeStampKey: createCacheKeys(PREFIX).writeStamp,
+    dependentKeys: createCacheKeys(PREFIX).dependents,
   });
   opened.push(store);
   return { store, connectionName };

@@ -27,10 +27,10 @@ async function clusterHarness(): Promise<Harness> {
   const connections = createRedisConnections({ clusterNodes: cluster.seeds, commandTimeoutMs: 5000 });
   const peerConnections = createRedisConnections({ clusterNodes: cluster.seeds, commandTimeoutMs: 5000 });
   await Promise.all([connections.ready(), peerConnections.ready()]);
-  const store = createRedisStore({ connections, writeStampKey: keySpace.cacheKeys.writeStamp });
+  const store = createRedisStore({ connections, dependentKeys: keySpace.cacheKeys.dependents });
   const peer = createRedisStore({
     connections: peerConnections,
-    writeStampKey: keySpace.cacheKeys.writeStamp,
+    dependentKeys: keySpace.cacheKeys.dependents,
   });
   // Node connections open on first use; touch every slot's node so that each has a socket to count.
   await store.getMany(Array.from({ length: 64 }, (_, i) => `${PREFIX}:warm:{${i}}`));

@@ -19,6 +19,7 @@ import {
   describeStoreContract,
   expectListenerIsolation,
   fill,
+  generationOf,
   storeKeySpace,
   write,
   type Harness,
@@ -69,7 +70,7 @@ describe('Redis driver on the wire', () => {
   it('reports a throwing listener to onError and still calls the others', async () => {
     const errors: Error[] = [];
     const store = createRedisStore({
-      writeStampKey: cacheKeys.writeStamp,
+      dependentKeys: cacheKeys.dependents,
       connections: createRedisConnections({ url: REDIS_URL, commandTimeoutMs: 5000 }),
       onError: (error) => errors.push(error),
     });
@@ -113,7 +114,13 @@ describe('the write stamp (a checked answer served on one comparison)', () => {
       { key: kept, kind: 'value', version: 4 },
       { key: vanished, kind: 'value', version: 2 },
     ] as const;
-    await h.store.setDependent({ key: answer, payload: bytes('{"a":1}'), dependencies, ttlMs: 60_000 });
+    await h.store.setDependent({
+      generation: await generationOf(h.store),
+      key: answer,
+      payload: bytes('{"a":1}'),
+      dependencies,
+      ttlMs: 60_000,
+    });
     expect((await h.store.getDependent(answer, Date.now())).status).toBe('current');
     await raw.del(vanished);
     const outdated = { status: 'outdated', failed: { key: vanished, kind: 'value', version: 2 } };
@@ -126,7 +133,7 @@ describe('the write stamp (a checked answer served on one comparison)', () => {
     expect(read.status === 'current' && new TextDecoder().decode(read.payload)).toBe('{"a":1}');
     // Any landed write moves the stamp, here one to a key the answer does not name.
     await h.store.setMany([write(freshKey(), 'value', 1)]);
-    expect(await h.store.getDependent(answer, Date.now())).toEqual(outdated);
+    expect(await h.store.getDependent(answer, Date.now())).toMatchObject(outdated);
   });
 
   it('is moved by every write that changes an entry: a value, a tombstone, a renewal, a fill — by any client', async () => {
@@ -149,7 +156,7 @@ describe('the write stamp (a checked answer served on one comparison)', () => {
       const { answer, outdated } = await stampedAnswer();
       expect([change, (await h.store.getDependent(answer, Date.now())).status]).toEqual([change, 'current']);
       await make();
-      expect([change, await h.store.getDependent(answer, Date.now())]).toEqual([change, outdated]);
+      expect([change, await h.store.getDependent(answer, Date.now())]).toMatchObject([change, outdated]);
     }
   });
 
@@ -173,32 +180,47 @@ describe('the write stamp (a checked answer served on one comparison)', () => {
     );
     const answer = freshKey();
     const dependencies = keys.map((key) => ({ key, kind: 'value', version: 1 }) as const);
-    await h.store.setDependent({ key: answer, payload: bytes('{}'), dependencies, ttlMs: 60_000 });
+    await h.store.setDependent({
+      generation: await generationOf(h.store),
+      key: answer,
+      payload: bytes('{}'),
+      dependencies,
+      ttlMs: 60_000,
+    });
     expect((await h.store.getDependent(answer, at)).status).toBe('current');
     expect((await h.store.getDependent(answer, at + 9_000)).status).toBe('current');
-    expect(await h.store.getDependent(answer, at + 20_000)).toEqual({
+    expect(await h.store.getDependent(answer, at + 20_000)).toMatchObject({
       status: 'outdated',
       failed: { key: keys[1], kind: 'value', version: 1 },
     });
   });
 
-  it('invalidateDependents: every answer checks in full again, and current ones stay current', async () => {
-    const { answer, kept, outdated } = await stampedAnswer();
-    const intact = freshKey();
+  it('a new generation is never an old one, whoever sets it, and a lost generation key fails every answer', async () => {
+    const { answer } = await stampedAnswer();
+    const first = await generationOf(h.store);
+    await h.peer.invalidateDependents();
+    const second = await generationOf(h.store);
+    expect(second).not.toBe(first);
+    expect((await h.store.getDependent(answer, Date.now())).status).toBe('absent');
+    // Lost (evicted, expired): set anew by the next read, to a value no answer recorded.
+    const kept = freshKey();
+    await h.store.setMany([write(kept, 'value', 1)]);
+    const again = freshKey();
     await h.store.setDependent({
-      key: intact,
+      generation: second,
+      key: again,
       payload: bytes('{}'),
-      dependencies: [{ key: kept, kind: 'value', version: 4 }],
+      dependencies: [{ key: kept, kind: 'value', version: 1 }],
       ttlMs: 60_000,
     });
-    expect((await h.store.getDependent(intact, Date.now())).status).toBe('current');
-    expect((await h.store.getDependent(answer, Date.now())).status).toBe('current');
-    await h.peer.invalidateDependents();
-    expect(await h.store.getDependent(answer, Date.now())).toEqual(outdated);
-    expect((await h.store.getDependent(intact, Date.now())).status).toBe('current');
+    expect((await h.store.getDependent(again, Date.now())).status).toBe('current');
+    await raw.del(cacheKeys.dependents.generation);
+    expect((await h.store.getDependent(again, Date.now())).status).toBe('absent');
+    expect([first, second]).not.toContain(await generationOf(h.store));
+    expect(await raw.pttl(cacheKeys.dependents.generation)).toBeGreaterThan(0);
   });
 
-  it('stamps from two sources never meet (a lost stamp key is set again by another process)', () => {
+  it('stamps (and generations) of two sources never meet: each has its own random id', () => {
     const [a, b] = [createStampSource(), createStampSource()];
     const seen = new Set<string>();
     for (let i = 0; i < 1000; i += 1) {
@@ -212,22 +234,23 @@ describe('the write stamp (a checked answer served on one comparison)', () => {
 
   it('a lost stamp key fails every comparison and is set anew, to a value never used before', async () => {
     const { answer, kept, outdated } = await stampedAnswer();
-    const before = await raw.get(cacheKeys.writeStamp);
-    await raw.del(cacheKeys.writeStamp);
-    expect(await h.store.getDependent(answer, Date.now())).toEqual(outdated);
+    const before = await raw.get(cacheKeys.dependents.writeStamp);
+    await raw.del(cacheKeys.dependents.writeStamp);
+    expect(await h.store.getDependent(answer, Date.now())).toMatchObject(outdated);
     // A passing check sets it again, and its answers are served on it.
     const again = freshKey();
     await h.store.setDependent({
+      generation: await generationOf(h.store),
       key: again,
       payload: bytes('{}'),
       dependencies: [{ key: kept, kind: 'value', version: 4 }],
       ttlMs: 60_000,
     });
     expect((await h.store.getDependent(again, Date.now())).status).toBe('current');
-    const after = await raw.get(cacheKeys.writeStamp);
+    const after = await raw.get(cacheKeys.dependents.writeStamp);
     expect(after).not.toBeNull();
     expect(after).not.toBe(before);
-    expect(await raw.pttl(cacheKeys.writeStamp)).toBeGreaterThan(0);
+    expect(await raw.pttl(cacheKeys.dependents.writeStamp)).toBeGreaterThan(0);
   });
 });
 
@@ -240,7 +263,7 @@ describe('Redis driver faults (private redis-server)', () => {
       commandTimeoutMs: 150,
       onError: (e) => errors.push(e),
     });
-    const store = createRedisStore({ connections, writeStampKey: cacheKeys.writeStamp });
+    const store = createRedisStore({ connections, dependentKeys: cacheKeys.dependents });
     try {
       const key = freshKey();
       await store.setMany([write(key, 'value', 1)]);
@@ -267,7 +290,7 @@ describe('Redis driver faults (private redis-server)', () => {
       reconnectMaxDelayMs: 100,
       onError: (e) => errors.push(e),
     });
-    const store = createRedisStore({ connections, writeStampKey: cacheKeys.writeStamp });
+    const store = createRedisStore({ connections, dependentKeys: cacheKeys.dependents });
     try {
       await store.getMany([freshKey()]);
       await server.stop();
@@ -293,7 +316,7 @@ describe('Redis driver faults (private redis-server)', () => {
       commandTimeoutMs: 1000,
       reconnectMaxDelayMs: 100,
     });
-    const store = createRedisStore({ connections, writeStampKey: cacheKeys.writeStamp });
+    const store = createRedisStore({ connections, dependentKeys: cacheKeys.dependents });
     try {
       const key = freshKey();
       const heard: string[] = [];
@@ -327,8 +350,8 @@ async function redisHarness(url: string, expose?: (c: RedisConnections) => void)
   const peerConnections = createRedisConnections({ url, commandTimeoutMs: 5000 });
   await Promise.all([connections.ready(), peerConnections.ready()]);
   expose?.(connections);
-  const store = createRedisStore({ connections, writeStampKey: cacheKeys.writeStamp });
-  const peer = createRedisStore({ connections: peerConnections, writeStampKey: cacheKeys.writeStamp });
+  const store = createRedisStore({ connections, dependentKeys: cacheKeys.dependents });
+  const peer = createRedisStore({ connections: peerConnections, dependentKeys: cacheKeys.dependents });
   return {
     store,
     peer,

@@ -245,6 +245,6 @@ function escapeGlob(text: string): string {
  * another server would have: the same namespace, so the same write stamp.
  */
 export function storeOf(config: Config): CacheStore {
-  const { writeStamp } = createCacheKeys(config.cache.prefix);
-  return createStoreFromConfig(config, createLogger('silent'), { writeStampKey: writeStamp });
+  const { dependents } = createCacheKeys(config.cache.prefix);
+  return createStoreFromConfig(config, createLogger('silent'), { dependentKeys: dependents });
 }

@@ -17,7 +17,7 @@ test('a subscriber started while Redis is down subscribes once Redis is up, and 
   const port = await freePort();
   const keys = createCacheKeys(uniquePrefix('late_sub'));
   const store = createRedisStore({
-    writeStampKey: keys.writeStamp,
+    dependentKeys: keys.dependents,
     connections: createRedisConnections({
       url: `redis://127.0.0.1:${port}`,
       commandTimeoutMs: 200,

@@ -13,6 +13,7 @@
  */
 import { CACHE_PREFIX_PATTERN, CACHE_PREFIX_RULE } from '../../config.js';
 import { isId, MAX_ID, parseId } from '../../domain/ids.js';
+import type { DependentKeys } from '../store/contract.js';
 
 /** Bumped whenever a cached value's encoding or shape changes. */
 export const CACHE_FORMAT_VERSION = 'v1';
@@ -42,10 +43,12 @@ export interface CacheKeys {
   /** The channel on which invalidation events are published. */
   readonly eventsChannel: string;
   /**
-   * `<namespace>write-stamp`: changed by every write to an entry, so that a stored answer checked
-   * since can be served on one comparison (src/cache/store/redis/write-stamp.ts). A single Redis only.
+   * The keys a store keeps about its dependent entries (the response tier's answers):
+   * `<namespace>write-stamp`, changed by every write to an entry so that an answer checked since is
+   * served on one comparison (single Redis only), and `<namespace>answer-generation`, changed by
+   * operators' purges so that every answer begun before is absent (src/cache/store/redis/write-stamp.ts).
    */
-  readonly writeStamp: string;
+  readonly dependents: DependentKeys;
   /** The entity and id an entity key names, or undefined for any other key (locks, channels, foreign). */
   parse(key: string): { entity: CachedEntity; id: number } | undefined;
 }
@@ -67,7 +70,7 @@ export function createCacheKeys(prefix: string): CacheKeys {
       return { entity, id };
     },
     eventsChannel: `${namespace}events`,
-    writeStamp: `${namespace}write-stamp`,
+    dependents: { writeStamp: `${namespace}write-stamp`, generation: `${namespace}answer-generation` },
     response(digest) {
       if (!/^[A-Za-z0-9_-]{16,64}$/.test(digest)) {
         throw new RangeError(

@@ -38,7 +38,12 @@ export interface ResponseRequest {
 
 export type ResponseLookup =
   | { readonly status: 'hit'; readonly body: string; readonly etag: string; readonly dependencies: number }
-  | { readonly status: 'miss'; readonly failed?: string };
+  | {
+      readonly status: 'miss';
+      readonly failed?: string;
+      /** What `store` must be given for the answer executed now (the store's answer generation). */
+      readonly generation: string;
+    };
 
 export type ResponseStoreOutcome =
   { readonly stored: true; readonly etag: string } | { readonly stored: false; readonly reason: string };
@@ -52,10 +57,11 @@ export interface ResponseTier {
   /** The stored answer under `key`, if every dependency is current now. One round trip. */
   lookup(key: string): Promise<ResponseLookup>;
   /**
-   * Stores `body`, the answer just executed, with the dependencies the request's lookups name;
-   * refuses (saying why) what cannot be validated by versions. One round trip when stored.
+   * Stores `body`, the answer just executed, with the dependencies the request's lookups name, under
+   * the `generation` its miss was read in; refuses (saying why) what cannot be validated by versions.
+   * One round trip when stored.
    */
-  store(key: string, body: string, report: CacheReport): Promise<ResponseStoreOutcome>;
+  store(key: string, body: string, report: CacheReport, generation: string): Promise<ResponseStoreOutcome>;
 }
 
 export interface ResponseTierDeps {
@@ -111,15 +117,17 @@ export function createResponseTier({
 
     async lookup(key) {
       const read = await store.getDependent(key, now());
-      if (read.status === 'absent') return { status: 'miss' };
-      if (read.status === 'outdated') return { status: 'miss', failed: read.failed.key };
+      if (read.status === 'absent') return { status: 'miss', generation: read.generation };
+      if (read.status === 'outdated') {
+        return { status: 'miss', failed: read.failed.key, generation: read.generation };
+      }
       const stored = decodePayload(read.payload);
       // Not what this code writes (foreign bytes, another build): a miss, which the answer replaces.
-      if (stored === undefined) return { status: 'miss', failed: key };
+      if (stored === undefined) return { status: 'miss', failed: key, generation: read.generation };
       return { status: 'hit', etag: stored.etag, body: stored.body, dependencies: read.dependencies };
     },
 
-    async store(key, body, report) {
+    async store(key, body, report, generation) {
       // A page read without the directory (the request was not prepared for storing) has nothing
       // that would tell its answer it is out of date.
       if (report.pageReads > 0 && !report.pagesNeedDirectory)
@@ -147,7 +155,7 @@ export function createResponseTier({
       const etag = etagOf(key, dependencies);
       const payload = ENCODER.encode(`${etag}\n${body}`);
       if (payload.length > config.maxBytes) return { stored: false, reason: 'too large' };
-      await store.setDependent({ key, payload, dependencies, ttlMs });
+      await store.setDependent({ key, payload, dependencies, ttlMs, generation });
       return { stored: true, etag };
     },
   };

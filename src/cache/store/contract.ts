@@ -71,8 +71,22 @@ export interface Dependency {
   readonly version: number;
 }
 
+/** Where a store keeps what it knows about its dependent entries as a whole (`CacheKeys.dependents`). */
+export interface DependentKeys {
+  /** Moved by every write to an entry (Redis: the write stamp, redis/write-stamp.ts). */
+  readonly writeStamp: string;
+  /** Moved by `invalidateDependents`: every dependent entry of an older generation is absent. */
+  readonly generation: string;
+}
+
 export interface DependentWrite {
   readonly key: string;
+  /**
+   * The generation `getDependent` answered *before* the payload was computed (the read that sent the
+   * caller to compute it): an entry begun before an `invalidateDependents` is absent even if it is
+   * written after it, since what it was computed from may be what the purge was for.
+   */
+  readonly generation: string;
   /** Opaque bytes (a serialized GraphQL response). */
   readonly payload: Uint8Array;
   readonly dependencies: readonly Dependency[];
@@ -82,13 +96,19 @@ export interface DependentWrite {
 
 /**
  * What `getDependent` found: the payload while every dependency is current; otherwise why not —
- * `absent` (no dependent entry under the key), or the index of the first dependency that no longer
- * holds its kind and version fresh (missing, a tombstone, another version, past its logical TTL).
+ * `absent` (no dependent entry under the key, or one of an older generation), or the first dependency
+ * that no longer holds its kind and version fresh (missing, a tombstone, another version, past its
+ * logical TTL) — each with the generation a payload computed now must be written under.
  */
 export type DependentRead =
-  | { readonly status: 'current'; readonly payload: Uint8Array; readonly dependencies: number }
-  | { readonly status: 'absent' }
-  | { readonly status: 'outdated'; readonly failed: Dependency };
+  | {
+      readonly status: 'current';
+      readonly payload: Uint8Array;
+      readonly dependencies: number;
+      readonly generation: string;
+    }
+  | { readonly status: 'absent'; readonly generation: string }
+  | { readonly status: 'outdated'; readonly failed: Dependency; readonly generation: string };
 
 /** What `acquireLocks` did for one key. */
 export interface LockAttempt {
@@ -156,12 +176,12 @@ export interface CacheStore {
   getDependent(key: string, at: number): Promise<DependentRead>;
 
   /**
-   * Every dependent entry must pass its full check again before it is next served. A driver may serve
-   * a dependent entry on less than a full check while none of its entries has been written since the
-   * last one passed (Redis: the write stamp, redis/write-stamp.ts), which cannot see an entry that
-   * vanished without a write — harmless while the row it held is unchanged, but an operator's purge
-   * exists for rows changed behind the cache's back (src/cache/write/purge.ts calls this). One round
-   * trip; nothing to do for a driver that always checks in full (memory).
+   * Starts a new generation: every dependent entry written under an older one — stored already, or
+   * being computed now and written later — is absent from now on. For operators' purges
+   * (src/cache/write/purge.ts), which exist for rows changed behind the cache's back: such a row keeps
+   * its version, so no check of versions can tell an answer computed from the old row from one
+   * computed from the new. Call it once the purge's tombstones have landed, so that an answer begun
+   * after it reads them. Never fails for lack of memory. One round trip.
    */
   invalidateDependents(): Promise<void>;
 

@@ -7,11 +7,11 @@ import type { Logger } from '../../observability/logger.js';
 import { createMemoryStore } from './memory-store.js';
 import { createRedisConnections } from './redis/connections.js';
 import { createRedisStore } from './redis/redis-store.js';
-import type { CacheStore } from './contract.js';
+import type { CacheStore, DependentKeys } from './contract.js';
 
 export interface StoreFromConfigOptions {
-  /** `CacheKeys.writeStamp` of the namespace this store serves (RedisStoreOptions.writeStampKey). */
-  readonly writeStampKey: string;
+  /** `CacheKeys.dependents` of the namespace this store serves (RedisStoreOptions.dependentKeys). */
+  readonly dependentKeys: DependentKeys;
   /**
    * A Redis connection reported an error (ioredis emits one per failed reconnect attempt, so an
    * outage is many): the app's availability log turns them into one line per outage.
@@ -35,7 +35,7 @@ export function createStoreFromConfig(
       options.onConnectionError?.(error);
     },
   });
-  return createRedisStore({ connections, writeStampKey: options.writeStampKey });
+  return createRedisStore({ connections, dependentKeys: options.dependentKeys });
 }
 
 /** For the startup log line: which store, and where, without credentials. */

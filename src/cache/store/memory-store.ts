@@ -36,6 +36,7 @@ type Slot =
   | { readonly type: 'lock'; readonly token: string; readonly expiresAt: number }
   | {
       readonly type: 'dependent';
+      readonly generation: string;
       readonly payload: Uint8Array;
       readonly dependencies: readonly Dependency[];
       readonly expiresAt: number;
@@ -50,6 +51,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
   }
   // Map order is recency order: a read or write moves the key to the end, eviction takes the front.
   const slots = new Map<string, Slot>();
+  // The answer generation (contract.ts, invalidateDependents): a counter no restart can bring back,
+  // since the entries it guards live in this process only.
+  let generations = 0;
+  const generation = () => `g${generations}`;
   const channels = new Map<string, Set<MessageListener>>();
   let closed = false;
 
@@ -163,11 +168,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
       });
     },
 
-    async setDependent({ key, payload, dependencies, ttlMs }) {
+    async setDependent({ key, payload, dependencies, ttlMs, generation: writtenIn }) {
       open('setDependent');
       assertTtlMs(ttlMs, `ttlMs of ${key}`);
       touch(key, {
         type: 'dependent',
+        generation: writtenIn,
         payload: payload.slice(),
         dependencies: dependencies.map((d) => ({ ...d })),
         expiresAt: now() + ttlMs,
@@ -177,7 +183,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
     async getDependent(key, at): Promise<DependentRead> {
       open('getDependent');
       const slot = live(key);
-      if (slot?.type !== 'dependent') return { status: 'absent' };
+      if (slot?.type !== 'dependent' || slot.generation !== generation()) {
+        return { status: 'absent', generation: generation() };
+      }
       touch(key, slot);
       for (const dependency of slot.dependencies) {
         const held = live(dependency.key);
@@ -186,14 +194,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
           held.entry.kind === dependency.kind &&
           held.entry.version === dependency.version &&
           held.entry.staleAt > at;
-        if (!current) return { status: 'outdated', failed: { ...dependency } };
+        if (!current) return { status: 'outdated', failed: { ...dependency }, generation: generation() };
       }
-      return { status: 'current', payload: slot.payload.slice(), dependencies: slot.dependencies.length };
+      return {
+        status: 'current',
+        payload: slot.payload.slice(),
+        dependencies: slot.dependencies.length,
+        generation: generation(),
+      };
     },
 
     async invalidateDependents() {
-      // Nothing to forget: getDependent always checks every dependency.
       open('invalidateDependents');
+      generations += 1;
     },
 
     async ttlMany(keys) {

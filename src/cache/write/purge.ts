@@ -7,10 +7,12 @@
  * it lives only as long as a fill can be in flight (a few seconds); meanwhile reads of the key are
  * answered from PostgreSQL. A key being filled right now (its lock held) gets its grant revoked too.
  *
- * And every stored answer of the response tier must be checked in full again (`invalidateDependents`):
- * a purge is for rows changed behind the cache's back, and an answer served on the write stamp would
- * not notice that an entry it read has since been evicted — the purge of an evicted key writes
- * nothing (test/write-path/cache-purge.test.ts, "a stored answer over an evicted entry").
+ * And every stored answer of the response tier must go (`invalidateDependents`: a new generation).
+ * A purge is for rows changed behind the cache's back, which keep their version: an answer computed
+ * from the old row names the same versions as one computed from the new, so no check of versions
+ * tells them apart — once the tombstone has expired and the key is filled again at that version, it
+ * would validate. The generation moves *after* the tombstones have landed, so that an answer begun
+ * under the new one reads them (test/write-path/cache-purge.test.ts, "purge with the response tier on").
  */
 import type { CacheKeys, CachedEntity } from '../entities/keys.js';
 import type { EntryFactory } from '../entities/entries.js';
@@ -23,28 +25,33 @@ export interface PurgeDeps {
   readonly entries: EntryFactory;
 }
 
-/** Tombstones the given keys' values; returns how many values stopped being served. */
-export async function invalidateKeys(
-  { store, entries }: PurgeDeps,
-  keys: readonly string[],
-): Promise<number> {
-  if (keys.length === 0) return 0;
-  const held = await store.getMany(keys);
-  // Whatever is written below, or nothing at all (every key evicted): answers check in full again.
-  await store.invalidateDependents();
-  const writes: CacheWrite[] = [];
-  keys.forEach((key, i) => {
-    const entry = held[i];
-    if (entry === undefined || entry.kind === 'tombstone') return;
-    const tombstone = entries.tombstone(key, entry.version + 1);
-    writes.push({ ...tombstone, ttlMs: entries.inFlightMs });
-  });
-  if (writes.length === 0) return 0;
-  return (await store.setMany(writes)).filter(Boolean).length;
+/**
+ * Tombstones the given keys' values, and then starts a new answer generation; returns how many values
+ * stopped being served.
+ */
+export async function invalidateKeys(deps: PurgeDeps, keys: readonly string[]): Promise<number> {
+  const landed = await tombstone(deps, keys);
+  // Whatever landed, or nothing at all (every key evicted): no stored answer survives it.
+  await deps.store.invalidateDependents();
+  return landed;
 }
 
 export async function invalidateEntity(deps: PurgeDeps, entity: CachedEntity, id: number): Promise<number> {
   return invalidateKeys(deps, [deps.keys.entity(entity, id)]);
+}
+
+/** Tombstones the given keys' values (one version newer than each); returns how many landed. */
+async function tombstone({ store, entries }: PurgeDeps, keys: readonly string[]): Promise<number> {
+  if (keys.length === 0) return 0;
+  const held = await store.getMany(keys);
+  const writes: CacheWrite[] = [];
+  keys.forEach((key, i) => {
+    const entry = held[i];
+    if (entry === undefined || entry.kind === 'tombstone') return;
+    writes.push({ ...entries.tombstone(key, entry.version + 1), ttlMs: entries.inFlightMs });
+  });
+  if (writes.length === 0) return 0;
+  return (await store.setMany(writes)).filter(Boolean).length;
 }
 
 /**
@@ -63,12 +70,12 @@ export async function invalidateAll(deps: PurgeDeps): Promise<{ visited: number;
   // Entity keys only (the user directory's included): `…:lock` and `…:filled` names, stored answers
   // and the write stamp are not entries.
   const isEntity = (key: string) => deps.keys.parse(key) !== undefined;
-  // First, so that an empty namespace (every entry evicted, answers left) forgets its checks too.
-  await deps.store.invalidateDependents();
   const visited = await deps.store.scanKeys(deps.keys.namespace, async (batch) => {
-    invalidated += await invalidateKeys(deps, batch.filter(isEntity));
+    invalidated += await tombstone(deps, batch.filter(isEntity));
     const locked = batch.map(keyOfLock).filter((key): key is string => key !== undefined && isEntity(key));
     await revokeGrants(deps, locked);
   });
+  // Last, once every tombstone has landed; also when the namespace held no entry at all.
+  await deps.store.invalidateDependents();
   return { visited, invalidated };
 }

@@ -88,7 +88,7 @@ export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plu
           // What an execution sends, less extensions (the debug one belongs to this request alone).
           const body = JSON.stringify({ data: result.data });
           try {
-            const stored = await tier.store(key, body, report);
+            const stored = await tier.store(key, body, report, found.generation);
             report.response = stored.stored
               ? { ...miss, stored: true }
               : { ...miss, stored: false, skipped: stored.reason };

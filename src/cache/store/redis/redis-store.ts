@@ -15,6 +15,7 @@ import type {
   CacheStore,
   CacheWrite,
   Dependency,
+  DependentKeys,
   DependentRead,
   FillOutcome,
   LockAttempt,
@@ -28,16 +29,17 @@ import { defineScripts, FILL_REVOKED, type StampArgs } from './scripts.js';
 import { groupIndexes, slotOf } from './slots.js';
 import { createSubscriptionHub } from './subscriptions.js';
 import { decodeDependent, decodeEntry, encodeDependent, encodeEntry, KIND_CODES } from './wire-format.js';
-import { createStampSource, STAMP_TTL_MS } from './write-stamp.js';
+import { createStampSource, GENERATION_TTL_MS, STAMP_TTL_MS } from './write-stamp.js';
 
 export interface RedisStoreOptions {
   readonly connections: RedisConnections;
   /**
-   * The key of the write stamp (write-stamp.ts), `CacheKeys.writeStamp`: one per namespace, and every
-   * store that writes the namespace's entries must name the same one, or its writes would not move
-   * it. Unused on a cluster (the stamp would cross slots: every check there is a full one).
+   * The write stamp's and the answer generation's keys (write-stamp.ts), `CacheKeys.dependents`: one
+   * pair per namespace, and every store that writes the namespace must name the same, or its writes
+   * would not move the stamp and its purges not the generation. A cluster keeps no write stamp (it
+   * would cross slots: every check there is a full one).
    */
-  readonly writeStampKey: string;
+  readonly dependentKeys: DependentKeys;
   /**
    * Receives failures that no caller awaits: a fill or message listener that threw, a re-subscribe
    * after a reconnect that failed. @default ignore
@@ -46,10 +48,11 @@ export interface RedisStoreOptions {
 }
 
 export function createRedisStore(options: RedisStoreOptions): CacheStore {
-  if (typeof options.writeStampKey !== 'string' || options.writeStampKey.length === 0) {
-    throw new TypeError(
-      `writeStampKey must be a non-empty string, got ${JSON.stringify(options.writeStampKey)}`,
-    );
+  for (const name of ['writeStamp', 'generation'] as const) {
+    const key: unknown = options.dependentKeys?.[name];
+    if (typeof key !== 'string' || key.length === 0) {
+      throw new TypeError(`dependentKeys.${name} must be a non-empty string, got ${JSON.stringify(key)}`);
+    }
   }
   const { connections } = options;
   const onError = options.onError ?? (() => {});
@@ -62,10 +65,26 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       ? (key: string) => client.slots[slotOf(key)]?.join(';') ?? slotOf(key)
       : undefined;
   defineScripts(client);
-  const stampKey = isCluster ? '' : options.writeStampKey;
+  const stampKey = isCluster ? '' : options.dependentKeys.writeStamp;
+  const generationKey = options.dependentKeys.generation;
   const nextStamp = createStampSource();
   /** A script's StampArgs (scripts.ts): a fresh stamp per script call, never one per batch. */
   const stampArgs = (): StampArgs => [stampKey, nextStamp(), STAMP_TTL_MS];
+  /**
+   * The answer generation on a cluster, where it cannot be read inside the check's script: set to a
+   * new value if missing (a value an older answer cannot have recorded), then read, in one pipeline to
+   * its node.
+   */
+  async function clusterGeneration(): Promise<string> {
+    const replies = await client
+      .multi()
+      .set(generationKey, nextStamp(), 'PX', GENERATION_TTL_MS, 'NX')
+      .get(generationKey)
+      .exec();
+    const read = replies?.[1];
+    if (!read || read[0] || typeof read[1] !== 'string') throw read?.[0] ?? new Error('generation not read');
+    return read[1];
+  }
   const hub = createSubscriptionHub({ connections, onError });
   let closed: Promise<void> | undefined;
   // Until the first connection is up, a command waits for it (bounded by the command timeout) instead
@@ -176,6 +195,11 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
 
     async setDependent(write) {
       assertTtlMs(write.ttlMs, `ttlMs of ${write.key}`);
+      if (!/^[A-Za-z0-9_.-]+$/.test(write.generation)) {
+        throw new TypeError(
+          `generation of ${write.key} must be one getDependent answered, got ${JSON.stringify(write.generation)}`,
+        );
+      }
       return call('setDependent', async () => {
         await client.set(write.key, encodeDependent(write), 'PX', write.ttlMs);
       });
@@ -184,26 +208,37 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
     getDependent(key, at) {
       return call('getDependent', async (): Promise<DependentRead> => {
         if (!isCluster) {
-          const reply = await client.cachesideGetDependentBuffer(key, at, ...stampArgs());
+          const reply = await client.cachesideGetDependentBuffer(
+            key,
+            at,
+            ...stampArgs(),
+            generationKey,
+            GENERATION_TTL_MS,
+          );
           if (reply[0] === 1) {
             // A view of the payload inside the entry the script returned whole (scripts.ts, why).
-            const [, entry, count, payloadAt] = reply;
-            return { status: 'current', payload: entry.subarray(payloadAt - 1), dependencies: Number(count) };
+            const [, entry, count, payloadAt, generation] = reply;
+            return {
+              status: 'current',
+              payload: entry.subarray(payloadAt - 1),
+              dependencies: Number(count),
+              generation: generation.toString('latin1'),
+            };
           }
-          if (reply[0] === 0) return { status: 'absent' };
-          const [, kind, version, failedKey] = reply;
+          if (reply[0] === 0) return { status: 'absent', generation: reply[1].toString('latin1') };
+          const [, kind, version, failedKey, generation] = reply;
           const failed: Dependency = {
             key: failedKey.toString('utf8'),
             kind: kind.toString() === 'n' ? 'negative' : 'value',
             version: Number(version.toString()),
           };
-          return { status: 'outdated', failed };
+          return { status: 'outdated', failed, generation: generation.toString('latin1') };
         }
         // A cluster cannot run the check in one script (the dependencies live in other slots): the
-        // entry, then every dependency's header, one pipeline per node.
-        const raw = await client.getBuffer(key);
+        // generation and the entry (in parallel), then every dependency's header, one pipeline per node.
+        const [generation, raw] = await Promise.all([clusterGeneration(), client.getBuffer(key)]);
         const entry = raw ? decodeDependent(raw) : undefined;
-        if (entry === undefined) return { status: 'absent' };
+        if (entry === undefined || entry.generation !== generation) return { status: 'absent', generation };
         const headers = await pipelined(
           entry.dependencies,
           (d) => d.key,
@@ -213,16 +248,20 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
         );
         const failed = entry.dependencies.find((d, i) => !isCurrent(headers[i] as Buffer, d, at));
         return failed
-          ? { status: 'outdated', failed }
-          : { status: 'current', payload: entry.payload, dependencies: entry.dependencies.length };
+          ? { status: 'outdated', failed, generation }
+          : {
+              status: 'current',
+              payload: entry.payload,
+              dependencies: entry.dependencies.length,
+              generation,
+            };
       });
     },
 
     invalidateDependents() {
-      // A new stamp that no answer recorded: each answer's next read is a full check. A cluster keeps
-      // no stamp, so every check there is full already.
+      // A generation no answer recorded, under allow-oom: a purge must work with Redis full.
       return call('invalidateDependents', async () => {
-        if (!isCluster) await client.set(stampKey, nextStamp(), 'PX', STAMP_TTL_MS);
+        await client.cachesideNewGeneration(generationKey, nextStamp(), GENERATION_TTL_MS);
       });
     },
 

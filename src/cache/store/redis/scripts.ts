@@ -55,8 +55,12 @@ declare module 'ioredis' {
     cachesideGetDependentBuffer(
       key: string,
       at: number,
-      ...stamp: StampArgs
-    ): Result<[1, Buffer, number, number] | [0] | [-1, Buffer, Buffer, Buffer], Context>;
+      ...args: [...StampArgs, generationKey: string, generationTtlMs: number]
+    ): Result<
+      [1, Buffer, number, number, Buffer] | [0, Buffer] | [-1, Buffer, Buffer, Buffer, Buffer],
+      Context
+    >;
+    cachesideNewGeneration(generationKey: string, generation: string, ttlMs: number): Result<'OK', Context>;
     cachesideReleaseLock(
       lockKey: string,
       token: string,
@@ -82,6 +86,7 @@ export function defineScripts(client: RedisClient): void {
   client.defineCommand('cachesideLockMany', { lua: LOCK_MANY });
   client.defineCommand('cachesideFillMany', { lua: FILL_MANY });
   client.defineCommand('cachesideGetDependent', { numberOfKeys: 1, lua: GET_DEPENDENT });
+  client.defineCommand('cachesideNewGeneration', { numberOfKeys: 1, lua: NEW_GENERATION });
   client.defineCommand('cachesideReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK });
 }
 
@@ -205,10 +210,12 @@ return out
 
 /*
  * A dependent entry (wire-format.ts, `encodeDependent`), served only while each dependency holds the
- * kind and version it names, fresh at ARGV[1] (epoch ms). KEYS[1] the entry; ARGV[2..4] StampArgs.
- * Answers { 1, entry, count, payloadAt } (the whole entry and where its payload starts, 1-based: the
- * client takes a view of it, so the payload is not copied inside Lua), { 0 } when absent (or not a
- * dependent entry), { -1, kind, version, key } of the first dependency that is not current.
+ * kind and version it names, fresh at ARGV[1] (epoch ms), and while it is of the current generation.
+ * KEYS[1] the entry; ARGV[2..4] StampArgs, ARGV[5] the generation key, ARGV[6] its TTL. Answers
+ * { 1, entry, count, payloadAt, generation } (the whole entry and where its payload starts, 1-based:
+ * the client takes a view of it, so the payload is not copied inside Lua), { 0, generation } when absent (or not
+ * a dependent entry, or of an older generation), { -1, kind, version, key, generation } of the first
+ * dependency that is not current. A missing generation key is set from ARGV[3] (a new stamp).
  *
  * The full check reads each dependency's header (GETRANGE of its first 40 bytes: kind, version and
  * staleAt fit), so no payload is copied. The dependencies are not in KEYS: they are only known once
@@ -223,7 +230,8 @@ return out
  * that comparison alone, before the earliest staleAt. What the stamp cannot see is a key that vanished
  * without a write (evicted): its entry held the version it had, which the entity tier would load again
  * from PostgreSQL, unless the row was changed behind the cache's back — for which operators purge,
- * and the purge sets a new stamp (`invalidateDependents`; docs/consistency.md, "The response tier").
+ * and the purge starts a new generation, of which no earlier answer is (`invalidateDependents`;
+ * docs/consistency.md, "The response tier").
  * A stamp key that is missing (evicted, expired) fails every comparison and is set again by
  * the next passing check, to a new value. Measured here (EVALSHA usec_per_call, an answer over 120
  * dependencies of 270 bytes, 2 000 reads a run): 29–34 µs served on the stamp, against 484–506 µs for
@@ -240,35 +248,53 @@ return out
  * CLIENT PAUSE WRITE (a failover) and is refused by a read-only replica, as fills and locks are.
  */
 const GET_DEPENDENT = `#!lua flags=allow-oom
+local generationKey = ARGV[5]
+local generation = redis.call('GET', generationKey)
+if not generation then
+  generation = ARGV[3]
+  redis.call('SET', generationKey, generation, 'PX', ARGV[6])
+end
 local held = redis.call('GET', KEYS[1])
-if not held then return { 0 } end
-local stamped, freshUntil, count, linesLength, pos = string.match(held, '^r:([^:]+):(%d+):(%d+):(%d+)\\n()')
-if not stamped then return { 0 } end
+if not held then return { 0, generation } end
+local writtenIn, stamped, freshUntil, count, linesLength, pos = string.match(held, '^r:([^:]+):([^:]+):(%d+):(%d+):(%d+)\\n()')
+if not writtenIn or writtenIn ~= generation then return { 0, generation } end
 local at, payloadAt = tonumber(ARGV[1]), pos + tonumber(linesLength)
 local stampKey = ARGV[2]
 local current = stampKey ~= '' and redis.call('GET', stampKey)
 if current and current == stamped and at < tonumber(freshUntil) then
-  return { 1, held, tonumber(count), payloadAt }
+  return { 1, held, tonumber(count), payloadAt, generation }
 end
 local earliest = ${NO_EXPIRY}
 for i = 1, tonumber(count) do
   local kind, version, key, nextPos = string.match(held, '^([vn])(%d+) ([^\\n]+)\\n()', pos)
-  if not kind then return { 0 } end
+  if not kind then return { 0, generation } end
   local heldKind, heldVersion, staleAt = string.match(redis.call('GETRANGE', key, 0, 39), '^([vnt]):(%d+):(%d+):')
   staleAt = tonumber(staleAt)
-  if heldKind ~= kind or heldVersion ~= version or staleAt <= at then return { -1, kind, version, key } end
+  if heldKind ~= kind or heldVersion ~= version or staleAt <= at then return { -1, kind, version, key, generation } end
   if staleAt < earliest then earliest = staleAt end
   pos = nextPos
 end
-if pos ~= payloadAt then return { 0 } end
+if pos ~= payloadAt then return { 0, generation } end
+redis.call('PEXPIRE', generationKey, ARGV[6])
 if stampKey ~= '' then
   if not current then
     current = ARGV[3]
     redis.call('SET', stampKey, current, 'PX', ARGV[4])
   end
-  if #current == #stamped then redis.call('SETRANGE', KEYS[1], 2, current .. ':' .. string.format('%016d', earliest)) end
+  if #current == #stamped then
+    redis.call('SETRANGE', KEYS[1], 3 + #writtenIn, current .. ':' .. string.format('%016d', earliest))
+  end
 end
-return { 1, held, tonumber(count), payloadAt }
+return { 1, held, tonumber(count), payloadAt, generation }
+`;
+
+/*
+ * A new answer generation (contract.ts, `invalidateDependents`). KEYS[1] the generation key; ARGV: the
+ * new value (a stamp: never used before), its TTL. allow-oom: a purge must not fail because Redis is
+ * full (test/resilience/redis-memory.test.ts).
+ */
+const NEW_GENERATION = `#!lua flags=allow-oom
+return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 `;
 
 /*

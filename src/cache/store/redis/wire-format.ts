@@ -16,8 +16,6 @@ const COLON = 0x3a;
 const ZERO = 0x30;
 const NEWLINE = 0x0a;
 const SPACE = 0x20;
-/** Where a dependent entry's stamp ends: `r:` and the stamp. */
-const STAMP_END = 2 + STAMP_LENGTH;
 const UNCHECKED = '0'.repeat(FRESH_UNTIL_WIDTH);
 
 export function encodeEntry(entry: CacheEntry): Buffer {
@@ -66,12 +64,13 @@ function decimalAt(raw: Buffer, from: number, to: number): number {
  * A dependent entry (the response tier's): a header, its dependencies as text lines, then the
  * payload bytes:
  *
- *   r:<stamp>:<freshUntil>:<count>:<linesLength>\n<kind><version> <key>\n…<payload>
- *   e.g. "r:........................:0000000000000000:2:36\nv7 cs:v1:user:{1}\nn0 cs:v1:post:{9}\n{…}"
+ *   r:<generation>:<stamp>:<freshUntil>:<count>:<linesLength>\n<kind><version> <key>\n…<payload>
+ *   e.g. "r:<24 characters>:<24 dots>:0000000000000000:2:36\nv7 cs:v1:user:{1}\nn0 cs:v1:post:{9}\n{…}"
  *
  * so that the read script (scripts.ts, `cachesideGetDependent`) walks the lines with `string.match`
- * and checks each key's header with GETRANGE, never decoding a payload. `stamp` (UNSTAMPED when
- * written) and `freshUntil` (zeros) have fixed widths: a check that passes writes the write stamp it
+ * and checks each key's header with GETRANGE, never decoding a payload. `generation` is the one the
+ * answer's computation began under (write-stamp.ts). `stamp` (UNSTAMPED when written) and
+ * `freshUntil` (zeros) have fixed widths: a check that passes writes the write stamp it
  * passed under and the earliest staleAt it read over them in place (write-stamp.ts). `linesLength`
  * says where the payload starts without walking the lines. Keys never hold a newline (their grammar
  * is docs/contract.md's).
@@ -79,21 +78,26 @@ function decimalAt(raw: Buffer, from: number, to: number): number {
 export function encodeDependent({
   payload,
   dependencies,
-}: Pick<DependentWrite, 'payload' | 'dependencies'>): Buffer {
+  generation,
+}: Pick<DependentWrite, 'payload' | 'dependencies' | 'generation'>): Buffer {
   const lines = Buffer.from(
     dependencies.map((d) => `${KIND_CODES[d.kind]}${d.version} ${d.key}\n`).join(''),
     'utf8',
   );
-  const header = `r:${UNSTAMPED}:${UNCHECKED}:${dependencies.length}:${lines.length}\n`;
+  const header = `r:${generation}:${UNSTAMPED}:${UNCHECKED}:${dependencies.length}:${lines.length}\n`;
   return Buffer.concat([Buffer.from(header, 'latin1'), lines, payload]);
 }
 
-/** The dependencies and payload in `raw`, or undefined when it is not a dependent entry. */
+/** The generation, dependencies and payload in `raw`, or undefined when it is not a dependent entry. */
 export function decodeDependent(
   raw: Buffer,
-): { dependencies: Dependency[]; payload: Uint8Array } | undefined {
-  if (raw[0] !== 0x72 || raw[1] !== COLON || raw[STAMP_END] !== COLON) return undefined;
-  const freshEnd = STAMP_END + 1 + FRESH_UNTIL_WIDTH;
+): { generation: string; dependencies: Dependency[]; payload: Uint8Array } | undefined {
+  if (raw[0] !== 0x72 || raw[1] !== COLON) return undefined;
+  const generationEnd = raw.indexOf(COLON, 2);
+  const stampEnd = generationEnd + 1 + STAMP_LENGTH;
+  if (generationEnd === -1 || raw[stampEnd] !== COLON) return undefined;
+  const generation = raw.toString('latin1', 2, generationEnd);
+  const freshEnd = stampEnd + 1 + FRESH_UNTIL_WIDTH;
   const countEnd = raw[freshEnd] === COLON ? raw.indexOf(COLON, freshEnd + 1) : -1;
   let at = countEnd === -1 ? -1 : raw.indexOf(NEWLINE, countEnd + 1);
   const count = at === -1 ? -1 : decimalAt(raw, freshEnd + 1, countEnd);
@@ -111,5 +115,9 @@ export function decodeDependent(
     at = end;
   }
   const start = at + 1;
-  return { dependencies, payload: new Uint8Array(raw.buffer, raw.byteOffset + start, raw.length - start) };
+  return {
+    generation,
+    dependencies,
+    payload: new Uint8Array(raw.buffer, raw.byteOffset + start, raw.length - start),
+  };
 }

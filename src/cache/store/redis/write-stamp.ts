@@ -5,9 +5,15 @@
  * answer depends on can have changed, and the check is one comparison instead of a header read per
  * dependency (scripts.ts, `GET_DEPENDENT`, says what it cannot see and why that is safe).
  *
- * Stamps are never reused, not merely "different from the last": the key can be evicted or expire and
- * be set again, and an answer stamped before must not match the new value. So a stamp is this
- * process's random id and a counter — distinct across processes (72 random bits) and within one.
+ * The answer generation is the other half: moved only by `invalidateDependents` (operators' purges),
+ * recorded by every answer when written — the generation its computation began under — and compared on
+ * every read, stamped or not: an answer of an older generation is absent.
+ *
+ * Stamps and generations are never reused, not merely "different from the last": either key can be
+ * evicted or expire and be set again, and an answer that recorded a value before must not match the
+ * new one. So each is this process's random id and a counter — distinct across processes (72 random
+ * bits) and within one. A missing generation key is set anew by the next read: every answer is then
+ * of an older generation, which costs re-executions, never a stale answer.
  */
 import { randomBytes } from 'node:crypto';
 
@@ -25,7 +31,13 @@ export const NO_EXPIRY = '9'.repeat(FRESH_UNTIL_WIDTH - 1);
  */
 export const STAMP_TTL_MS = 3_600_000;
 
-/** A source of stamps: each call answers one no process has answered before. */
+/**
+ * How long the generation key lives; every full check pushes it out again. When it expires, every
+ * stored answer is recomputed once.
+ */
+export const GENERATION_TTL_MS = 86_400_000;
+
+/** A source of stamps (and generations): each call answers one no process has answered before. */
 export function createStampSource(): () => string {
   const processId = randomBytes(9).toString('base64url');
   let counter = 0;
