@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   const database = await createDatabase(config.database);
   // The app does not close a store it is handed: this one is closed on `stop`, under its wrappers.
   const rawStore = createStoreFromConfig(config, logger, {
-    writeStampKey: createCacheKeys(config.cache.prefix).writeStamp,
+    dependentKeys: createCacheKeys(config.cache.prefix).dependents,
   });
   let store = rawStore;
   if (spec.variant === 'always-miss') store = forgetfulStore(store);
