@@ -243,7 +243,8 @@ export function countingStore(inner: CacheStore, calls: StoreCalls): CacheStore 
 /**
  * always-miss: reads always miss (the round trip still happens, its answer is dropped), so every batch does
  * what a batch of cold keys does: MGET, lock and re-read, one SQL statement, a fill under the grant
- * (which releases it). The fills, locks and notifications are real Redis commands.
+ * (which releases it); a page of user ids is checked, loaded under the directory's version and stored.
+ * The fills, locks and notifications are real Redis commands.
  */
 export function forgetfulStore(inner: CacheStore): CacheStore {
   return forwardStore(inner, {
@@ -253,6 +254,11 @@ export function forgetfulStore(inner: CacheStore): CacheStore {
     },
     acquireLocks: async (keys, token, ttlMs) =>
       (await inner.acquireLocks(keys, token, ttlMs)).map(({ acquired }) => ({ acquired, entry: undefined })),
+    // A page of user ids (the one dependent entry the entity tier reads) misses too.
+    getDependent: async (key, at) => ({
+      status: 'absent',
+      generation: (await inner.getDependent(key, at)).generation,
+    }),
   });
 }
 

@@ -144,7 +144,6 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     });
     const yoga = createCachesideYoga({
       readers: overrides.directReads ? createDirectReaders(repositories) : cache.readers,
-      repositories,
       services,
       authSecret: config.auth.secret,
       logger,

@@ -35,6 +35,7 @@ import {
 import { createCacheAside } from './read/cache-aside.js';
 import { createResponseTier, type ResponseTier } from './response/response-tier.js';
 import { createCachedReaders, type EntityReaders } from './read/cached-readers.js';
+import { createPageReader } from './read/page-reader.js';
 import { connectL1, l1Layer } from './read/l1-layer.js';
 import { createL1TierFromConfig, type L1Tier } from './read/l1-tier.js';
 import type { ReadEvents } from './read/read-events.js';
@@ -188,6 +189,17 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
         })
       : undefined;
 
+  // Pages of user ids: dependent entries of the directory, checked like stored answers — through the
+  // breaker, never through L1. They live no longer than a tombstone (why: page-reader.ts).
+  const pages = createPageReader({
+    store,
+    keys,
+    readDirectory: (ids, report) => cacheAside.read(specs.userDirectory, ids, report),
+    loadPage: repositories.userPage,
+    ttlMs: Math.min(entries.tombstoneTtlMs, config.cache.volatileTtlSeconds * 1000),
+    logger,
+  });
+
   let closed: Promise<void> | undefined;
   return {
     keys,
@@ -195,7 +207,7 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
     origin,
     breaker: breakerStore.breaker,
     l1,
-    readers: createCachedReaders(cacheAside, specs),
+    readers: createCachedReaders(cacheAside, specs, pages),
     // Through the breaker like every request's call, never through L1: a stored answer is checked
     // against what Redis holds, which L1 may lag by its window.
     response: config.cache.response.enabled

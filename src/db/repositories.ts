@@ -39,6 +39,18 @@ export interface UserDirectory {
   version: number;
 }
 
+/** A page of users asked for: up to `first` ids after `after` (0: from the start). */
+export interface UserPageKey {
+  readonly first: number;
+  readonly after: number;
+}
+
+/** A page of user ids, ascending, and whether more ids follow it. */
+export interface UserPageIds {
+  readonly ids: number[];
+  readonly hasMore: boolean;
+}
+
 export interface NewPost {
   authorId: number;
   title: string;
@@ -183,16 +195,16 @@ export function createRepositories(db: Db, options: RepositoryOptions = {}) {
       });
     },
 
-    /** Up to `limit` user ids greater than `after`, ascending. */
-    userIdsAfter(after: number, limit: number): Promise<number[]> {
+    /** The page of user ids `key` names: one indexed range scan, one id past it for `hasMore`. */
+    userPage({ first, after }: UserPageKey): Promise<UserPageIds> {
       return read('userPage', [], async () => {
         const rows = await db
           .select({ id: users.id })
           .from(users)
           .where(gt(users.id, after))
           .orderBy(asc(users.id))
-          .limit(limit);
-        return rows.map((r) => r.id);
+          .limit(first + 1);
+        return { ids: rows.slice(0, first).map((r) => r.id), hasMore: rows.length > first };
       });
     },
 

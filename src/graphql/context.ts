@@ -5,7 +5,6 @@
 import type { YogaInitialContext } from 'graphql-yoga';
 import { verifyToken, TokenError } from '../auth/tokens.js';
 import { CacheReport } from '../observability/cache-report.js';
-import type { Repositories } from '../db/repositories.js';
 import { createLoaders, type Loaders } from '../loaders/create-loaders.js';
 import type { EntityReaders } from '../cache/read/cached-readers.js';
 import type { RequestStats } from '../observability/request-scope.js';
@@ -31,7 +30,6 @@ export interface GraphQLContext extends YogaInitialContext {
 
 export interface ContextDeps {
   readonly readers: EntityReaders;
-  readonly repositories: Repositories;
   readonly services: Services;
   readonly authSecret: string;
 }
@@ -42,7 +40,7 @@ export const MAX_AUTHORIZATION_LENGTH = 4096;
 export function createContextFactory(deps: ContextDeps) {
   return async ({ request }: YogaInitialContext): Promise<Omit<GraphQLContext, keyof YogaInitialContext>> => {
     const { report: cache, stats } = requestStateOf(request);
-    const loaders = createLoaders({ readers: deps.readers, repositories: deps.repositories, report: cache });
+    const loaders = createLoaders({ readers: deps.readers, report: cache });
     const viewer = await authenticate(request.headers.get('authorization'), deps.authSecret, deps.readers);
     return { viewer, loaders, services: deps.services, cache, stats, notices: { propagationPending: false } };
   };

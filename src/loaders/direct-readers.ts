@@ -3,7 +3,6 @@
  * `dataloader` variant, which shows what the cache adds on top of batching alone.
  */
 import type { EntityReaders } from '../cache/read/cached-readers.js';
-import { USER_DIRECTORY_ID } from '../cache/entities/keys.js';
 import type { Repositories } from '../db/repositories.js';
 
 export function createDirectReaders(repositories: Repositories): EntityReaders {
@@ -15,10 +14,7 @@ export function createDirectReaders(repositories: Repositories): EntityReaders {
       const lists = await repositories.newestPostIdsByAuthors(ids);
       return ids.map((id) => lists.get(id)?.ids ?? []);
     },
-    userDirectory: async (ids) => {
-      const found = await repositories.userDirectories(ids, USER_DIRECTORY_ID);
-      return ids.map((id) => found.get(id) ?? null);
-    },
+    userPage: (pages) => Promise.all(pages.map((page) => repositories.userPage(page))),
   };
 }
 

@@ -62,11 +62,13 @@ export class CacheReport {
   l1Tier: string | undefined = undefined;
   /**
    * Set by the response tier before it executes an answer it may store: a page of users then reads
-   * the user directory's version first, which the answer depends on (src/loaders/create-loaders.ts).
+   * the user directory's version first, which the answer depends on (src/cache/read/page-reader.ts).
    */
   pagesNeedDirectory = false;
   /** Pages of user ids this request read from PostgreSQL (userPage). */
   pageReads = 0;
+  /** Pages of user ids the store vouched for (src/cache/read/page-reader.ts): no SQL. */
+  pageHits = 0;
   /** Set when the response tier was consulted. */
   response: ResponseOutcome | undefined = undefined;
 

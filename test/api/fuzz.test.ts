@@ -621,7 +621,13 @@ describe('fuzzing /graphql', () => {
     const shape = new RegExp(
       `^${t.prefix}:v1:(user|profile|post):\\{([1-9]\\d{0,9})\\}(:posts|:lock|:filled)?$`,
     );
+    // The user directory and its pages, keyed by a validated cursor (0: the first page) and size.
+    const page = new RegExp(
+      `^${t.prefix}:v1:userDirectory:\\{1\\}(:lock|:filled|:page:(0|[1-9]\\d{0,9}):([1-9]\\d{0,9}))?$`,
+    );
     const bad = keys.filter((key) => {
+      const pageMatch = page.exec(key);
+      if (pageMatch !== null) return Number(pageMatch[2] ?? 0) > MAX_ID || Number(pageMatch[3] ?? 0) > MAX_ID;
       const match = shape.exec(key);
       return match === null || Number(match[2]) > MAX_ID;
     });

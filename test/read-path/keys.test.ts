@@ -44,6 +44,26 @@ describe('cache keys', () => {
     },
   );
 
+  it('keys a page of user ids under the directory: its slot, its cursor (0: the first page), its size', () => {
+    expect(keys.page(20, 0)).toBe('cs:v1:userDirectory:{1}:page:0:20');
+    expect(keys.page(5, 2147483647)).toBe('cs:v1:userDirectory:{1}:page:2147483647:5');
+    expect(hashTagOf(keys.page(20, 40))).toBe(hashTagOf(keys.entity('userDirectory', 1)));
+  });
+
+  it.each([
+    [0, 0],
+    [1.5, 0],
+    [20, -1],
+    [20, 1.5],
+    [20, 2147483648],
+    [Number.NaN, 0],
+  ])('refuses the page of size %s after %s', (first, after) => {
+    expect(() => keys.page(first, after)).toThrow(RangeError);
+    expect(() => keys.page(first, after)).toThrow(
+      String(Number.isSafeInteger(first) && first > 0 ? after : first),
+    );
+  });
+
   it.each(['', 'a b', 'cs:x', 'a{b}', 'x'.repeat(65), 'é'])('refuses the prefix %j', (prefix) => {
     expect(() => createCacheKeys(prefix)).toThrow(TypeError);
   });
@@ -71,6 +91,7 @@ describe('cache keys, parsed back', () => {
       'cs:v1:profile:{2147483648}',
       'cs:v1:post:{7}:posts',
       'cs:v1:userDirectory:{1}:posts',
+      'cs:v1:userDirectory:{1}:page:0:20',
       'cs:v1:comment:{7}',
     ]) {
       expect(keys.parse(other), other).toBeUndefined();

@@ -47,11 +47,15 @@ describe.each(['redis', 'memory'] as const)('read path on the %s store', (store)
     expect(new Set(debug.lookups.map((l) => l.status))).toEqual(new Set(['hit']));
   });
 
-  test('the userPage nested query warm runs exactly 1 SQL statement: the page of ids', async () => {
+  test('the userPage nested query warm runs 0 SQL statements and one store round trip per loader level', async () => {
     await t.gql(PAGE_QUERY);
     const warm = await t.gql(PAGE_QUERY, { headers: DEBUG });
     expect(warm.body.errors).toBeUndefined();
-    expect(debugOf(warm).sqlStatements).toBe(1);
+    // The page of ids is a dependent entry of the user directory (src/cache/read/page-reader.ts).
+    expect(debugOf(warm).sqlStatements).toBe(0);
+    // The page, then one multi-get per loader batch: users; profiles; post lists; posts (the authors
+    // and their profiles are the same users, memoized).
+    expect(debugOf(warm).storeRoundTrips).toBe(5);
     expect(warm.headers.get('x-cache')).toBe('HIT');
   });
 

@@ -4,7 +4,8 @@
  *
  *   <prefix>:<format>:<entity>:{<id>}[:<field>]      e.g. cs:v1:profile:{42}, cs:v1:user:{42}:posts
  *
- * and the one user directory (which user ids exist), `cs:v1:userDirectory:{1}`.
+ * and the one user directory (which user ids exist), `cs:v1:userDirectory:{1}`, with its pages of
+ * user ids, `cs:v1:userDirectory:{1}:page:<after>:<first>` (dependent entries, like stored answers).
  *
  * The braces are literal Redis Cluster hash tags: everything about one id (the entity, its derived
  * keys, its lock and its fill channel) hashes to one slot, so a script touching several of them never
@@ -40,6 +41,11 @@ export interface CacheKeys {
    * naming the operation, its variables and its viewer scope. Braced like every key: one slot each.
    */
   response(digest: string): string;
+  /**
+   * The key of a cached page of user ids (src/cache/read/page-reader.ts): the directory's, then the
+   * page's cursor and size, both validated (`after` 0 is the first page).
+   */
+  page(first: number, after: number): string;
   /** The channel on which invalidation events are published. */
   readonly eventsChannel: string;
   /**
@@ -78,6 +84,16 @@ export function createCacheKeys(prefix: string): CacheKeys {
         );
       }
       return `${namespace}response:{${digest}}`;
+    },
+    page(first, after) {
+      // Validated like ids (the API bounds the size far lower, MAX_PAGE_SIZE): never a client's string.
+      if (!isId(first)) {
+        throw new RangeError(`page key size must be an integer in 1..${MAX_ID}, got ${String(first)}`);
+      }
+      if (after !== 0 && !isId(after)) {
+        throw new RangeError(`page key cursor must be 0 or an integer in 1..${MAX_ID}, got ${String(after)}`);
+      }
+      return `${namespace}userDirectory:{${USER_DIRECTORY_ID}}:page:${after}:${first}`;
     },
     entity(entity, id) {
       // Only ids that passed validation may become keys: a key per arbitrary client string would

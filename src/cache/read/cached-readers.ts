@@ -4,7 +4,7 @@
  * these readers from the direct ones the benchmark uses without a cache.
  */
 import type { CacheReport } from '../../observability/cache-report.js';
-import type { UserDirectory } from '../../db/repositories.js';
+import type { UserPageIds, UserPageKey } from '../../db/repositories.js';
 import type { PostRow, ProfileRow, UserRow } from '../../db/schema.js';
 import type { EntitySpecs } from '../entities/specs.js';
 import type { CacheAside } from './cache-aside.js';
@@ -15,17 +15,23 @@ import type { CacheAside } from './cache-aside.js';
  */
 export type BatchRead<T> = (ids: readonly number[], report: CacheReport) => Promise<(T | null | Error)[]>;
 
+/** Pages of user ids, in the order asked (src/cache/read/page-reader.ts through the cache). */
+export type PageRead = (pages: readonly UserPageKey[], report: CacheReport) => Promise<UserPageIds[]>;
+
 export interface EntityReaders {
   readonly user: BatchRead<UserRow>;
   readonly profile: BatchRead<ProfileRow>;
   readonly post: BatchRead<PostRow>;
   /** An author's newest post ids (at most MAX_POSTS_PER_AUTHOR), newest first. */
   readonly postIdsByAuthor: BatchRead<number[]>;
-  /** The user directory's version (USER_DIRECTORY_ID): what a page of users depends on. */
-  readonly userDirectory: BatchRead<UserDirectory>;
+  readonly userPage: PageRead;
 }
 
-export function createCachedReaders(cacheAside: CacheAside, specs: EntitySpecs): EntityReaders {
+export function createCachedReaders(
+  cacheAside: CacheAside,
+  specs: EntitySpecs,
+  pages: PageRead,
+): EntityReaders {
   return {
     user: (ids, report) => cacheAside.read(specs.user, ids, report),
     profile: (ids, report) => cacheAside.read(specs.profile, ids, report),
@@ -34,6 +40,6 @@ export function createCachedReaders(cacheAside: CacheAside, specs: EntitySpecs):
       (await cacheAside.read(specs.userPosts, ids, report)).map((list) =>
         list instanceof Error ? list : (list?.ids ?? null),
       ),
-    userDirectory: (ids, report) => cacheAside.read(specs.userDirectory, ids, report),
+    userPage: pages,
   };
 }

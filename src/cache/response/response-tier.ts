@@ -14,7 +14,7 @@
  *
  * What no row's version covers — userPage's id range — is covered by the user directory's version
  * (which user ids exist, bumped by the users triggers on insert and delete): a request that may be
- * stored reads it before its pages (src/loaders/create-loaders.ts), so it is one more dependency and
+ * stored reads it before its pages (src/cache/read/page-reader.ts), so it is one more dependency and
  * a hit runs no SQL at all.
  *
  * What is never stored: mutations, introspection, answers with errors, answers that the store could
@@ -130,7 +130,7 @@ export function createResponseTier({
     async store(key, body, report, generation) {
       // A page read without the directory (the request was not prepared for storing) has nothing
       // that would tell its answer it is out of date.
-      if (report.pageReads > 0 && !report.pagesNeedDirectory)
+      if (report.pageReads + report.pageHits > 0 && !report.pagesNeedDirectory)
         return { stored: false, reason: 'unversioned page' };
       const byKey = new Map<string, Dependency>();
       let ttlMs = maxTtlMs;

@@ -1,0 +1,144 @@
+/**
+ * Pages of user ids (`userPage`) through the cache. No row's version covers a range of ids, so a
+ * page is not an entity: it is a dependent entry, as a stored answer of the response tier is
+ * (`CacheStore.getDependent` / `setDependent`), computed from one entry — the user directory
+ * (`userDirectory:{1}`, whose version the users triggers bump on every insert and delete) at the
+ * version read *before* the range — and served only while the directory still holds that version,
+ * checked by the store in the same round trip as the read.
+ *
+ *   getDependent(page) ─▶ current: the page, no SQL
+ *      │ absent or outdated
+ *      ▼
+ *   the directory's version V (cache-aside) ─▶ the range (one SQL statement) ─▶ setDependent(page, V)
+ *
+ * Why it cannot serve a page the range query would not: an insert or delete commits, then the relay
+ * tombstones the directory (or a purge starts a new generation, for a change that fired no trigger),
+ * and from then on every page computed under the older version is outdated on every instance. A range
+ * that an insert overtakes (read after it committed, the directory read before) holds more than V
+ * says, never less; what V names is then outdated by the insert's own tombstone.
+ * test/read-path/page-reader.test.ts ("a page whose range an insert overtakes …").
+ *
+ * A page is keyed by any valid cursor a client sends, so it lives no longer than a tombstone and a
+ * volatile entry (60 s by default): like a negative entry, at most one key per missed request per TTL.
+ */
+import type { UserDirectory, UserPageIds, UserPageKey } from '../../db/repositories.js';
+import type { Logger } from '../../observability/logger.js';
+import { USER_DIRECTORY_ID, type CacheKeys } from '../entities/keys.js';
+import type { CacheStore } from '../store/contract.js';
+import { isCacheStoreError } from '../store/errors.js';
+import type { BatchRead, PageRead } from './cached-readers.js';
+
+export interface PageReaderDeps {
+  /** Through the breaker, never through L1: a page is checked against what the store holds now. */
+  readonly store: CacheStore;
+  readonly keys: CacheKeys;
+  /** The directory's version through the cache (cache-aside): what a page is computed under. */
+  readonly readDirectory: BatchRead<UserDirectory>;
+  /** One page from PostgreSQL (one indexed range scan). */
+  readonly loadPage: (page: UserPageKey) => Promise<UserPageIds>;
+  /** Physical TTL of a stored page, ms (> 0). */
+  readonly ttlMs: number;
+  readonly logger: Logger;
+  /** The clock the directory's freshness is checked against, epoch ms. @default Date.now */
+  readonly now?: () => number;
+}
+
+// One of each per process: a hit decodes its payload, and a decoder per hit is garbage on the hot path.
+const ENCODER = new TextEncoder();
+const DECODER = new TextDecoder();
+
+export function createPageReader(deps: PageReaderDeps): PageRead {
+  const { store, keys, readDirectory, loadPage, ttlMs, logger, now = Date.now } = deps;
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
+    throw new RangeError(`page TTL must be a positive integer of ms, got ${String(ttlMs)}`);
+  }
+  const directoryKey = keys.entity('userDirectory', USER_DIRECTORY_ID);
+
+  /** The page under `key` if the store vouches for it; else the generation to store one under, if any. */
+  async function lookup(key: string, page: UserPageKey): Promise<UserPageIds | { generation?: string }> {
+    try {
+      const read = await store.getDependent(key, now());
+      if (read.status !== 'current') return { generation: read.generation };
+      // Not what this code writes (foreign bytes, another build): a miss, which the load replaces.
+      return decodePage(read.payload, page) ?? { generation: read.generation };
+    } catch (error) {
+      // The store is failing or skipped: load the page, as every read does without the store.
+      if (!isCacheStoreError(error)) throw error;
+      return {};
+    }
+  }
+
+  async function remember(key: string, page: UserPageIds, version: number, generation: string) {
+    try {
+      await store.setDependent({
+        key,
+        generation,
+        payload: ENCODER.encode(encodePage(page)),
+        dependencies: [{ key: directoryKey, kind: 'value', version }],
+        ttlMs,
+      });
+    } catch (error) {
+      // Not stored: the next request loads the page again. Nothing else depends on it.
+      if (!isCacheStoreError(error)) throw error;
+      logger.debug({ err: error, key }, 'could not store a page of user ids');
+    }
+  }
+
+  return async (pages, report) => {
+    // A response-tier answer depends on the directory: read it before anything the pages read, so
+    // that an insert or delete they miss moves it past what the answer names (its tombstone comes
+    // after its commit). test/read-path/response-tier.test.ts ("a page whose SQL an insert overtakes …").
+    let directory = report.pagesNeedDirectory ? await readDirectory([USER_DIRECTORY_ID], report) : undefined;
+    const pageKeys = pages.map((page) => keys.page(page.first, page.after));
+    // Usually one page per request: each is its own round trip, all at once.
+    const found = await Promise.all(pages.map((page, i) => lookup(pageKeys[i]!, page)));
+    if (found.every(isPage)) {
+      report.pageHits += pages.length;
+      return found;
+    }
+    // The version the loaded pages are computed under: read before their ranges (see above).
+    directory ??= await readDirectory([USER_DIRECTORY_ID], report);
+    const [held] = directory;
+    const version = held instanceof Error || held === null || held === undefined ? undefined : held.version;
+    return Promise.all(
+      found.map(async (hit, i) => {
+        if (isPage(hit)) {
+          report.pageHits += 1;
+          return hit;
+        }
+        const loaded = await loadPage(pages[i]!);
+        report.pageReads += 1;
+        if (version !== undefined && hit.generation !== undefined) {
+          await remember(pageKeys[i]!, loaded, version, hit.generation);
+        }
+        return loaded;
+      }),
+    );
+  };
+}
+
+// Private:
+
+function isPage(value: UserPageIds | { generation?: string }): value is UserPageIds {
+  return 'ids' in value;
+}
+
+/** `<more>:<id>,<id>,…`: `1` when more ids follow the page, `0` when it is the last. */
+function encodePage({ ids, hasMore }: UserPageIds): string {
+  return `${hasMore ? 1 : 0}:${ids.join(',')}`;
+}
+
+/** The page `payload` holds, if it is one for `key` (ascending ids after its cursor, at most its size). */
+function decodePage(payload: Uint8Array, { first, after }: UserPageKey): UserPageIds | undefined {
+  const text = DECODER.decode(payload);
+  if (text[1] !== ':' || (text[0] !== '0' && text[0] !== '1')) return undefined;
+  const body = text.slice(2);
+  const ids = body === '' ? [] : body.split(',').map(Number);
+  if (ids.length > first) return undefined;
+  let previous = after;
+  for (const id of ids) {
+    if (!Number.isSafeInteger(id) || id <= previous) return undefined;
+    previous = id;
+  }
+  return { ids, hasMore: text[0] === '1' };
+}
