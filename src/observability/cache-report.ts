@@ -69,6 +69,8 @@ export class CacheReport {
   pageReads = 0;
   /** Pages of user ids the store vouched for (src/cache/read/page-reader.ts): no SQL. */
   pageHits = 0;
+  /** Pages of user ids this request stored: bounded per request by the page reader. */
+  pageFills = 0;
   /** Set when the response tier was consulted. */
   response: ResponseOutcome | undefined = undefined;
 

@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, test } from 'vitest';
 import { createEntryFactory } from '../../src/cache/entities/entries.js';
 import { createCacheKeys } from '../../src/cache/entities/keys.js';
+import { MAX_PAGE_FILLS_PER_REQUEST } from '../../src/cache/read/page-reader.js';
 import { createMemoryStore } from '../../src/cache/store/memory-store.js';
 import { invalidateEntity } from '../../src/cache/write/purge.js';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -17,7 +18,7 @@ import { createChaosStore } from '../support/chaos-store.js';
 import { rows, unpublishedCount } from '../support/consistency-sql.js';
 import { DEBUG, debugOf } from '../support/debug.js';
 import { openForSuite, pauseNext, twoInstances, type Pause } from '../support/instance-pair.js';
-import { REDIS_URL } from '../support/redis.js';
+import { REDIS_URL, scanKeys } from '../support/redis.js';
 import { generationOf } from '../support/store-contract.js';
 import { until } from '../support/until.js';
 
@@ -148,6 +149,20 @@ describe('pages of user ids, entity tier only, two instances', () => {
     const [directory] = await a.app.store.getMany([a.app.cache.keys.entity('userDirectory', 1)]);
     expect(directory?.kind).toBe('value');
     for (const t of [b, a]) expect(idsOf(await page(t, 30, 0))?.length).toBe(before.length + 1);
+  });
+
+  test('one request stores at most MAX_PAGE_FILLS_PER_REQUEST pages, each for at most a tombstone lifetime; the rest are answered', async () => {
+    const aliases = Array.from(
+      { length: 6 },
+      (_, i) => `p${i}: userPage(first: 2, after: "${200 + i}") { nodes { id } }`,
+    );
+    const many = await a.gql(`{ ${aliases.join(' ')} }`, { headers: DEBUG });
+    expect(many.body.errors).toBeUndefined();
+    const stored = (await scanKeys(`${a.prefix}:v1:userDirectory:{1}:page:`)).filter((k) =>
+      /:page:20[0-5]:2$/.test(k.key),
+    );
+    expect(stored).toHaveLength(MAX_PAGE_FILLS_PER_REQUEST);
+    for (const { key, ttlMs } of stored) expect(ttlMs, key).toBeLessThanOrEqual(60_000);
   });
 
   test('a page it cannot read (foreign bytes) is loaded and replaced; never an error', async () => {

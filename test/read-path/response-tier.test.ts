@@ -202,6 +202,28 @@ describe('the response tier, two instances', () => {
     expect(pageIds(next)?.length).toBe((pageIds(first)?.length ?? 0) + 1);
   });
 
+  test('an answer over a page the entity tier served from the cache names the directory too: an insert by plain SQL ends it', async () => {
+    // The race this closes: a page served from the cache is no lookup of the answer's, so the answer
+    // depends on the directory only through the read before the page's check. Without it the answer
+    // would name its users alone and outlive the insert (src/cache/read/page-reader.ts).
+    const warm = `{ userPage(first: 10, after: "10") { nodes { id } } }`;
+    const answer = `{ userPage(first: 10, after: "10") { nodes { id name } } }`;
+    const ask = (query: string) =>
+      a.gql<{ userPage: { nodes: { id: string }[] } }>(query, { headers: DEBUG });
+    await ask(warm); // the page of ids, and its users, cached by another query
+    const stored = await ask(answer);
+    expect(stored.headers.get('cache-status')).toMatch(/cacheside-response; fwd=miss; stored$/);
+    expect(debugOf(stored).sqlStatements).toBe(0);
+    const before = pageIds(stored) ?? [];
+    expect(servedFromTier(await ask(answer))).toBe(true);
+
+    await insertUser(a, 'Inserted under a cached page');
+    await until('the relay to publish the insert', async () => (await unpublishedCount(a)) === 0);
+    const after = await ask(answer);
+    expect(servedFromTier(after)).toBe(false);
+    expect(pageIds(after)?.length).toBe(before.length + 1);
+  });
+
   test('no stored answer outlives a tombstone, whatever RESPONSE_CACHE_TTL_SECONDS says (3600 here)', async () => {
     // A row deleted and inserted again under its id starts again at version 1: an answer about the
     // deleted row must be gone before the delete's tombstone is, or it would validate again.

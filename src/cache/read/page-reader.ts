@@ -19,7 +19,8 @@
  * test/read-path/page-reader.test.ts ("a page whose range an insert overtakes …").
  *
  * A page is keyed by any valid cursor a client sends, so it lives no longer than a tombstone and a
- * volatile entry (60 s by default): like a negative entry, at most one key per missed request per TTL.
+ * volatile entry (60 s by default), and one request stores at most MAX_PAGE_FILLS_PER_REQUEST pages
+ * (aliases and batches can ask for many), as it does negative entries (docs/operations.md, "Memory").
  */
 import type { UserDirectory, UserPageIds, UserPageKey } from '../../db/repositories.js';
 import type { Logger } from '../../observability/logger.js';
@@ -42,6 +43,13 @@ export interface PageReaderDeps {
   /** The clock the directory's freshness is checked against, epoch ms. @default Date.now */
   readonly now?: () => number;
 }
+
+/**
+ * Most pages one request may add to the store (each up to ~1 KB: 100 ids): a client asking for pages
+ * at ever new cursors makes the store hold at most this many per request, each for the page TTL. The
+ * request's other missed pages are answered, not cached. One page per request is the usual case.
+ */
+export const MAX_PAGE_FILLS_PER_REQUEST = 4;
 
 // One of each per process: a hit decodes its payload, and a decoder per hit is garbage on the hot path.
 const ENCODER = new TextEncoder();
@@ -108,7 +116,12 @@ export function createPageReader(deps: PageReaderDeps): PageRead {
         }
         const loaded = await loadPage(pages[i]!);
         report.pageReads += 1;
-        if (version !== undefined && hit.generation !== undefined) {
+        if (
+          version !== undefined &&
+          hit.generation !== undefined &&
+          report.pageFills < MAX_PAGE_FILLS_PER_REQUEST
+        ) {
+          report.pageFills += 1;
           await remember(pageKeys[i]!, loaded, version, hit.generation);
         }
         return loaded;
@@ -128,17 +141,21 @@ function encodePage({ ids, hasMore }: UserPageIds): string {
   return `${hasMore ? 1 : 0}:${ids.join(',')}`;
 }
 
-/** The page `payload` holds, if it is one for `key` (ascending ids after its cursor, at most its size). */
+/**
+ * The page `payload` holds, if it is one for `key`: ascending ids after its cursor, at most its size,
+ * and exactly its size when more follow.
+ */
 function decodePage(payload: Uint8Array, { first, after }: UserPageKey): UserPageIds | undefined {
   const text = DECODER.decode(payload);
   if (text[1] !== ':' || (text[0] !== '0' && text[0] !== '1')) return undefined;
   const body = text.slice(2);
   const ids = body === '' ? [] : body.split(',').map(Number);
-  if (ids.length > first) return undefined;
+  const hasMore = text[0] === '1';
+  if (ids.length > first || (hasMore && ids.length !== first)) return undefined;
   let previous = after;
   for (const id of ids) {
     if (!Number.isSafeInteger(id) || id <= previous) return undefined;
     previous = id;
   }
-  return { ids, hasMore: text[0] === '1' };
+  return { ids, hasMore };
 }
