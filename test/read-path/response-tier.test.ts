@@ -16,6 +16,9 @@ import { rows, unpublishedCount } from '../support/consistency-sql.js';
 import { openForSuite, pauseNext, twoInstances, type Pause } from '../support/instance-pair.js';
 import { until } from '../support/until.js';
 import { generationOf } from '../support/store-contract.js';
+import { createMemoryStore } from '../../src/cache/store/memory-store.js';
+import { forwardStore } from '../../src/cache/store/layers/forward.js';
+import { createTestApp, type TestApp } from '../support/app.js';
 
 const QUERY = `query Nested($id: ID!) {
   user(id: $id) { name profile { displayName bio version } posts(first: 2) { title author { name } } }
@@ -411,5 +414,65 @@ describe('the response tier with L1 on both instances', () => {
     });
     expect(seen[0]!.fromTier).toBe(false);
     expect(seen.filter((s) => s.fromTier && s.version < written.version)).toEqual([]);
+  });
+});
+
+describe('one lookup per request, before parsing when it can be', () => {
+  let lookups = 0;
+  let t: TestApp;
+  beforeAll(async () => {
+    const inner = createMemoryStore();
+    const counting = forwardStore(inner, {
+      getDependent: (key, at) => {
+        lookups += 1;
+        return inner.getDependent(key, at);
+      },
+    });
+    t = await createTestApp({
+      label: 'response_lookups',
+      store: counting,
+      seed: { users: 3, postsPerUser: 1 },
+      env,
+    });
+  });
+  afterAll(() => t?.close());
+  /** The response-tier lookups one request made (no page of users here: the only dependent reads). */
+  const lookupsOf = async (send: () => Promise<unknown>) => {
+    const before = lookups;
+    await send();
+    return lookups - before;
+  };
+  const ANON = `{ user(id: "1") { name } }`;
+
+  test('an anonymous query: one lookup when it misses (made before parsing, reused when it executes) and one when it hits', async () => {
+    expect(await lookupsOf(() => t.gql(ANON))).toBe(1);
+    const hit = await t.gql(ANON);
+    expect(hit.headers.get('cache-status')).toMatch(/^cacheside-response; hit/);
+    expect(hit.headers.get('x-cache')).toBe('HIT');
+    expect(hit.body).toEqual({ data: { user: { name: expect.any(String) } } });
+    expect(await lookupsOf(() => t.gql(ANON))).toBe(1);
+  });
+
+  test('a signed-in viewer: one lookup, after authentication, under their own key', async () => {
+    const token = await t.token(2);
+    const query = `{ me { email } }`;
+    expect(await lookupsOf(() => t.gql(query, { token }))).toBe(1);
+    expect(await lookupsOf(() => t.gql(query, { token }))).toBe(1);
+    expect((await t.gql(query, { token })).headers.get('cache-status')).toMatch(/^cacheside-response; hit/);
+    // The same text with no viewer is another answer, looked up (early) and executed.
+    const anonymous = await t.gql<{ me: null }>(query);
+    expect(anonymous.body.data).toEqual({ me: null });
+  });
+
+  test('a mutation, introspection and a batch: no lookup at all', async () => {
+    const token = await t.token(3);
+    expect(
+      await lookupsOf(() => t.gql(`mutation { updateProfile(input: { bio: "x" }) { version } }`, { token })),
+    ).toBe(0);
+    expect(await lookupsOf(() => t.gql(`{ __schema { queryType { name } } }`))).toBe(0);
+    const batch = JSON.stringify([{ query: ANON }, { query: `{ user(id: "2") { name } }` }]);
+    const send = () =>
+      t.fetch('/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: batch });
+    expect(await lookupsOf(send)).toBe(0);
   });
 });

@@ -6,14 +6,17 @@
  * `If-None-Match` names it is answered `304 Not Modified` with no body.
  *
  * Only single queries take part: a batch shares one cache report across its operations, so what
- * one of them read cannot be told apart; mutations and introspection never do. It runs after the
- * debug plugin, whose `onExecuteDone` then also sees a stored answer (parsed, so that it can add its
- * extension), and its `onResponse` after the cache headers, whose `Cache-Control: no-store` it
- * replaces on the answers it vouches for.
+ * one of them read cannot be told apart; mutations and introspection never do. An anonymous query
+ * is looked up in `onParams`, before it is parsed: a hit is then served with no parse, validation,
+ * context or execution at all (docs/consistency.md, "The response tier"). It runs after the debug
+ * plugin, whose `onExecuteDone` then also sees a stored answer asked for with the debug header (such
+ * a request is looked up in `onExecute`, and the answer parsed, so that it can carry the extension),
+ * and its `onResponse` after the cache headers, whose `Cache-Control: no-store` it replaces on the
+ * answers it vouches for.
  */
-import { getOperationAST } from 'graphql';
+import { getOperationAST, type ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import type { ResponseTier } from '../../cache/response/response-tier.js';
+import type { ResponseLookup, ResponseTier } from '../../cache/response/response-tier.js';
 import { isCacheStoreError } from '../../cache/store/errors.js';
 import type { GraphQLContext } from '../context.js';
 import { requestStateOf } from '../request-state.js';
@@ -29,6 +32,27 @@ export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plu
   const batched = new WeakSet<Request>();
   /** The validator of each answer the tier vouches for, by request. */
   const etags = new WeakMap<Request, string>();
+  /** What `onParams` looked up, by request: `onExecute` reuses it (one round trip per request). */
+  const early = new WeakMap<Request, { key: string; found: ResponseLookup | undefined }>();
+
+  /** The stored answer under `key`, recorded in the request's report; `undefined` if the store failed. */
+  async function lookup(key: string, request: Request): Promise<ResponseLookup | undefined> {
+    const { report } = requestStateOf(request);
+    let found: ResponseLookup;
+    try {
+      found = await tier.lookup(key);
+    } catch (error) {
+      if (!isCacheStoreError(error)) throw error;
+      report.response = { outcome: 'miss', stored: false, skipped: 'store unavailable' };
+      return undefined;
+    }
+    report.response =
+      found.status === 'hit'
+        ? { outcome: 'hit', dependencies: found.dependencies }
+        : // Known now (the debug extension reads it before the answer is stored); `stored` comes after.
+          { outcome: 'miss', ...(found.failed !== undefined && { failed: found.failed }), stored: false };
+    return found;
+  }
 
   return {
     onRequestParse({ request }) {
@@ -39,6 +63,34 @@ export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plu
       };
     },
 
+    // An anonymous single query is looked up as soon as its parameters are known: a current answer
+    // is then served before parsing, validation, the context and the plugins that act on execution
+    // (query limits, cost) — as only an answer to this text, these variables and no viewer can be,
+    // and that answer once passed every one of them (an answer with errors is never stored). What
+    // may need a viewer, the debug extension, or by its text is not a plain query waits for
+    // `onExecute`, which also reuses a miss found here rather than reading again.
+    async onParams({ params, request, setResult }) {
+      if (batched.has(request) || typeof params.query !== 'string') return;
+      if (request.headers.has('authorization') || NOT_A_PLAIN_QUERY.test(params.query)) return;
+      if (debug && request.headers.get(CACHE_DEBUG_HEADER) === '1') return;
+      const key = tier.keyOf({
+        query: params.query,
+        operationName: params.operationName ?? undefined,
+        variables: params.variables,
+        viewerId: null,
+      });
+      if (key === undefined) return;
+      const found = await lookup(key, request);
+      early.set(request, { key, found });
+      if (found?.status !== 'hit') return;
+      // Only queries are ever stored: the access log's operation type.
+      requestStateOf(request).stats.operation = 'query';
+      etags.set(request, found.etag);
+      const body = found.body;
+      // yoga sends `stringify`'s output as the body: the stored bytes, not re-serialised.
+      setResult({ stringify: () => body } as ExecutionResult);
+    },
+
     async onExecute({ args, setResultAndStopExecution }) {
       const context = args.contextValue;
       const { request, params } = context;
@@ -47,25 +99,22 @@ export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plu
       if (operation?.operation !== 'query' || INTROSPECTION.test(params.query)) return;
 
       const { report } = requestStateOf(request);
-      const key = tier.keyOf({
-        query: params.query,
-        operationName: params.operationName ?? undefined,
-        variables: params.variables,
-        viewerId: context.viewer?.userId ?? null,
-      });
+      // Looked up early only without a viewer: a signed-in viewer's answer has a key of its own.
+      const looked = context.viewer === null ? early.get(request) : undefined;
+      const key =
+        looked?.key ??
+        tier.keyOf({
+          query: params.query,
+          operationName: params.operationName ?? undefined,
+          variables: params.variables,
+          viewerId: context.viewer?.userId ?? null,
+        });
       if (key === undefined) return;
       const wantsDebug = debug && request.headers.get(CACHE_DEBUG_HEADER) === '1';
-      let found;
-      try {
-        found = await tier.lookup(key);
-      } catch (error) {
-        // The store is failing or skipped: execute, as the entity tier will (without it).
-        if (!isCacheStoreError(error)) throw error;
-        report.response = { outcome: 'miss', stored: false, skipped: 'store unavailable' };
-        return;
-      }
+      const found = looked ? looked.found : await lookup(key, request);
+      // The store is failing or skipped: execute, as the entity tier will (without it).
+      if (found === undefined) return;
       if (found.status === 'hit') {
-        report.response = { outcome: 'hit', dependencies: found.dependencies };
         // A debug answer's body is not the stored one (it carries the extension): no validator.
         if (!wantsDebug) etags.set(request, found.etag);
         const body = found.body;
@@ -74,8 +123,6 @@ export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plu
         return;
       }
       const failed = found.failed;
-      // Known now (the debug extension reads it before the answer is stored); `stored` comes after.
-      report.response = { outcome: 'miss', ...(failed !== undefined && { failed }), stored: false };
       // The answer may be stored: its pages of users must read what they depend on.
       report.pagesNeedDirectory = true;
       return {
@@ -128,6 +175,13 @@ export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plu
  * `__typename` is data and does not match.
  */
 const INTROSPECTION = /__schema|__type\b/;
+
+/**
+ * What cannot be looked up before parsing: a document that may hold a mutation or a subscription (a
+ * lookup would be a wasted round trip: none is ever stored) or asks for the schema. Read off the
+ * text, erring on the safe side: a query that merely names one of these words is looked up later.
+ */
+const NOT_A_PLAIN_QUERY = /\b(?:mutation|subscription)\b|__schema|__type\b/;
 
 /** RFC 9110 §13.1.2: `*`, or a list of entity tags one of which is `etag` (weak comparison). */
 function matches(header: string | null, etag: string): boolean {
