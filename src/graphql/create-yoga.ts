@@ -2,6 +2,7 @@
  * The GraphQL HTTP layer: schema, context, error masking and the one list of plugins, assembled from
  * the parts the composition root hands in. Knows nothing of how the parts are built.
  */
+import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +26,7 @@ import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspect
 import { renderGraphiQLPage } from './graphiql/assets.js';
 import { useBodyLimit } from './plugins/use-body-limit.js';
 import { useRequestShape } from './plugins/use-request-shape.js';
-import { useQueryLimits } from './plugins/use-query-limits.js';
+import { DEFAULT_QUERY_LIMITS, useQueryLimits } from './plugins/use-query-limits.js';
 import { usePropagationNotice } from './plugins/use-propagation-notice.js';
 import { useRequestErrorStatus } from './plugins/use-request-error-status.js';
 import type { DrainingTracker } from './plugins/use-draining.js';
@@ -95,6 +96,14 @@ export interface ServerContext {
 export type CachesideYoga = YogaServerInstance<ServerContext, GraphQLContext>;
 type YogaPlugins = NonNullable<YogaServerOptions<ServerContext, GraphQLContext>['plugins']>;
 
+/**
+ * What a query is validated against, as a digest: the schema's text and the query limits. The
+ * response tier keys answers by it, since it may serve one without validating it again.
+ */
+export function validationDigest(typeDefs = readFileSync(SCHEMA_FILE, 'utf8')): string {
+  return hash('sha256', JSON.stringify([typeDefs, DEFAULT_QUERY_LIMITS]), 'base64url').slice(0, 16);
+}
+
 export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
   const typeDefs = readFileSync(SCHEMA_FILE, 'utf8');
   return createYoga<ServerContext, GraphQLContext>({
@@ -121,7 +130,7 @@ export function createCachesideYoga(deps: YogaDeps): CachesideYoga {
         ),
       ),
     },
-    plugins: plugins(deps),
+    plugins: plugins(deps, validationDigest(typeDefs)),
   });
 }
 
@@ -165,16 +174,18 @@ function yogaLogger(logger: Logger): YogaLogger {
  * 7. Draining last: it counts the request for the shutdown and, once draining, sets
  *    `Connection: close` on every response, whoever built the app (server, tests, benchmark).
  */
-function plugins(deps: YogaDeps): YogaPlugins {
+function plugins(deps: YogaDeps, validation: string): YogaPlugins {
   return [
     useRequestScope(),
     useBodyLimit({ maxBytes: MAX_BODY_BYTES }),
     useRequestShape(),
-    useQueryLimits(),
+    useQueryLimits(DEFAULT_QUERY_LIMITS),
     ...(deps.introspection ? [] : [useDisableIntrospection()]),
     useCacheHeaders({ tier: deps.cacheTier, enabled: deps.cacheHeaders }),
     useCacheDebug({ enabled: deps.cacheDebug }),
-    ...(deps.responseTier ? [useResponseTier({ tier: deps.responseTier, debug: deps.cacheDebug })] : []),
+    ...(deps.responseTier
+      ? [useResponseTier({ tier: deps.responseTier, debug: deps.cacheDebug, validation })]
+      : []),
     usePropagationNotice(),
     useRequestErrorStatus(),
     useRequestId(),

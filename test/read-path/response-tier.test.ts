@@ -19,6 +19,7 @@ import { generationOf } from '../support/store-contract.js';
 import { createMemoryStore } from '../../src/cache/store/memory-store.js';
 import { forwardStore } from '../../src/cache/store/layers/forward.js';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { validationDigest } from '../../src/graphql/create-yoga.js';
 
 const QUERY = `query Nested($id: ID!) {
   user(id: $id) { name profile { displayName bio version } posts(first: 2) { title author { name } } }
@@ -236,6 +237,7 @@ describe('the response tier, two instances', () => {
       operationName: undefined,
       variables: { id: '7' },
       viewerId: null,
+      validation: validationDigest(),
     })!;
     const [ttl] = await a.app.store.ttlMany([key]);
     expect(ttl).toBeGreaterThan(0);
@@ -248,6 +250,7 @@ describe('the response tier, two instances', () => {
       operationName: undefined,
       variables: { id: '8' },
       viewerId: null,
+      validation: validationDigest(),
     })!;
     await a.app.store.setDependent({
       generation: await generationOf(a.app.store),
@@ -419,6 +422,7 @@ describe('the response tier with L1 on both instances', () => {
 
 describe('one lookup per request, before parsing when it can be', () => {
   let lookups = 0;
+  let parses = 0;
   let t: TestApp;
   beforeAll(async () => {
     const inner = createMemoryStore();
@@ -433,6 +437,8 @@ describe('one lookup per request, before parsing when it can be', () => {
       store: counting,
       seed: { users: 3, postsPerUser: 1 },
       env,
+      // Counts the documents parsed (yoga's parser cache or not: the hook runs either way).
+      plugins: [{ onParse: () => void (parses += 1) }],
     });
   });
   afterAll(() => t?.close());
@@ -451,6 +457,45 @@ describe('one lookup per request, before parsing when it can be', () => {
     expect(hit.headers.get('x-cache')).toBe('HIT');
     expect(hit.body).toEqual({ data: { user: { name: expect.any(String) } } });
     expect(await lookupsOf(() => t.gql(ANON))).toBe(1);
+    // Served before parsing: no document parsed, nor validated, nor executed.
+    const before = parses;
+    await t.gql(ANON);
+    expect(parses - before).toBe(0);
+  });
+
+  test('parameters yoga refuses, a bad token, a text that does not parse: refused as without the tier, and no hit reported', async () => {
+    await t.gql(ANON);
+    const post = (body: Record<string, unknown>, headers: Record<string, string> = {}) =>
+      t.fetch('/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+    for (const body of [
+      { query: ANON, unexpected: 1 },
+      { query: ANON, operationName: '' },
+      { query: ANON, operationName: ['Q'] },
+      { query: ANON, variables: 'x' },
+    ]) {
+      const refused = await post(body);
+      expect(refused.status, JSON.stringify(body)).toBe(400);
+      expect(refused.headers.get('cache-status') ?? '', JSON.stringify(body)).not.toMatch(
+        /cacheside-response/,
+      );
+    }
+    const badToken = await post({ query: ANON }, { authorization: 'Bearer not-a-token' });
+    expect(badToken.status).toBe(401);
+    const garbage = await post({ query: `{ user(id: "1") { name ` });
+    expect(garbage.status).toBe(400);
+    expect(garbage.headers.get('cache-status') ?? '').not.toMatch(/cacheside-response/);
+  });
+
+  test('answers are keyed by what they were validated against: another schema or other limits, another key', () => {
+    const request = { query: ANON, operationName: undefined, variables: {}, viewerId: null };
+    const tier = t.app.cache.response!;
+    expect(tier.keyOf({ ...request, validation: validationDigest() })).not.toBe(
+      tier.keyOf({ ...request, validation: validationDigest('type Query { other: Int }') }),
+    );
   });
 
   test('a signed-in viewer: one lookup, after authentication, under their own key', async () => {

@@ -32,6 +32,8 @@ export interface TestAppOptions {
   readonly startRelay?: boolean;
   /** Circuit breaker settings (e.g. a short open period). */
   readonly breaker?: AppOverrides['breaker'];
+  /** Extra yoga plugins, after the app's own (a test's probe of what a request went through). */
+  readonly plugins?: AppOverrides['plugins'];
   /** Another test app whose database and prefix this one shares. */
   readonly share?: TestApp;
   /** The test makes the cache stale on purpose: `close` does not fail on monitor violations. */
@@ -137,6 +139,7 @@ export async function createTestApp(options: TestAppOptions): Promise<TestApp> {
     ...(options.repositoryOptions ? { repositoryOptions: options.repositoryOptions } : {}),
     ...(options.startRelay === false ? { startRelay: false } : {}),
     ...(options.breaker ? { breaker: options.breaker } : {}),
+    ...(options.plugins ? { plugins: options.plugins } : {}),
   });
 
   const fetchIn = (path: string, init: RequestInit = {}) => {

@@ -34,6 +34,11 @@ export interface ResponseRequest {
   readonly variables: unknown;
   /** Whose answer it is: the viewer's id, or anonymous. Answers are never shared across scopes. */
   readonly viewerId: number | null;
+  /**
+   * What the document was validated against — a digest of the schema and the query limits: a build
+   * with other ones never serves this build's answers (a hit may skip validation), nor this build its.
+   */
+  readonly validation: string;
 }
 
 export type ResponseLookup =
@@ -93,22 +98,18 @@ export function createResponseTier({
   const maxTtlMs = Math.min(config.ttlSeconds * 1000, tombstoneTtlMs);
 
   return {
-    keyOf({ query, operationName, variables, viewerId }) {
-      let serialized: string;
+    keyOf({ query, operationName, variables, viewerId, validation }) {
+      let tuple: string;
       try {
-        serialized = JSON.stringify(variables ?? null);
+        // A JSON array: its parts can never run into each other, whatever a name or a text holds.
+        tuple = JSON.stringify([validation, viewerId, operationName ?? null, variables ?? null, query]);
       } catch {
         // Nested deeper than the stack allows (JSON.parse accepted it; graphql-js ignores variables
         // the operation does not declare). test/read-path/response-tier.test.ts.
         return undefined;
       }
       // One-shot: a third of the cost of a Hash object fed part by part, on every lookup.
-      const scope = viewerId === null ? 'anonymous' : `viewer:${viewerId}`;
-      const digest = hash(
-        'sha256',
-        `${scope}\0${operationName ?? ''}\0${serialized}\0${query}`,
-        'base64url',
-      ).slice(0, 32);
+      const digest = hash('sha256', tuple, 'base64url').slice(0, 32);
       return keys.response(digest);
     },
 

@@ -15,8 +15,12 @@
  * answers it vouches for.
  */
 import { getOperationAST, type ExecutionResult } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
+import type { GraphQLParams, Plugin } from 'graphql-yoga';
+
+/** A lookup's answer, or 'unavailable' when the store failed or the breaker skipped it. */
+type Lookup = ResponseLookup | 'unavailable';
 import type { ResponseLookup, ResponseTier } from '../../cache/response/response-tier.js';
+import type { CacheReport } from '../../observability/cache-report.js';
 import { isCacheStoreError } from '../../cache/store/errors.js';
 import type { GraphQLContext } from '../context.js';
 import { requestStateOf } from '../request-state.js';
@@ -26,32 +30,43 @@ export interface ResponseTierPluginOptions {
   readonly tier: ResponseTier;
   /** Honour `x-cache-debug: 1` (CACHE_DEBUG): a stored answer is then parsed to carry the extension. */
   readonly debug: boolean;
+  /** A digest of the schema and the query limits (`ResponseRequest.validation`). */
+  readonly validation: string;
 }
 
-export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plugin<GraphQLContext> {
+export function useResponseTier({
+  tier,
+  debug,
+  validation,
+}: ResponseTierPluginOptions): Plugin<GraphQLContext> {
   const batched = new WeakSet<Request>();
   /** The validator of each answer the tier vouches for, by request. */
   const etags = new WeakMap<Request, string>();
-  /** What `onParams` looked up, by request: `onExecute` reuses it (one round trip per request). */
-  const early = new WeakMap<Request, { key: string; found: ResponseLookup | undefined }>();
+  /**
+   * What `onParams` looked up, by request: `onExecute` reuses it (one round trip per request) for the
+   * same parameters — a plugin that replaced them (`setParams`) would otherwise store another
+   * query's answer under this key.
+   */
+  const early = new WeakMap<Request, { params: GraphQLParams; key: string; found: Lookup }>();
 
-  /** The stored answer under `key`, recorded in the request's report; `undefined` if the store failed. */
-  async function lookup(key: string, request: Request): Promise<ResponseLookup | undefined> {
-    const { report } = requestStateOf(request);
-    let found: ResponseLookup;
+  /** The stored answer under `key`; 'unavailable' when the store failed or is skipped. */
+  async function lookup(key: string): Promise<Lookup> {
     try {
-      found = await tier.lookup(key);
+      return await tier.lookup(key);
     } catch (error) {
       if (!isCacheStoreError(error)) throw error;
-      report.response = { outcome: 'miss', stored: false, skipped: 'store unavailable' };
-      return undefined;
+      return 'unavailable';
     }
+  }
+
+  /** What the request's report says of the lookup (the debug extension reads a miss before it is stored). */
+  function record(report: CacheReport, found: Lookup): void {
     report.response =
-      found.status === 'hit'
-        ? { outcome: 'hit', dependencies: found.dependencies }
-        : // Known now (the debug extension reads it before the answer is stored); `stored` comes after.
-          { outcome: 'miss', ...(found.failed !== undefined && { failed: found.failed }), stored: false };
-    return found;
+      found === 'unavailable'
+        ? { outcome: 'miss', stored: false, skipped: 'store unavailable' }
+        : found.status === 'hit'
+          ? { outcome: 'hit', dependencies: found.dependencies }
+          : { outcome: 'miss', ...(found.failed !== undefined && { failed: found.failed }), stored: false };
   }
 
   return {
@@ -65,26 +80,32 @@ export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plu
 
     // An anonymous single query is looked up as soon as its parameters are known: a current answer
     // is then served before parsing, validation, the context and the plugins that act on execution
-    // (query limits, cost) — as only an answer to this text, these variables and no viewer can be,
-    // and that answer once passed every one of them (an answer with errors is never stored). What
-    // may need a viewer, the debug extension, or by its text is not a plain query waits for
-    // `onExecute`, which also reuses a miss found here rather than reading again.
+    // (query limits, cost) — as only an answer to this text, these variables, no viewer and this
+    // schema can be, and that answer once passed every one of them (an answer with errors is never
+    // stored). What may need a viewer, the debug extension, parameters yoga would refuse, or by its
+    // text is not a plain query waits for `onExecute`, which also reuses a miss found here. Nothing
+    // is reported until then: a request that fails to parse or validate says nothing of the tier.
     async onParams({ params, request, setResult }) {
-      if (batched.has(request) || typeof params.query !== 'string') return;
-      if (request.headers.has('authorization') || NOT_A_PLAIN_QUERY.test(params.query)) return;
+      if (batched.has(request) || !isPlainQuery(params)) return;
+      if (request.headers.has('authorization')) return;
       if (debug && request.headers.get(CACHE_DEBUG_HEADER) === '1') return;
       const key = tier.keyOf({
         query: params.query,
         operationName: params.operationName ?? undefined,
         variables: params.variables,
         viewerId: null,
+        validation,
       });
       if (key === undefined) return;
-      const found = await lookup(key, request);
-      early.set(request, { key, found });
-      if (found?.status !== 'hit') return;
+      const found = await lookup(key);
+      if (found === 'unavailable' || found.status !== 'hit') {
+        early.set(request, { params, key, found });
+        return;
+      }
+      const { report, stats } = requestStateOf(request);
+      record(report, found);
       // Only queries are ever stored: the access log's operation type.
-      requestStateOf(request).stats.operation = 'query';
+      stats.operation = 'query';
       etags.set(request, found.etag);
       const body = found.body;
       // yoga sends `stringify`'s output as the body: the stored bytes, not re-serialised.
@@ -100,7 +121,8 @@ export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plu
 
       const { report } = requestStateOf(request);
       // Looked up early only without a viewer: a signed-in viewer's answer has a key of its own.
-      const looked = context.viewer === null ? early.get(request) : undefined;
+      const early_ = early.get(request);
+      const looked = context.viewer === null && early_?.params === params ? early_ : undefined;
       const key =
         looked?.key ??
         tier.keyOf({
@@ -108,12 +130,14 @@ export function useResponseTier({ tier, debug }: ResponseTierPluginOptions): Plu
           operationName: params.operationName ?? undefined,
           variables: params.variables,
           viewerId: context.viewer?.userId ?? null,
+          validation,
         });
       if (key === undefined) return;
       const wantsDebug = debug && request.headers.get(CACHE_DEBUG_HEADER) === '1';
-      const found = looked ? looked.found : await lookup(key, request);
+      const found = looked ? looked.found : await lookup(key);
+      record(report, found);
       // The store is failing or skipped: execute, as the entity tier will (without it).
-      if (found === undefined) return;
+      if (found === 'unavailable') return;
       if (found.status === 'hit') {
         // A debug answer's body is not the stored one (it carries the extension): no validator.
         if (!wantsDebug) etags.set(request, found.etag);
@@ -182,6 +206,27 @@ const INTROSPECTION = /__schema|__type\b/;
  * text, erring on the safe side: a query that merely names one of these words is looked up later.
  */
 const NOT_A_PLAIN_QUERY = /\b(?:mutation|subscription)\b|__schema|__type\b/;
+
+/** A GraphQL name (spec §2.1.9): an `operationName` that can name an operation. */
+const NAME = /^[_A-Za-z][_0-9A-Za-z]*$/;
+
+/** The parameters a request may carry (GraphQL over HTTP): yoga refuses any other with a 400. */
+const PARAMETERS = new Set(['query', 'operationName', 'variables', 'extensions']);
+
+/**
+ * True for parameters yoga accepts and whose text is, by the look of it, a plain query: anything
+ * else is looked up later, after yoga's own checks, or not at all (an empty or malformed
+ * `operationName` must still be refused, never answered from a stored answer of another request).
+ */
+function isPlainQuery(params: GraphQLParams): params is GraphQLParams & { query: string } {
+  if (typeof params.query !== 'string' || NOT_A_PLAIN_QUERY.test(params.query)) return false;
+  const { operationName, variables, extensions } = params;
+  if (operationName != null && (typeof operationName !== 'string' || !NAME.test(operationName))) return false;
+  if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) return false;
+  if (extensions != null && (typeof extensions !== 'object' || Array.isArray(extensions))) return false;
+  for (const name of Object.keys(params)) if (!PARAMETERS.has(name)) return false;
+  return true;
+}
 
 /** RFC 9110 §13.1.2: `*`, or a list of entity tags one of which is `etag` (weak comparison). */
 function matches(header: string | null, etag: string): boolean {
