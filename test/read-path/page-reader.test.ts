@@ -7,7 +7,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
-import { describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createEntryFactory } from '../../src/cache/entities/entries.js';
 import { createCacheKeys } from '../../src/cache/entities/keys.js';
 import { MAX_PAGE_FILLS_PER_REQUEST } from '../../src/cache/read/page-reader.js';
@@ -17,7 +17,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { createChaosStore } from '../support/chaos-store.js';
 import { rows, unpublishedCount } from '../support/consistency-sql.js';
 import { DEBUG, debugOf } from '../support/debug.js';
-import { openForSuite, pauseNext, twoInstances, type Pause } from '../support/instance-pair.js';
+import { openForSuite, pauseNext, twoInstances, watchStore, type Pause } from '../support/instance-pair.js';
 import { REDIS_URL, scanKeys } from '../support/redis.js';
 import { generationOf } from '../support/store-contract.js';
 import { until } from '../support/until.js';
@@ -211,4 +211,70 @@ test('a page whose store fails is read from PostgreSQL, and the answer is whole'
     await t.close();
     await store.close();
   }
+});
+
+describe('pages of user ids, a burst on one instance', () => {
+  /** Range scans of pages this instance ran (its beforeQuery hook). */
+  let rangeScans = 0;
+  let held: Pause | undefined;
+  const watched = watchStore(createMemoryStore());
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({
+      label: 'page_burst',
+      store: watched.store,
+      seed: { users: 12, postsPerUser: 1 },
+      env: { RESPONSE_CACHE: 'off' },
+      repositoryOptions: {
+        beforeQuery: (query) => void (query === 'userPage' && (rangeScans += 1)),
+        afterQuery: (query, ids) => held?.hook(query, ids),
+      },
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await watched.store.close();
+  });
+  const ask = (first: number, after: number) => t.gql<Page>(pageQuery(first, after), { headers: DEBUG });
+
+  test('a burst of requests for a cold page runs one range scan on the instance, and every request gets the page', async () => {
+    // The directory cold and its load held: every request of the burst has arrived, and looked the
+    // directory up, before any page load can begin.
+    const directoryKey = t.app.cache.keys.entity('userDirectory', 1);
+    held = pauseNext('userDirectory');
+    const burst: ReturnType<typeof ask>[] = [];
+    for (let i = 0; i < 8; i += 1) {
+      const looked = watched.nextRead(directoryKey);
+      burst.push(ask(4, 3));
+      await looked;
+    }
+    const before = rangeScans;
+    held.release();
+    const answers = await Promise.all(burst);
+    expect(answers.map(idsOf)).toEqual(Array.from({ length: 8 }, () => ['4', '5', '6', '7']));
+    expect(rangeScans - before).toBe(1);
+  });
+
+  test('a request that arrived after a load began does not join it: after a change that fired no trigger and its purge, it sees the change', async () => {
+    await ask(1, 11); // the directory cached
+    held = pauseNext('userPage');
+    const first = ask(20, 0); // its range read before the change, then held
+    await held.reached;
+    await insertUser(t, 'Loaded behind the cache', { triggers: false });
+    const deps = {
+      store: t.app.store,
+      keys: t.app.cache.keys,
+      entries: createEntryFactory({ config: t.config.cache }),
+    };
+    await invalidateEntity(deps, 'userDirectory', 1);
+    // The directory is read again at the version it had (no trigger bumped it): the held load is one
+    // of the same page under the same version, begun before this request arrived.
+    const before = rangeScans;
+    const asked = ask(20, 0);
+    await until('the later request to scan the range itself', () => rangeScans > before);
+    const second = await asked;
+    held.release();
+    const heldIds = idsOf(await first) ?? [];
+    expect(idsOf(second)?.length).toBe(heldIds.length + 1);
+  });
 });

@@ -61,6 +61,10 @@ export function createPageReader(deps: PageReaderDeps): PageRead {
     throw new RangeError(`page TTL must be a positive integer of ms, got ${String(ttlMs)}`);
   }
   const directoryKey = keys.entity('userDirectory', USER_DIRECTORY_ID);
+  /** This instance's loads of pages in progress, by page key and directory version. */
+  const flights = new Map<string, { readonly startedAt: number; readonly pages: Promise<UserPageIds> }>();
+  /** Orders arrivals and loads (`startedAt`): a request joins only a load begun after it arrived. */
+  let clock = 0;
 
   /** The page under `key` if the store vouches for it; else the generation to store one under, if any. */
   async function lookup(key: string, page: UserPageKey): Promise<UserPageIds | { generation?: string }> {
@@ -93,6 +97,7 @@ export function createPageReader(deps: PageReaderDeps): PageRead {
   }
 
   return async (pages, report) => {
+    const arrivedAt = ++clock;
     // A response-tier answer depends on the directory: read it before anything the pages read, so
     // that an insert or delete they miss moves it past what the answer names (its tombstone comes
     // after its commit). test/read-path/response-tier.test.ts ("a page whose SQL an insert overtakes …").
@@ -114,13 +119,24 @@ export function createPageReader(deps: PageReaderDeps): PageRead {
           report.pageHits += 1;
           return hit;
         }
-        const loaded = await loadPage(pages[i]!);
         report.pageReads += 1;
-        if (
-          version !== undefined &&
-          hit.generation !== undefined &&
-          report.pageFills < MAX_PAGE_FILLS_PER_REQUEST
-        ) {
+        if (version === undefined) return loadPage(pages[i]!);
+        // Joins this instance's load of the page, or starts one: a burst of requests for a cold page
+        // runs one range scan per instance, not one each. Only a load begun after this request
+        // arrived (its range then sees every commit this request could have seen: not so a load
+        // begun before a change that fired no trigger and the purge that followed it), and under
+        // the same directory version (a load under an older one may predate an insert this
+        // request's directory read already shows, and would vouch for a page without it).
+        // test/read-path/page-reader.test.ts ("a burst …", "… arrived after a load began …").
+        const flightKey = `${pageKeys[i]!} ${version}`;
+        const joined = flights.get(flightKey);
+        if (joined !== undefined && joined.startedAt > arrivedAt) return joined.pages;
+        const flight = { startedAt: ++clock, pages: loadPage(pages[i]!) };
+        flights.set(flightKey, flight);
+        const loaded = await flight.pages.finally(() => {
+          if (flights.get(flightKey) === flight) flights.delete(flightKey);
+        });
+        if (hit.generation !== undefined && report.pageFills < MAX_PAGE_FILLS_PER_REQUEST) {
           report.pageFills += 1;
           await remember(pageKeys[i]!, loaded, version, hit.generation);
         }
