@@ -65,7 +65,7 @@ export class CacheReport {
    * the user directory's version first, which the answer depends on (src/cache/read/page-reader.ts).
    */
   pagesNeedDirectory = false;
-  /** Pages of user ids this request read from PostgreSQL (userPage). */
+  /** Pages of user ids this request read from PostgreSQL (userPage), itself or by joining a load. */
   pageReads = 0;
   /** Pages of user ids the store vouched for (src/cache/read/page-reader.ts): no SQL. */
   pageHits = 0;

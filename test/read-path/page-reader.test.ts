@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createEntryFactory } from '../../src/cache/entities/entries.js';
 import { createCacheKeys } from '../../src/cache/entities/keys.js';
 import { MAX_PAGE_FILLS_PER_REQUEST } from '../../src/cache/read/page-reader.js';
+import { forwardStore } from '../../src/cache/store/layers/forward.js';
 import { createMemoryStore } from '../../src/cache/store/memory-store.js';
 import { invalidateEntity } from '../../src/cache/write/purge.js';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -218,11 +219,19 @@ describe('pages of user ids, a burst on one instance', () => {
   let rangeScans = 0;
   let held: Pause | undefined;
   const watched = watchStore(createMemoryStore());
+  /** Holds the next page check (`getDependent`) of one key, when a test installs it. */
+  let checkHold: { key: string; pause: Pause } | undefined;
+  const store = forwardStore(watched.store, {
+    getDependent: async (key, at) => {
+      if (checkHold?.key === key) await checkHold.pause.hook('userPage', []);
+      return watched.store.getDependent(key, at);
+    },
+  });
   let t: TestApp;
   beforeAll(async () => {
     t = await createTestApp({
       label: 'page_burst',
-      store: watched.store,
+      store,
       seed: { users: 12, postsPerUser: 1 },
       env: { RESPONSE_CACHE: 'off' },
       repositoryOptions: {
@@ -271,10 +280,39 @@ describe('pages of user ids, a burst on one instance', () => {
     // of the same page under the same version, begun before this request arrived.
     const before = rangeScans;
     const asked = ask(20, 0);
-    await until('the later request to scan the range itself', () => rangeScans > before);
+    try {
+      await until('the later request to scan the range itself', () => rangeScans > before);
+    } finally {
+      held.release();
+    }
     const second = await asked;
-    held.release();
     const heldIds = idsOf(await first) ?? [];
     expect(idsOf(second)?.length).toBe(heldIds.length + 1);
+  });
+
+  test('a request that read a newer directory version does not join a load begun under an older one, even one begun after it arrived', async () => {
+    await ask(1, 11); // the directory cached
+    // J arrives first and is held at its page check, before it reads the directory.
+    const pageKey = t.app.cache.keys.page(30, 0);
+    checkHold = { key: pageKey, pause: pauseNext('userPage') };
+    const j = ask(30, 0);
+    await checkHold.pause.reached;
+    // S arrives after J, reads the directory at V, begins the load — after J arrived — and is held
+    // once its range has been read, before the insert below.
+    held = pauseNext('userPage');
+    const s = ask(30, 0);
+    await held.reached;
+    await insertUser(t, 'Inserted under a held load');
+    await until('the relay to publish the insert', async () => (await unpublishedCount(t)) === 0);
+    // J reads the directory now, at V + 1: it must scan the range itself, not take S's older one.
+    const before = rangeScans;
+    checkHold.pause.release();
+    try {
+      await until('J to scan the range itself', () => rangeScans > before);
+    } finally {
+      held.release();
+    }
+    const [fromJ, fromS] = await Promise.all([j, s]);
+    expect(idsOf(fromJ)?.length).toBe((idsOf(fromS)?.length ?? 0) + 1);
   });
 });

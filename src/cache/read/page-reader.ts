@@ -127,8 +127,8 @@ export function createPageReader(deps: PageReaderDeps): PageRead {
         // begun before a change that fired no trigger and the purge that followed it), and under
         // the same directory version (a load under an older one may predate an insert this
         // request's directory read already shows, and would vouch for a page without it).
-        // test/read-path/page-reader.test.ts ("a burst …", "… arrived after a load began …"; the
-        // version rule is not tested apart).
+        // test/read-path/page-reader.test.ts ("a burst …", "… arrived after a load began …", "… read
+        // a newer directory version …").
         const flightKey = `${pageKeys[i]!} ${version}`;
         const joined = flights.get(flightKey);
         if (joined !== undefined && joined.startedAt > arrivedAt) return joined.pages;
