@@ -71,6 +71,7 @@ afterEach(async () => {
 });
 
 const query = (id: number) => `{ user(id: "${id}") { id name profile { bio } } }`;
+const PAGE = `{ userPage(first: 30) { nodes { id } } }`;
 
 /**
  * 200 requests, half for warm ids (1..100) and half for cold ones (101..120): 100 already in flight
@@ -231,13 +232,21 @@ describe('recovery never serves what an outage-time write replaced', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('Redis down, rows changed (API and plain SQL), Redis back with its old data: the old values are never served', async () => {
+  test('Redis down, rows changed (API and plain SQL, a user inserted), Redis back with its old data: the old values and the old page are never served', async () => {
     const ids = [10, 11];
     const readOn = (t: TestApp, id: number) => t.gql<{ user: { profile: { bio: string } } }>(query(id));
     const read = (id: number) => readOn(u, id);
     await Promise.all(ids.map(read));
     expect((await read(10)).headers.get('x-cache')).toBe('HIT');
     expect((await readOn(idle, 10)).headers.get('x-cache')).toBe('HIT');
+    // A page of user ids, cached on both (a dependent entry of the user directory, with it on disk).
+    const pageOn = async (t: TestApp) =>
+      (await t.gql<{ userPage: { nodes: { id: string }[] } }>(PAGE)).body.data?.userPage.nodes.map(
+        (n) => n.id,
+      );
+    for (const t of [u, idle]) expect(await pageOn(t)).toHaveLength(20);
+    const pageKey = u.app.cache.keys.page(30, 0);
+    expect((await u.app.store.getDependent(pageKey, Date.now())).status).toBe('current');
 
     // No relay polls during this test: what repairs Redis is only what the circuit breakers run
     // before they close (the relay's drain), so a reader that skips the breaker would see old data.
@@ -260,6 +269,12 @@ describe('recovery never serves what an outage-time write replaced', () => {
       .update(profiles)
       .set({ bio: 'changed by plain SQL' })
       .where(inArray(profiles.userId, [11]));
+    // And a user inserted by plain SQL: the directory's outbox row waits for Redis.
+    const [inserted] = await u.testDb.database.db
+      .insert(users)
+      .values({ name: 'Inserted during the outage', email: 'outage@example.com' })
+      .returning({ id: users.id });
+    const newId = String(inserted!.id);
     durable = await startPrivateRedis({
       port: durable.port,
       args: ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir],
@@ -284,6 +299,7 @@ describe('recovery never serves what an outage-time write replaced', () => {
         const [a, b] = await Promise.all(ids.map((id) => readOn(t, id)));
         expect(a!.body.data?.user.profile.bio).toBe('changed through the API');
         expect(b!.body.data?.user.profile.bio).toBe('changed by plain SQL');
+        expect(await pageOn(t)).toContain(newId);
       }
       await sleep(10);
     }
@@ -294,5 +310,6 @@ describe('recovery never serves what an outage-time write replaced', () => {
     expect(u.app.breaker.state).toBe('closed');
     const cached = await read(11);
     expect(cached.body.data?.user.profile.bio).toBe('changed by plain SQL');
+    for (const t of [u, idle]) expect(await pageOn(t)).toContain(newId);
   });
 });
