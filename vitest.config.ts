@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * The suites that prove the guarantees (consistency, faults, stampede, L1, the response tier's
- * own): run a second time with the response tier in front of every app they build
+ * own, the request rules): run a second time with the response tier in front of every app they build
  * (TEST_RESPONSE_CACHE, read by test/support/app.ts), since its guarantees must be the entity
  * tier's (docs/consistency.md, "The response tier").
  */
@@ -12,6 +12,13 @@ const GUARANTEE_SUITES = [
   'test/read-path/stampede.test.ts',
   'test/read-path/l1-coherence.test.ts',
   'test/read-path/response-tier.test.ts',
+  // The request rules too (GraphQL over HTTP, tokens, limits, queries): the tier answers an anonymous
+  // query before it is parsed, so each rule must still hold with stored answers in front of it.
+  'test/api/graphql-over-http.test.ts',
+  'test/api/auth.test.ts',
+  'test/api/limits.test.ts',
+  'test/api/cost-limit.test.ts',
+  'test/api/queries.test.ts',
 ];
 
 export default defineConfig({
