@@ -21,6 +21,11 @@ export interface BenchOptions {
   readonly verbose: boolean;
   readonly variants: readonly VariantName[];
   readonly workloads: readonly WorkloadName[];
+  /** `--profile`: the variants and workloads profiled (`--profile-variants`, `--profile-workloads`). */
+  readonly profiled: {
+    readonly variants: readonly VariantName[];
+    readonly workloads: readonly WorkloadName[];
+  };
   readonly mix: boolean;
   readonly stampede: boolean;
   /** `--cacheside-env KEY=VALUE,…`: more configuration for the variants that run the cache tier. */
@@ -43,6 +48,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       verbose: { type: 'boolean', default: false },
       variants: { type: 'string', default: VARIANTS.join(',') },
       workloads: { type: 'string', default: WORKLOADS.join(',') },
+      'profile-variants': { type: 'string', default: 'cacheside,static' },
+      'profile-workloads': { type: 'string', default: 'users20,zipf' },
       'no-mix': { type: 'boolean', default: false },
       'no-stampede': { type: 'boolean', default: false },
       'cacheside-env': { type: 'string', default: '' },
@@ -63,6 +70,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     // The reference variant is always there: it gives the answers every other one is checked against.
     variants: subset('variants', args.variants, VARIANTS, [REFERENCE]),
     workloads: subset('workloads', args.workloads, WORKLOADS, []),
+    profiled: {
+      variants: subset('profile-variants', args['profile-variants'], VARIANTS, []),
+      workloads: subset('profile-workloads', args['profile-workloads'], WORKLOADS, []),
+    },
     mix: !args['no-mix'],
     stampede: !args['no-stampede'],
     cachesideEnv: keyValues('cacheside-env', args['cacheside-env']),

@@ -6,6 +6,7 @@
  *   npm run bench                         full run: counters, warm-up, interleaved rounds, mix, stampede
  *   npm run bench -- --quick              counters only, asserted (CI); under a minute, writes nothing
  *   npm run bench -- --profile            CPU profile (node --cpu-prof) of cacheside and static on the hit path
+ *                                         (--profile-variants A,B --profile-workloads W,…: others)
  *   npm run bench -- --render results/FILE.json   rewrite RESULTS.md from a saved run
  *   options: --rounds N (3) --duration S (3) --warmup S (2) --connections N (50) --label NAME
  *            --no-write (print only) --verbose (echo the servers' logs)

@@ -45,7 +45,7 @@ export interface PageReaderDeps {
 }
 
 /**
- * Most pages one request may add to the store (each up to ~1 KB: 100 ids): a client asking for pages
+ * Most pages one request may add to the store (each up to ~1.2 KB: 100 ten-digit ids): a client asking for pages
  * at ever new cursors makes the store hold at most this many per request, each for the page TTL. The
  * request's other missed pages are answered, not cached. One page per request is the usual case.
  */
