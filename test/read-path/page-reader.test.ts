@@ -16,7 +16,7 @@ import { createMemoryStore } from '../../src/cache/store/memory-store.js';
 import { invalidateEntity } from '../../src/cache/write/purge.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createChaosStore } from '../support/chaos-store.js';
-import { rows, unpublishedCount } from '../support/consistency-sql.js';
+import { insertUser, rows, unpublishedCount } from '../support/consistency-sql.js';
 import { DEBUG, debugOf } from '../support/debug.js';
 import { openForSuite, pauseNext, twoInstances, watchStore, type Pause } from '../support/instance-pair.js';
 import { REDIS_URL, scanKeys } from '../support/redis.js';
@@ -32,16 +32,6 @@ type Page = {
 const pageQuery = (first: number, after: number) =>
   `{ userPage(first: ${first}${after === 0 ? '' : `, after: "${after}"`}) { nodes { id profile { displayName } } nextCursor } }`;
 const idsOf = (r: { body: { data?: Page | null } }) => r.body.data?.userPage.nodes.map((n) => n.id);
-
-const insertUser = (t: TestApp, name: string, options: { triggers: boolean } = { triggers: true }) =>
-  t.testDb.database.db.transaction(async (tx) => {
-    // Without triggers: no directory version bump, no outbox row — a bulk load behind the cache's back.
-    if (!options.triggers) await tx.execute(sql`set local session_replication_role = replica`);
-    await tx.execute(
-      sql`with u as (insert into users (name, email) values (${name}, ${`${name.replaceAll(' ', '.')}@example.com`}) returning id)
-          insert into profiles (user_id, display_name) select id, 'added' from u`,
-    );
-  });
 
 describe('pages of user ids, entity tier only, two instances', () => {
   const { a, b } = openForSuite(() =>

@@ -12,7 +12,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEBUG, debugOf } from '../support/debug.js';
 import { updated } from '../support/consistency-api.js';
-import { rows, unpublishedCount } from '../support/consistency-sql.js';
+import { insertUser, rows, unpublishedCount } from '../support/consistency-sql.js';
 import { openForSuite, pauseNext, twoInstances, type Pause } from '../support/instance-pair.js';
 import { until } from '../support/until.js';
 import { generationOf } from '../support/store-contract.js';
@@ -144,12 +144,6 @@ describe('the response tier, two instances', () => {
   const pageIds = (r: Awaited<ReturnType<typeof page>>) => r.body.data?.userPage.nodes.map((n) => n.id);
   const servedFromTier = (r: { headers: Headers }) =>
     /^cacheside-response; hit/.test(r.headers.get('cache-status') ?? '');
-  const insertUser = (t: typeof a, name: string) =>
-    rows(
-      t,
-      sql`with u as (insert into users (name, email) values (${name}, ${`${name.replaceAll(' ', '.')}@example.com`}) returning id)
-          insert into profiles (user_id, display_name) select id, 'added' from u`,
-    );
 
   test('a page of users is served with no SQL (it depends on the user directory); a user inserted or deleted by plain SQL ends it on both instances', async () => {
     await page(a);

@@ -55,3 +55,22 @@ export async function drainOutbox(t: TestApp): Promise<number> {
     total += published;
   }
 }
+
+/**
+ * Inserts a user (and a profile) by plain SQL, as an outside writer would: its triggers bump the user
+ * directory and write the outbox row the relay turns into a tombstone — unless `triggers` is false,
+ * a bulk load behind the cache's back (no version bump, no outbox row).
+ */
+export async function insertUser(
+  t: TestApp,
+  name: string,
+  { triggers = true }: { triggers?: boolean } = {},
+): Promise<void> {
+  await t.testDb.database.db.transaction(async (tx) => {
+    if (!triggers) await tx.execute(sql`set local session_replication_role = replica`);
+    await tx.execute(
+      sql`with u as (insert into users (name, email) values (${name}, ${`${name.replaceAll(' ', '.')}@example.com`}) returning id)
+          insert into profiles (user_id, display_name) select id, 'added' from u`,
+    );
+  });
+}

@@ -16,15 +16,15 @@
  */
 import { getOperationAST, type ExecutionResult } from 'graphql';
 import type { GraphQLParams, Plugin } from 'graphql-yoga';
-
-/** A lookup's answer, or 'unavailable' when the store failed or the breaker skipped it. */
-type Lookup = ResponseLookup | 'unavailable';
 import type { ResponseLookup, ResponseTier } from '../../cache/response/response-tier.js';
 import type { CacheReport } from '../../observability/cache-report.js';
 import { isCacheStoreError } from '../../cache/store/errors.js';
 import type { GraphQLContext } from '../context.js';
 import { requestStateOf } from '../request-state.js';
 import { CACHE_DEBUG_HEADER } from './use-cache-debug.js';
+
+/** A lookup's answer, or 'unavailable' when the store failed or the breaker skipped it. */
+type Lookup = ResponseLookup | 'unavailable';
 
 export interface ResponseTierPluginOptions {
   readonly tier: ResponseTier;
@@ -48,6 +48,16 @@ export function useResponseTier({
    * query's answer under this key.
    */
   const early = new WeakMap<Request, { params: GraphQLParams; key: string; found: Lookup }>();
+
+  /** The key of the answer to `query` with `params` for `viewerId`, under this schema and these limits. */
+  const keyFor = (query: string, params: GraphQLParams, viewerId: number | null) =>
+    tier.keyOf({
+      query,
+      operationName: params.operationName ?? undefined,
+      variables: params.variables,
+      viewerId,
+      validation,
+    });
 
   /** The stored answer under `key`; 'unavailable' when the store failed or is skipped. */
   async function lookup(key: string): Promise<Lookup> {
@@ -89,13 +99,7 @@ export function useResponseTier({
       if (batched.has(request) || !isPlainQuery(params)) return;
       if (request.headers.has('authorization')) return;
       if (debug && request.headers.get(CACHE_DEBUG_HEADER) === '1') return;
-      const key = tier.keyOf({
-        query: params.query,
-        operationName: params.operationName ?? undefined,
-        variables: params.variables,
-        viewerId: null,
-        validation,
-      });
+      const key = keyFor(params.query, params, null);
       if (key === undefined) return;
       const found = await lookup(key);
       if (found === 'unavailable' || found.status !== 'hit') {
@@ -121,17 +125,9 @@ export function useResponseTier({
 
       const { report } = requestStateOf(request);
       // Looked up early only without a viewer: a signed-in viewer's answer has a key of its own.
-      const early_ = early.get(request);
-      const looked = context.viewer === null && early_?.params === params ? early_ : undefined;
-      const key =
-        looked?.key ??
-        tier.keyOf({
-          query: params.query,
-          operationName: params.operationName ?? undefined,
-          variables: params.variables,
-          viewerId: context.viewer?.userId ?? null,
-          validation,
-        });
+      const earlier = early.get(request);
+      const looked = context.viewer === null && earlier?.params === params ? earlier : undefined;
+      const key = looked?.key ?? keyFor(params.query, params, context.viewer?.userId ?? null);
       if (key === undefined) return;
       const wantsDebug = debug && request.headers.get(CACHE_DEBUG_HEADER) === '1';
       const found = looked ? looked.found : await lookup(key);
@@ -205,7 +201,7 @@ const INTROSPECTION = /__schema|__type\b/;
  * lookup would be a wasted round trip: none is ever stored) or asks for the schema. Read off the
  * text, erring on the safe side: a query that merely names one of these words is looked up later.
  */
-const NOT_A_PLAIN_QUERY = /\b(?:mutation|subscription)\b|__schema|__type\b/;
+const MAY_WRITE_OR_STREAM = /\b(?:mutation|subscription)\b/;
 
 /** A GraphQL name (spec §2.1.9): an `operationName` that can name an operation. */
 const NAME = /^[_A-Za-z][_0-9A-Za-z]*$/;
@@ -219,7 +215,8 @@ const PARAMETERS = new Set(['query', 'operationName', 'variables', 'extensions']
  * `operationName` must still be refused, never answered from a stored answer of another request).
  */
 function isPlainQuery(params: GraphQLParams): params is GraphQLParams & { query: string } {
-  if (typeof params.query !== 'string' || NOT_A_PLAIN_QUERY.test(params.query)) return false;
+  const { query } = params;
+  if (typeof query !== 'string' || MAY_WRITE_OR_STREAM.test(query) || INTROSPECTION.test(query)) return false;
   const { operationName, variables, extensions } = params;
   if (operationName != null && (typeof operationName !== 'string' || !NAME.test(operationName))) return false;
   if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) return false;
