@@ -206,6 +206,37 @@ describe('cache-aside over the memory store', () => {
     expect(b.report.stored).toBe(0);
   });
 
+  test('a refill of an unchanged row (renewed, not stored anew) still answers a read that joined it after its load began', async () => {
+    const t = build();
+    const userId = 9;
+    await t.read([userId]);
+    t.clock.advance(TTL_MS + 1); // past staleAt, within the grace: the entry is still held
+    const held = gate();
+    // The refill has its row and is paused before it fills.
+    hooks.after = (query, ids) => (query === 'profiles' && ids.includes(userId) ? held.wait() : undefined);
+    const first = t.read([userId]);
+    await held.reached;
+    delete hooks.after;
+    t.store.spy.reset();
+    // A second read begins after the refill's load was issued: it may use the flight only because its
+    // fill, sent after it joined, happens under the grant.
+    const second = t.read([userId]);
+    await settle();
+    held.open();
+    const [a, b] = await Promise.all([first, second]);
+
+    expect(versionsOf(a.values)).toEqual([[userId, 1]]);
+    expect(versionsOf(b.values)).toEqual([[userId, 1]]);
+    // The fill renewed the held version 1: stored as far as the request can tell (Cache-Status)…
+    expect(a.report.stored).toBe(1);
+    // …and good for the joiner, which asks for no lock of its own (it did before 'renewed').
+    expect(b.outcomes).toEqual(['collapsed']);
+    expect(t.store.spy.methods()).toEqual(['getMany', 'fillMany']);
+    expect(profileLoads(userId)).toHaveLength(2);
+    const [entry] = await t.memory.getMany([t.keyOf(userId)]);
+    expect(entry!.staleAt).toBe(t.clock.now() + TTL_MS);
+  });
+
   test('race 2: a read that saw a tombstone refuses a joined flight whose result is older, and loads itself', async () => {
     const t = build();
     const userId = 21;

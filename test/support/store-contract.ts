@@ -511,6 +511,36 @@ export function describeStoreContract(
         expect([await lockTtl(granted), await lockTtl(fenced)]).toEqual([-1, -1]);
       });
 
+      it('answers renewed for a fill of the version the key holds: its expiry moves, its bytes stay, the grant goes', async () => {
+        const [value, negative, tombstoned] = [freshKey(), freshKey(), freshKey()];
+        await h.store.setMany([
+          write(value, 'value', 7, { marker: 1, staleAt: 1000, ttlMs: 10_000 }),
+          write(negative, 'negative', 7, { staleAt: 1000, ttlMs: 10_000 }),
+          write(tombstoned, 'tombstone', 7, { staleAt: 1000, ttlMs: 10_000 }),
+        ]);
+        const keys = [value, negative, tombstoned];
+        expect(await won(h.store.acquireLocks(keys, 'filler', 60_000))).toEqual([true, true, true]);
+        const filled = await h.store.fillMany(
+          [
+            write(value, 'value', 7, { marker: 2, staleAt: 5000, ttlMs: 600_000 }),
+            write(negative, 'negative', 7, { staleAt: 5000, ttlMs: 600_000 }),
+            // A value at a tombstone's version is the row the tombstone names: it lands.
+            write(tombstoned, 'value', 7, { marker: 3, staleAt: 5000, ttlMs: 600_000 }),
+          ],
+          'filler',
+        );
+        expect(filled).toEqual(['renewed', 'renewed', 'stored']);
+        const [v, n, t] = await h.store.getMany(keys);
+        expect([v?.staleAt, [...v!.payload], n?.staleAt, t?.kind, [...t!.payload]]).toEqual([
+          5000,
+          [1],
+          5000,
+          'value',
+          [3],
+        ]);
+        expect(await h.store.ttlMany(keys.map(lockKeyOf))).toEqual([-1, -1, -1]);
+      });
+
       it('refuses a fill without the grant: no lock, or another caller’s, which it leaves alone', async () => {
         const [unlocked, others] = [freshKey(), freshKey()];
         expect(await won(h.peer.acquireLocks([others], 'other', 60_000))).toEqual([true]);

@@ -54,12 +54,16 @@ export interface CacheWrite {
 /**
  * What became of a fill (`fillMany`):
  * - `stored`: the caller held the key's grant and the fence admitted the entry;
+ * - `renewed`: the caller held the grant and the key already held this very version (a refill of an
+ *   unchanged row, e.g. of an entry past its `staleAt`): the held entry stays, with the fill's
+ *   `staleAt` and TTL. As good as `stored` for whoever waited for this fill: the key holds an entry
+ *   of the version the fill read, and no write came between that read and the fill (the grant);
  * - `fenced`: the caller held the grant, but the key holds something newer: nothing stored;
  * - `revoked`: the caller no longer held the grant — a write revoked it, or the lock expired, or the
  *   store lost it (flushed, restarted empty, evicted): nothing stored, nothing touched.
- * In the first two cases the grant is released and the key's waiters are woken.
+ * In the first three cases the grant is released and the key's waiters are woken.
  */
-export type FillOutcome = 'stored' | 'fenced' | 'revoked';
+export type FillOutcome = 'stored' | 'renewed' | 'fenced' | 'revoked';
 
 /**
  * What a dependent entry (`setDependent`) was computed from: a key and the kind and version of the

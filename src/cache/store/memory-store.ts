@@ -101,8 +101,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
     };
   };
 
-  /** The fence of contract.ts#setMany; true when the write landed. */
-  const fence = ({ key, entry, ttlMs }: CacheWrite): boolean => {
+  /** The fence of contract.ts#setMany: whether the write landed, renewed the held entry, or neither. */
+  const fence = ({ key, entry, ttlMs }: CacheWrite): 'landed' | 'renewed' | 'refused' => {
     const expiresAt = now() + ttlMs;
     const slot = live(key);
     const held = slot?.type === 'entry' ? slot.entry : undefined;
@@ -116,12 +116,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
           // A refill of the same row: the held entry stays, its expiry moves as the writer asked.
           // A tombstone naming the held version (a duplicated event) has no expiry of its own to give.
           touch(key, { type: 'entry', entry: { ...held, staleAt: entry.staleAt }, expiresAt });
+          return 'renewed';
         }
-        return false;
+        return 'refused';
       }
     }
     touch(key, { type: 'entry', entry: copyEntry(entry), expiresAt });
-    return true;
+    return 'landed';
   };
   const holds = (key: string, token: string) => {
     const slot = live(lockKeyOf(key));
@@ -149,7 +150,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
       open('setMany');
       writes.forEach(assertCacheWrite);
       return writes.map((write) => {
-        const landed = fence(write);
+        const landed = fence(write) === 'landed';
         // An invalidation revokes the key's fill grant, whoever holds it, and wakes its waiters.
         if (live(lockKeyOf(write.key))?.type === 'lock') releaseLock(write.key);
         return landed;
@@ -162,9 +163,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
       assertLockToken(token);
       return fills.map((fill): FillOutcome => {
         if (!holds(fill.key, token)) return 'revoked';
-        const landed = fence(fill);
+        const fenced = fence(fill);
         releaseLock(fill.key);
-        return landed ? 'stored' : 'fenced';
+        return fenced === 'landed' ? 'stored' : fenced === 'renewed' ? 'renewed' : 'fenced';
       });
     },
 

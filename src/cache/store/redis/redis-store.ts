@@ -25,7 +25,7 @@ import { fillChannelOf, lockKeyOf } from '../key-names.js';
 import { whenReady, type RedisConnections } from './connections.js';
 import { withDeadline } from './deadline.js';
 import { purgeNode, scanNode } from './keyspace.js';
-import { defineScripts, FILL_REVOKED, type StampArgs } from './scripts.js';
+import { defineScripts, FENCE_RENEWED, FILL_REVOKED, type StampArgs } from './scripts.js';
 import { groupIndexes, slotOf } from './slots.js';
 import { createSubscriptionHub } from './subscriptions.js';
 import { decodeDependent, decodeEntry, encodeDependent, encodeEntry, KIND_CODES } from './wire-format.js';
@@ -363,9 +363,11 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
 
 const identity = (key: string) => key;
 
-/** A fill script's answer: 1 stored, 0 fenced, FILL_REVOKED revoked. */
+/** A fill script's answer: 1 stored, FENCE_RENEWED renewed, 0 fenced, FILL_REVOKED revoked. */
 function fillOutcome(reply: unknown): FillOutcome {
-  return reply === 1 ? 'stored' : reply === FILL_REVOKED ? 'revoked' : 'fenced';
+  if (reply === 1) return 'stored';
+  if (reply === FENCE_RENEWED) return 'renewed';
+  return reply === FILL_REVOKED ? 'revoked' : 'fenced';
 }
 
 /** The check of the dependent-read script, on a header read by GETRANGE. */

@@ -92,11 +92,13 @@ export function defineScripts(client: RedisClient): void {
 
 /** `cachesideFill`'s answer when the caller no longer holds the key's grant. */
 export const FILL_REVOKED = -1;
+/** The fence's answer when the key already held the written version, whose expiry it renewed. */
+export const FENCE_RENEWED = 2;
 
 /*
  * The fence of contract.ts#setMany, as a Lua function: `fence(key, kind, version, staleAt, encoded,
- * ttlMs)` returns 1 when the write landed, 0 when the held entry stays (renewed by an equal-version
- * value or negative entry). Whatever it changes in an entry — a new one, or a renewed expiry — it
+ * ttlMs)` returns 1 when the write landed, FENCE_RENEWED when the held entry stays but its expiry was
+ * renewed (an equal-version value or negative entry), 0 when the held entry stays as it was. Whatever it changes in an entry — a new one, or a renewed expiry — it
  * records in `changed`, so that the script ends with `stamp(at)`: the write stamp (below) set anew
  * from ARGV[at], ARGV[at + 1], ARGV[at + 2] (StampArgs), in the same atomic step as the change.
  */
@@ -121,6 +123,7 @@ local function fence(key, kind, version, staleAt, encoded, ttl)
         if kind ~= 't' then
           redis.call('SET', key, heldKind .. ':' .. heldVersion .. ':' .. staleAt .. ':' .. string.sub(held, payloadAt), 'PX', ttl)
           changed = true
+          return ${FENCE_RENEWED}
         end
         return 0
       end
