@@ -16,7 +16,7 @@ import type { VariantName } from './variant-names.js';
 import { POSTS_PER_USER, USERS } from './workloads.js';
 
 const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Signs the mix's tokens in the orchestrator and checks them in the servers. */
 export const AUTH_SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
 

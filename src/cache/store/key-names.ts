@@ -4,7 +4,9 @@
  * a script that touches the entry and its lock never crosses slots.
  */
 
-const LOCK_SUFFIX = ':lock';
+/** What a lock's and a fill channel's names add to the key (the batch scripts derive them: scripts.ts). */
+export const LOCK_SUFFIX = ':lock';
+export const FILL_CHANNEL_SUFFIX = ':filled';
 
 /** The stampede lock that guards the fill of `key` (and is its fill grant). */
 export function lockKeyOf(key: string): string {
@@ -18,7 +20,7 @@ export function keyOfLock(lockKey: string): string | undefined {
 
 /** The channel on which the fill of `key` is announced to waiters. */
 export function fillChannelOf(key: string): string {
-  return `${key}:filled`;
+  return `${key}${FILL_CHANNEL_SUFFIX}`;
 }
 
 /** The hash tag of a key (the text between the first `{` and the next `}`), as Redis Cluster reads it. */

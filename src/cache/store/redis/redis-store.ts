@@ -169,14 +169,14 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       assertLockToken(token);
       return call('fillMany', async () => {
         if (!isCluster && fills.length > 0) {
-          const keys = fills.flatMap((fill) => [fill.key, lockKeyOf(fill.key)]);
-          const args = fills.flatMap((fill) => [...entryArgs(fill), ...wakeArgs(fill.key)]);
+          // The batch script's compact arguments (scripts.ts, why): keys, TTLs in one, entries.
           const replies = await client.cachesideFillMany(
-            keys.length,
-            ...keys,
+            fills.length,
+            ...fills.map(keyOfWrite),
             token,
             ...stampArgs(),
-            ...args,
+            fills.map((fill) => fill.ttlMs).join(','),
+            ...fills.map((fill) => encodeEntry(fill.entry)),
           );
           return replies.map(fillOutcome);
         }
@@ -280,8 +280,7 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       assertTtlMs(ttlMs, 'lock ttlMs');
       return call('acquireLocks', async () => {
         if (!isCluster && keys.length > 0) {
-          const pairs = keys.flatMap((key) => [key, lockKeyOf(key)]);
-          const reply = await client.cachesideLockManyBuffer(pairs.length, ...pairs, token, ttlMs);
+          const reply = await client.cachesideLockManyBuffer(keys.length, ...keys, token, ttlMs);
           return keys.map((_, i): LockAttempt => {
             const entry = reply[2 * i + 1];
             return {

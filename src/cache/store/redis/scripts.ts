@@ -9,6 +9,7 @@
  * test/resilience/redis-memory.test.ts fills a private Redis to its limit to prove both.
  */
 import type { Result } from 'ioredis';
+import { FILL_CHANNEL_SUFFIX, LOCK_SUFFIX } from '../key-names.js';
 import type { RedisClient } from './connections.js';
 import { NO_EXPIRY } from './write-stamp.js';
 
@@ -82,7 +83,7 @@ export function defineScripts(client: RedisClient): void {
   client.defineCommand('cachesideWrite', { numberOfKeys: 2, lua: WRITE });
   client.defineCommand('cachesideFill', { numberOfKeys: 2, lua: FILL });
   client.defineCommand('cachesideLock', { numberOfKeys: 2, lua: LOCK });
-  // No numberOfKeys: the caller passes it first (a batch's keys, two per entry).
+  // No numberOfKeys: the caller passes it first (a batch's keys, one per entry).
   client.defineCommand('cachesideLockMany', { lua: LOCK_MANY });
   client.defineCommand('cachesideFillMany', { lua: FILL_MANY });
   client.defineCommand('cachesideGetDependent', { numberOfKeys: 1, lua: GET_DEPENDENT });
@@ -181,30 +182,45 @@ return { acquired, redis.call('GET', KEYS[1]) }
  * script calls cost the client 600–750 µs of CPU, as one call 110–170 µs (bench/README.md). A
  * cluster keeps the per-key forms: a batch's keys live in different slots.
  *
- * LOCK_MANY: KEYS entry₁, lock₁, entry₂, lock₂, …; ARGV token, ttl ms. Answers acquired₁, entry₁, ….
- * FILL_MANY: KEYS as LOCK_MANY; ARGV token, StampArgs, then per key kind code, version, staleAt,
- * encoded entry, ttl ms, fill channel, message. Answers each key's outcome as FILL does.
+ * Their arguments are what only the client knows: each entry's key, and for a fill its encoded
+ * entry and TTL. The rest is derived here — the lock's and the fill channel's names from the key
+ * (key-names.ts), a fill's kind, version and staleAt from the entry's header (wire-format.ts, which
+ * alone writes it) — because the client pays for every argument (ioredis encodes each one apart): a
+ * fill of 60 keys cost it 308–348 µs of CPU with nine arguments per key, 166–233 µs with one and
+ * the TTLs in one (`tsx bench/store-calls.ts`; bench/README.md, "The miss path's store calls"). The locks and channels are not in KEYS, which a single Redis
+ * allows (as GET_DEPENDENT's dependencies).
+ *
+ * LOCK_MANY: KEYS entry₁, entry₂, …; ARGV token, ttl ms. Answers acquired₁, entry₁, acquired₂, ….
+ * FILL_MANY: KEYS as LOCK_MANY; ARGV token, StampArgs, the TTLs in ms (decimals joined by commas, in
+ * the keys' order), then the encoded entries. Answers each key's outcome as FILL does.
  */
 const LOCK_MANY = `#!lua
 local out = {}
-for i = 1, #KEYS / 2 do
-  out[2 * i - 1] = redis.call('SET', KEYS[2 * i], ARGV[1], 'PX', ARGV[2], 'NX') and 1 or 0
-  out[2 * i] = redis.call('GET', KEYS[2 * i - 1])
+for i = 1, #KEYS do
+  out[2 * i - 1] = redis.call('SET', KEYS[i] .. '${LOCK_SUFFIX}', ARGV[1], 'PX', ARGV[2], 'NX') and 1 or 0
+  out[2 * i] = redis.call('GET', KEYS[i])
 end
 return out
 `;
 
 const FILL_MANY = `#!lua
 ${FENCE}
+local ttls = {}
+for ttl in string.gmatch(ARGV[5], '%d+') do ttls[#ttls + 1] = ttl end
+if #ttls ~= #KEYS or #ARGV ~= 5 + #KEYS then
+  return redis.error_reply('ERR cachesideFillMany: ' .. #KEYS .. ' keys, ' .. #ttls .. ' TTLs, ' .. (#ARGV - 5) .. ' entries')
+end
 local out = {}
-for i = 1, #KEYS / 2 do
-  local key, lockKey, a = KEYS[2 * i - 1], KEYS[2 * i], 4 + (i - 1) * 7
+for i = 1, #KEYS do
+  local key, encoded = KEYS[i], ARGV[5 + i]
+  local lockKey = key .. '${LOCK_SUFFIX}'
   if redis.call('GET', lockKey) ~= ARGV[1] then
     out[i] = ${FILL_REVOKED}
   else
-    out[i] = fence(key, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+    local kind, version, staleAt = string.match(encoded, '^([vnt]):(%d+):(%d+):')
+    out[i] = fence(key, kind, version, staleAt, encoded, ttls[i])
     redis.call('DEL', lockKey)
-    redis.call('PUBLISH', ARGV[a + 6], ARGV[a + 7])
+    redis.call('PUBLISH', key .. '${FILL_CHANNEL_SUFFIX}', key)
   end
 end
 stamp(2)

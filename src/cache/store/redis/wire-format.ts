@@ -19,8 +19,12 @@ const SPACE = 0x20;
 const UNCHECKED = '0'.repeat(FRESH_UNTIL_WIDTH);
 
 export function encodeEntry(entry: CacheEntry): Buffer {
-  const header = Buffer.from(`${KIND_CODES[entry.kind]}:${entry.version}:${entry.staleAt}:`, 'latin1');
-  return Buffer.concat([header, entry.payload]);
+  // One buffer written in place: a header buffer and a concat were two allocations per fill.
+  const header = `${KIND_CODES[entry.kind]}:${entry.version}:${entry.staleAt}:`;
+  const encoded = Buffer.allocUnsafe(header.length + entry.payload.length);
+  encoded.write(header, 0, 'latin1');
+  encoded.set(entry.payload, header.length);
+  return encoded;
 }
 
 /** The entry in `raw`, or undefined when it is not in this format (read as a miss, then overwritten). */
