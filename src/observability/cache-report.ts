@@ -33,8 +33,9 @@ export interface LookupRecord {
   /** True when the answer was "no such id" (a negative entry, or no row). */
   readonly absent: boolean;
   /**
-   * True when the answer is what the store held (a hit, a re-read) or what a fill stored: false for
-   * a load whose fill did not land (fenced, revoked — it lost a race with a write — or never sent),
+   * True when the answer is what the store held (a hit, a re-read) or what a fill stored or renewed
+   * (the store held that version already): false for a load whose fill did not land (fenced,
+   * revoked — it lost a race with a write — or never sent),
    * an answer the response tier does not store, since the store does not hold what it read.
    */
   readonly cached: boolean;
@@ -54,7 +55,7 @@ export type ResponseOutcome =
 
 export class CacheReport {
   readonly lookups: LookupRecord[] = [];
-  /** Fills and write-throughs this request stored. */
+  /** Fills and write-throughs this request stored (a fill that renewed the version held counts). */
   stored = 0;
   /** Negative entries (unknown ids) this request filled: bounded per request by the read path. */
   negativeFills = 0;

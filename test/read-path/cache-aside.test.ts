@@ -229,7 +229,8 @@ describe('cache-aside over the memory store', () => {
     expect(versionsOf(b.values)).toEqual([[userId, 1]]);
     // The fill renewed the held version 1: stored as far as the request can tell (Cache-Status)…
     expect(a.report.stored).toBe(1);
-    // …and good for the joiner, which asks for no lock of its own (it did before 'renewed').
+    // …and good for the joiner, which asks for no lock of its own (before 'renewed' it did:
+    // getMany, fillMany, acquireLocks, releaseLocks).
     expect(b.outcomes).toEqual(['collapsed']);
     expect(t.store.spy.methods()).toEqual(['getMany', 'fillMany']);
     expect(profileLoads(userId)).toHaveLength(2);

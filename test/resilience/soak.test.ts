@@ -18,6 +18,7 @@ function expectClean(report: SoakReport): void {
   expect(report.monitorViolations).toBe(0);
   expect(report.errors).toEqual({});
   expect(report.unconverged).toBe(0);
+  expect(report.pageReads).toBeGreaterThan(0);
   expect(report.apiWrites).toBeGreaterThan(0);
   expect(report.sqlWrites).toBeGreaterThan(0);
 }

@@ -78,6 +78,39 @@ describe('Redis driver on the wire', () => {
     await store.close();
   });
 
+  it('refuses a batch fill with a malformed argument whole: nothing written, no lock released', async () => {
+    const client = connections.command as Redis;
+    const [first, second] = [freshKey(), freshKey()];
+    expect((await h.store.acquireLocks([first, second], 'filler', 60_000)).map((l) => l.acquired)).toEqual([
+      true,
+      true,
+    ]);
+    const stamp = cacheKeys.dependents.writeStamp;
+    const before = await client.get(stamp);
+    const good = Buffer.from(`v:1:${Date.now() + 60_000}:payload`, 'latin1');
+    // The second entry has no header (only encodeEntry writes these arguments; this is the script's
+    // own guard): had the first key been filled before the error, the write stamp would not have moved.
+    const call = client.cachesideFillMany(
+      2,
+      first,
+      second,
+      'filler',
+      stamp,
+      'x'.repeat(24),
+      60_000,
+      '60000,60000',
+      good,
+      Buffer.from('no header'),
+    );
+    await expect(call).rejects.toThrow(/entry 2 has no header/);
+    await expect(
+      client.cachesideFillMany(1, first, 'filler', stamp, 'x'.repeat(24), 60_000, '60000,60000', good),
+    ).rejects.toThrow(/1 keys, 2 TTLs, 1 entries/);
+    expect(await h.store.getMany([first, second])).toEqual([undefined, undefined]);
+    expect(await client.get(stamp)).toBe(before);
+    expect(await h.store.releaseLocks([first, second], 'filler')).toEqual([true, true]);
+  });
+
   it('reports a Redis error reply as StoreReplyError with its cause', async () => {
     const key = freshKey();
     await (connections.command as Redis).hset(key, 'field', 'value');

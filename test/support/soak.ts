@@ -4,7 +4,8 @@
  * five), a plain-SQL writer behind the API's back — and a Redis fault every `faultEvery` operations,
  * in turn: CLIENT PAUSE, FLUSHALL, a restart with nothing on disk, memory full under noeviction.
  *
- * What it checks, on every read: read-your-writes against acknowledged API writes — a read that
+ * What it checks, on every read — of a user, or (one in four) of a page of three users, each
+ * checked alike, the page's ids too: read-your-writes against acknowledged API writes — a read that
  * starts after a write returned (without a pending-propagation notice) must see that version or a
  * newer one, on either instance. At the end: both instances' consistency monitors found nothing, and
  * after the faults stop the cache converges (every hot key, on both instances, at its row's
@@ -45,6 +46,8 @@ export interface SoakReport {
   readonly elapsedMs: number;
   readonly operations: number;
   readonly reads: number;
+  /** Of the reads, those of a page of users (`userPage`): each user on it is checked as a read is. */
+  readonly pageReads: number;
   readonly apiWrites: number;
   readonly posts: number;
   readonly sqlWrites: number;
@@ -68,6 +71,9 @@ export type FaultName = 'pause' | 'flushall' | 'restart' | 'oom';
 const FAULTS: readonly FaultName[] = ['pause', 'flushall', 'restart', 'oom'];
 
 const PROFILE = 'query ($id: ID!) { user(id: $id) { profile { version } posts(first: 1) { id createdAt } } }';
+/** The same fields over a page of users (a page of ids, then its users' entities): one read in four. */
+const PAGE_SIZE = 3;
+const PAGE = `query ($after: ID) { userPage(first: ${PAGE_SIZE}, after: $after) { nodes { id profile { version } posts(first: 1) { id createdAt } } } }`;
 const UPDATE = 'mutation ($input: UpdateProfileInput!) { updateProfile(input: $input) { version } }';
 const CREATE = 'mutation ($input: CreatePostInput!) { createPost(input: $input) { id createdAt } }';
 
@@ -110,6 +116,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const faults: Record<FaultName, number> = { pause: 0, flushall: 0, restart: 0, oom: 0 };
   const staleSamples: string[] = [];
   let reads = 0;
+  let pageReads = 0;
   let apiWrites = 0;
   let posts = 0;
   let pendingWrites = 0;
@@ -122,12 +129,31 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
   const hotUser = () => 1 + Math.floor(random() * hot);
 
+  type ReadUser = { profile: { version: number }; posts: { id: string; createdAt: string }[] };
+
+  /** A read of one user, or (one in four) of the page of users that starts with them. */
   async function read(t: TestApp, userId: number) {
-    const floor = acked.get(userId) ?? NONE;
+    const onPage = Array.from({ length: PAGE_SIZE }, (_, i) => userId + i);
+    const floors = new Map(onPage.map((id) => [id, acked.get(id) ?? NONE]));
     const startedAt = performance.now();
-    const response = await t.gql<{
-      user: { profile: { version: number }; posts: { id: string; createdAt: string }[] };
-    }>(PROFILE, {
+    if (random() < 0.25) {
+      const response = await t.gql<{ userPage: { nodes: (ReadUser & { id: string })[] } }>(PAGE, {
+        // The page that starts with this user: after the id before it (ids are positive: none for 1).
+        variables: { after: userId > 1 ? String(userId - 1) : null },
+      });
+      reads += 1;
+      pageReads += 1;
+      const nodes = response.body.data?.userPage.nodes;
+      if (response.status !== 200 || response.body.errors || !nodes) {
+        return fail(String(response.body.errors?.[0]?.extensions?.code ?? response.status));
+      }
+      // No user is ever inserted or deleted here: a page that names other ids is a wrong answer.
+      const ids = nodes.map((node) => Number(node.id));
+      if (ids.join() !== onPage.join()) return fail('wrong page');
+      for (const node of nodes) check(response, Number(node.id), node, floors, startedAt);
+      return;
+    }
+    const response = await t.gql<{ user: ReadUser }>(PROFILE, {
       variables: { id: String(userId) },
     });
     reads += 1;
@@ -135,6 +161,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     if (response.status !== 200 || response.body.errors || !user) {
       return fail(String(response.body.errors?.[0]?.extensions?.code ?? response.status));
     }
+    check(response, userId, user, floors, startedAt);
+  }
+
+  /** One user as a read saw it, against what was acknowledged before the read began. */
+  function check(
+    response: Awaited<ReturnType<TestApp['gql']>>,
+    userId: number,
+    user: ReadUser,
+    floors: ReadonlyMap<number, { version: number; post: number; postAt: number }>,
+    startedAt: number,
+  ) {
+    const floor = floors.get(userId)!;
     const newestPost = Number(user.posts[0]?.id ?? 0);
     const newestAt = user.posts[0] ? Date.parse(user.posts[0].createdAt) : Number.NEGATIVE_INFINITY;
     if (user.profile.version < floor.version || newestAt < floor.postAt) {
@@ -272,6 +310,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       elapsedMs: Math.round(elapsedMs),
       operations: done,
       reads,
+      pageReads,
       apiWrites,
       posts,
       sqlWrites: sqlWriteCount,

@@ -511,7 +511,7 @@ export function describeStoreContract(
         expect([await lockTtl(granted), await lockTtl(fenced)]).toEqual([-1, -1]);
       });
 
-      it('answers renewed for a fill of the version the key holds: its expiry moves, its bytes stay, the grant goes', async () => {
+      it('answers renewed for a fill of the version the key holds: its staleAt moves, its bytes stay, the grant goes', async () => {
         const [value, negative, tombstoned] = [freshKey(), freshKey(), freshKey()];
         await h.store.setMany([
           write(value, 'value', 7, { marker: 1, staleAt: 1000, ttlMs: 10_000 }),

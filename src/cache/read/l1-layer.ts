@@ -78,14 +78,15 @@ export function l1Layer(store: CacheStore, l1: L1Tier): CacheStore {
     async fillMany(fills, token) {
       const since = now();
       const generation = l1.generation;
-      // A fill that failed (or did not land, or only renewed what the store held) tells L1 nothing it
-      // must forget: the value was read from PostgreSQL, and whatever the store holds reaches L1 by
-      // reads and events.
+      // A fill that failed (or did not land) tells L1 nothing it must forget: the value was read from
+      // PostgreSQL, and whatever the store holds reaches L1 by reads and events.
       const outcomes = await store.fillMany(fills, token);
       fills.forEach((fill, i) => {
         if (outcomes[i] === 'stored') l1.offer(fill.key, fill.entry, since, generation);
-        // Fenced: the store holds this version or a newer one.
-        else if (outcomes[i] === 'fenced') l1.invalidate(fill.key, fill.entry.version);
+        // Fenced or renewed: the store holds this version or a newer one (renewed: this version, with
+        // the bytes it held, which L1 learns by reading them).
+        else if (outcomes[i] === 'fenced' || outcomes[i] === 'renewed')
+          l1.invalidate(fill.key, fill.entry.version);
       });
       return outcomes;
     },

@@ -99,8 +99,8 @@ export const FENCE_RENEWED = 2;
 /*
  * The fence of contract.ts#setMany, as a Lua function: `fence(key, kind, version, staleAt, encoded,
  * ttlMs)` returns 1 when the write landed, FENCE_RENEWED when the held entry stays but its expiry was
- * renewed (an equal-version value or negative entry), 0 when the held entry stays as it was. Whatever it changes in an entry — a new one, or a renewed expiry — it
- * records in `changed`, so that the script ends with `stamp(at)`: the write stamp (below) set anew
+ * renewed (an equal-version value or negative entry), 0 when the held entry stays as it was.
+ * Whatever it changes in an entry — a new one, or a renewed expiry — it records in `changed`, so that the script ends with `stamp(at)`: the write stamp (below) set anew
  * from ARGV[at], ARGV[at + 1], ARGV[at + 2] (StampArgs), in the same atomic step as the change.
  */
 const FENCE = `
@@ -186,13 +186,16 @@ return { acquired, redis.call('GET', KEYS[1]) }
  * entry and TTL. The rest is derived here — the lock's and the fill channel's names from the key
  * (key-names.ts), a fill's kind, version and staleAt from the entry's header (wire-format.ts, which
  * alone writes it) — because the client pays for every argument (ioredis encodes each one apart): a
- * fill of 60 keys cost it 308–348 µs of CPU with nine arguments per key, 166–233 µs with one and
- * the TTLs in one (`tsx bench/store-calls.ts`; bench/README.md, "The miss path's store calls"). The locks and channels are not in KEYS, which a single Redis
- * allows (as GET_DEPENDENT's dependencies).
+ * fill of 60 keys cost it 308–348 µs of CPU with nine arguments per key, 166–233 µs with two (the
+ * key and the entry) and the TTLs in one (`tsx bench/store-calls.ts`; bench/README.md, "The miss
+ * path's store calls"). The locks and channels are not in KEYS, which a single Redis allows (as
+ * GET_DEPENDENT's dependencies; some look-alikes, Dragonfly by default, do not).
  *
  * LOCK_MANY: KEYS entry₁, entry₂, …; ARGV token, ttl ms. Answers acquired₁, entry₁, acquired₂, ….
  * FILL_MANY: KEYS as LOCK_MANY; ARGV token, StampArgs, the TTLs in ms (decimals joined by commas, in
- * the keys' order), then the encoded entries. Answers each key's outcome as FILL does.
+ * the keys' order), then the encoded entries. Answers each key's outcome as FILL does. Every
+ * argument is checked before anything is written, so a malformed call changes nothing (a fill
+ * half-applied would have moved entries without moving the write stamp).
  */
 const LOCK_MANY = `#!lua
 local out = {}
@@ -210,6 +213,11 @@ for ttl in string.gmatch(ARGV[5], '%d+') do ttls[#ttls + 1] = ttl end
 if #ttls ~= #KEYS or #ARGV ~= 5 + #KEYS then
   return redis.error_reply('ERR cachesideFillMany: ' .. #KEYS .. ' keys, ' .. #ttls .. ' TTLs, ' .. (#ARGV - 5) .. ' entries')
 end
+local kinds, versions, staleAts = {}, {}, {}
+for i = 1, #KEYS do
+  kinds[i], versions[i], staleAts[i] = string.match(ARGV[5 + i], '^([vnt]):(%d+):(%d+):')
+  if not kinds[i] then return redis.error_reply('ERR cachesideFillMany: entry ' .. i .. ' has no header') end
+end
 local out = {}
 for i = 1, #KEYS do
   local key, encoded = KEYS[i], ARGV[5 + i]
@@ -217,8 +225,7 @@ for i = 1, #KEYS do
   if redis.call('GET', lockKey) ~= ARGV[1] then
     out[i] = ${FILL_REVOKED}
   else
-    local kind, version, staleAt = string.match(encoded, '^([vnt]):(%d+):(%d+):')
-    out[i] = fence(key, kind, version, staleAt, encoded, ttls[i])
+    out[i] = fence(key, kinds[i], versions[i], staleAts[i], encoded, ttls[i])
     redis.call('DEL', lockKey)
     redis.call('PUBLISH', key .. '${FILL_CHANNEL_SUFFIX}', key)
   end
