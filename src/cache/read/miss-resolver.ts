@@ -126,8 +126,9 @@ export function createMissResolver({
       filled.forEach((miss, i) => {
         // Renewed: the key held this version already and now holds it with the fill's expiry. For a
         // request that joined this flight it is as good as stored (contract.ts, FillOutcome): without
-        // it, every request that joined a refill of an unchanged row (an entry past its staleAt) would
-        // resolve again (cache-aside.ts; test/read-path/cache-aside.test.ts, "a refill of an unchanged row").
+        // it, every request that joined a refill of an unchanged row (an entry past its staleAt)
+        // would resolve again (cache-aside.ts; test/read-path/cache-aside.test.ts, "a refill of an
+        // unchanged row …").
         if (outcomes[i] !== 'stored' && outcomes[i] !== 'renewed') return;
         report.stored += 1;
         resolved.set(miss.id, { ...resolved.get(miss.id)!, filledAt });

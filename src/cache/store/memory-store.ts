@@ -165,7 +165,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
         if (!holds(fill.key, token)) return 'revoked';
         const fenced = fence(fill);
         releaseLock(fill.key);
-        return fenced === 'landed' ? 'stored' : fenced === 'renewed' ? 'renewed' : 'fenced';
+        if (fenced === 'landed') return 'stored';
+        return fenced === 'renewed' ? 'renewed' : 'fenced';
       });
     },
 

@@ -100,8 +100,9 @@ export const FENCE_RENEWED = 2;
  * The fence of contract.ts#setMany, as a Lua function: `fence(key, kind, version, staleAt, encoded,
  * ttlMs)` returns 1 when the write landed, FENCE_RENEWED when the held entry stays but its expiry was
  * renewed (an equal-version value or negative entry), 0 when the held entry stays as it was.
- * Whatever it changes in an entry — a new one, or a renewed expiry — it records in `changed`, so that the script ends with `stamp(at)`: the write stamp (below) set anew
- * from ARGV[at], ARGV[at + 1], ARGV[at + 2] (StampArgs), in the same atomic step as the change.
+ * Whatever it changes in an entry — a new one, or a renewed expiry — it records in `changed`, so
+ * that the script ends with `stamp(at)`: the write stamp (below) set anew from ARGV[at],
+ * ARGV[at + 1], ARGV[at + 2] (StampArgs), in the same atomic step as the change.
  */
 const FENCE = `
 local changed = false
