@@ -181,6 +181,7 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
       ? createConsistencyMonitor({
           store,
           specs: createEntitySpecs({ keys, repositories: deps.monitorRepositories, config: config.cache }),
+          loadPage: deps.monitorRepositories.userPage,
           keys,
           logger,
           intervalMs: config.monitor.intervalMs,

@@ -195,7 +195,7 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
   for (const result of LOOKUP_RESULTS) lookups.inc({ entity: 'user', result }, 0);
   for (const result of ['hit', 'miss', 'stale']) responseAnswers.inc({ result }, 0);
   for (const outcome of ['written', 'applied', 'pending']) writePropagation.inc({ outcome }, 0);
-  for (const entity of ['user', 'profile', 'post', 'userPosts', 'userDirectory'])
+  for (const entity of ['user', 'profile', 'post', 'userPosts', 'userDirectory', 'userPage'])
     consistencyViolations.inc({ entity }, 0);
   breakerState.set(BREAKER_STATES.closed);
 

@@ -97,4 +97,27 @@ describe('cache keys, parsed back', () => {
       expect(keys.parse(other), other).toBeUndefined();
     }
   });
+
+  it('names the size and cursor of every page key, and nothing else', () => {
+    for (const [first, after] of [
+      [20, 0],
+      [1, 1],
+      [100, 2147483647],
+    ] as const) {
+      expect(keys.parsePage(keys.page(first, after))).toEqual({ first, after });
+    }
+    for (const other of [
+      'cs:v1:userDirectory:{1}',
+      'cs:v1:userDirectory:{1}:page:0:0',
+      'cs:v1:userDirectory:{1}:page:00:20',
+      'cs:v1:userDirectory:{1}:page:0:020',
+      'cs:v1:userDirectory:{1}:page:2147483648:20',
+      'cs:v1:userDirectory:{2}:page:0:20',
+      'cs:v1:userDirectory:{1}:page:0:20:lock',
+      'other:v1:userDirectory:{1}:page:0:20',
+      'cs:v1:response:{abcdefghijklmnopqrstuvwxyz012345}',
+    ]) {
+      expect(keys.parsePage(other), other).toBeUndefined();
+    }
+  });
 });

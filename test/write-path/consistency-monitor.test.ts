@@ -8,10 +8,14 @@ import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, test } from 'vitest';
 import { createEntryFactory } from '../../src/cache/entities/entries.js';
+import { USER_DIRECTORY_ID } from '../../src/cache/entities/keys.js';
+import { encodePage } from '../../src/cache/entities/page-codec.js';
 import { createEntitySpecs } from '../../src/cache/entities/specs.js';
 import { createConsistencyMonitor, type Violation } from '../../src/cache/monitor/consistency-monitor.js';
 import { createMemoryStore } from '../../src/cache/store/memory-store.js';
+import { rowsOf } from '../../src/db/client.js';
 import { createTestApp, REDIS_URL, type TestApp } from '../support/app.js';
+import { insertUser } from '../support/consistency-sql.js';
 import { fakeClock, readPathFixture } from '../support/unit-kit.js';
 import { until } from '../support/until.js';
 
@@ -34,6 +38,7 @@ function build() {
     graceMs: GRACE_MS,
     now: clock.now,
     onViolation: (v) => violations.push(v),
+    loadPage: fixture.repositories.userPage,
   });
   const cacheRow = async (userId: number) => {
     const rows = await specs.profile.load([userId]);
@@ -42,7 +47,36 @@ function build() {
   };
   const changeRow = (userId: number) =>
     fixture.testDb.database.db.execute(sql`update profiles set bio = 'changed' where user_id = ${userId}`);
-  return { clock, store, specs, entries, monitor, violations, cacheRow, changeRow };
+  /** A page of user ids stored as the page reader stores it: under the directory's current version. */
+  const cachePage = async (first: number, after: number) => {
+    const directoryKey = specs.userDirectory.keyOf(USER_DIRECTORY_ID);
+    const directory = (await specs.userDirectory.load([USER_DIRECTORY_ID])).get(USER_DIRECTORY_ID)!;
+    await store.setMany([entries.fill(specs.userDirectory, directoryKey, directory)]);
+    const key = keys.page(first, after);
+    const { generation } = await store.getDependent(key, clock.now());
+    await store.setDependent({
+      key,
+      generation,
+      payload: encodePage(await fixture.repositories.userPage({ first, after })),
+      dependencies: [{ key: directoryKey, kind: 'value', version: specs.userDirectory.versionOf(directory) }],
+      ttlMs: 60_000,
+    });
+    return { key, directoryKey, version: specs.userDirectory.versionOf(directory) };
+  };
+  return { clock, store, specs, entries, monitor, violations, cacheRow, changeRow, cachePage };
+}
+
+/** A user inserted with the row triggers off (a bulk load): no directory bump, no outbox row. */
+async function insertUserUnseen(name: string) {
+  await fixture.testDb.database.db.transaction(async (tx) => {
+    await tx.execute(sql`set local session_replication_role = replica`);
+    const [row] = rowsOf<{ id: number }>(
+      await tx.execute(
+        sql`insert into users (name, email) values (${name}, ${`${name}@example.com`}) returning id`,
+      ),
+    );
+    await tx.execute(sql`insert into profiles (user_id, display_name) values (${row!.id}, 'unseen')`);
+  });
 }
 
 describe('the monitor, driven by hand', () => {
@@ -88,6 +122,47 @@ describe('the monitor, driven by hand', () => {
   });
 });
 
+describe('the monitor on pages of user ids', () => {
+  /** The highest user id now: a page after it is empty until a user is added. */
+  const lastId = async () =>
+    Number(
+      rowsOf<{ last: number }>(
+        await fixture.testDb.database.db.execute(sql`select max(id) as last from users`),
+      )[0]!.last,
+    );
+
+  test('a page still vouched for a grace after PostgreSQL gained an id in its range is a violation, with both', async () => {
+    const t = build();
+    const last = await lastId();
+    const { key } = await t.cachePage(5, last);
+    await t.monitor.check([key]);
+    expect(t.monitor.suspects).toBe(0); // as PostgreSQL has it: empty
+
+    await insertUserUnseen(`monitor_unseen_${last}`); // no trigger: the directory keeps its version
+    await t.monitor.check([key]);
+    expect(t.monitor.suspects).toBe(1);
+    t.clock.advance(GRACE_MS - 1);
+    await t.monitor.check([]);
+    expect(t.monitor.violations).toBe(0); // within the grace
+    t.clock.advance(1);
+    await t.monitor.check([]);
+    expect(t.violations).toEqual([{ entity: 'userPage', key, cachedIds: [], currentIds: [last + 1] }]);
+  });
+
+  test('a page whose directory moved within the grace (the relay tombstoned it) is not a violation', async () => {
+    const t = build();
+    const last = await lastId();
+    const { key, directoryKey, version } = await t.cachePage(5, last);
+    await insertUserUnseen(`monitor_repaired_${last}`);
+    await t.monitor.check([key]);
+    expect(t.monitor.suspects).toBe(1);
+    await t.store.setMany([t.entries.tombstone(directoryKey, version + 1)]);
+    t.clock.advance(GRACE_MS);
+    await t.monitor.check([]);
+    expect([t.monitor.violations, t.monitor.suspects]).toEqual([0, 0]);
+  });
+});
+
 describe('the monitor in an app', () => {
   let t: TestApp | undefined;
   const redis = new Redis(REDIS_URL);
@@ -114,6 +189,27 @@ describe('the monitor in an app', () => {
       return /cacheside_consistency_violations_total\{entity="profile"\} [1-9]/.test(text);
     });
     expect(app.app.cache.monitor!.violations).toBeGreaterThan(0);
+  });
+
+  test('a page of ids cached before a user was inserted with no trigger is found and counted in /metrics', async () => {
+    const app = await createTestApp({
+      label: 'monitor_page',
+      env: { CONSISTENCY_SAMPLE_INTERVAL_MS: '20', CONSISTENCY_GRACE_MS: '200' },
+      expectViolations: true,
+    });
+    try {
+      const page = '{ userPage(first: 100, after: "1") { nodes { id } } }';
+      const before = await app.gql<{ userPage: { nodes: { id: string }[] } }>(page);
+      expect(before.body.errors).toBeUndefined();
+      // A bulk load behind the cache's back, and no purge: the cached page lacks the new user.
+      await insertUser(app, 'monitor page unseen', { triggers: false });
+      await until('the monitor to count the page', async () => {
+        const text = await (await app.fetch('/metrics')).text();
+        return /cacheside_consistency_violations_total\{entity="userPage"\} [1-9]/.test(text);
+      });
+    } finally {
+      await app.close();
+    }
   });
 
   test('CONSISTENCY_SAMPLE_INTERVAL_MS=0 turns it off', async () => {

@@ -30,6 +30,7 @@ export const USER_DIRECTORY_ID = 1;
 
 /** `<entity>:{<id>}[:posts]` after the namespace. */
 const ENTITY_KEY = /^(user|profile|post|userDirectory):\{([0-9]+)\}(:posts)?$/;
+const PAGE_KEY = new RegExp(`^userDirectory:\\{${USER_DIRECTORY_ID}\\}:page:([0-9]+):([0-9]+)$`);
 
 export interface CacheKeys {
   /** `<prefix>:v1:` — everything cacheside owns starts with it. */
@@ -57,6 +58,8 @@ export interface CacheKeys {
   readonly dependents: DependentKeys;
   /** The entity and id an entity key names, or undefined for any other key (locks, channels, foreign). */
   parse(key: string): { entity: CachedEntity; id: number } | undefined;
+  /** The size and cursor a page key names (`page(first, after)`), or undefined for any other key. */
+  parsePage(key: string): { first: number; after: number } | undefined;
 }
 
 export function createCacheKeys(prefix: string): CacheKeys {
@@ -74,6 +77,13 @@ export function createCacheKeys(prefix: string): CacheKeys {
       const entity: CachedEntity = match[3] ? 'userPosts' : (match[1] as Exclude<CachedEntity, 'userPosts'>);
       if (entity === 'userPosts' && match[1] !== 'user') return undefined;
       return { entity, id };
+    },
+    parsePage(key) {
+      if (!key.startsWith(namespace)) return undefined;
+      const match = PAGE_KEY.exec(key.slice(namespace.length));
+      const first = parseId(match?.[2] ?? '');
+      const after = match?.[1] === '0' ? 0 : parseId(match?.[1] ?? '');
+      return first === undefined || after === undefined ? undefined : { first, after };
     },
     eventsChannel: `${namespace}events`,
     dependents: { writeStamp: `${namespace}write-stamp`, generation: `${namespace}answer-generation` },

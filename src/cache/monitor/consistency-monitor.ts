@@ -12,14 +12,23 @@
  * the cache is not being served then) but not through L1 (whose window is documented apart), and
  * it has repositories of its own (no request's counters, no test's hooks).
  *
+ * Pages of user ids (src/cache/read/page-reader.ts) have no version of their own: a sampled page the
+ * store vouches for (`getDependent`: its directory version is current) is compared with the range
+ * PostgreSQL holds, and is a suspect when it names other ids; a violation when, `graceMs` later, the
+ * store still vouches for those ids and PostgreSQL's range differs from them then too (an insert or
+ * delete whose directory bump never reached the cache: a write that fired no trigger, and no purge).
+ *
  * Sampling walks the namespace with SCAN, a few keys from each batch, one batch per interval; a full
  * walk of a large cache takes long, and that is the point: the cost is one multi-get and one SQL
- * statement per entity and interval, whatever the size of the cache.
+ * statement per entity and interval (and one checked read and one range scan per sampled page),
+ * whatever the size of the cache.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../observability/logger.js';
+import type { UserPageIds, UserPageKey } from '../../db/repositories.js';
 import type { CachedEntity, CacheKeys } from '../entities/keys.js';
 import type { EntitySpec } from '../entities/entity-spec.js';
+import { decodePage } from '../entities/page-codec.js';
 import type { EntitySpecs } from '../entities/specs.js';
 import type { CacheEntry, CacheStore } from '../store/contract.js';
 
@@ -28,6 +37,8 @@ export interface ConsistencyMonitorOptions {
   readonly store: CacheStore;
   /** Entity specs over repositories of the monitor's own. */
   readonly specs: EntitySpecs;
+  /** A page of user ids from PostgreSQL, through the monitor's own repositories. */
+  readonly loadPage: (page: UserPageKey) => Promise<UserPageIds>;
   readonly keys: CacheKeys;
   readonly logger: Logger;
   /** Pause between samples, ms (CONSISTENCY_SAMPLE_INTERVAL_MS). */
@@ -36,20 +47,28 @@ export interface ConsistencyMonitorOptions {
   readonly graceMs: number;
   /** Keys checked per sample. @default 8 */
   readonly samplesPerRound?: number;
-  readonly onCheck?: (entity: CachedEntity, count: number) => void;
+  readonly onCheck?: (entity: CachedEntity | 'userPage', count: number) => void;
   readonly onViolation?: (violation: Violation) => void;
   /** @default Date.now */
   readonly now?: () => number;
 }
 
-export interface Violation {
-  readonly entity: CachedEntity;
-  readonly key: string;
-  /** The version the cache still serves (0: "no such row"). */
-  readonly cachedVersion: number;
-  /** The version PostgreSQL had `graceMs` earlier (undefined: the row was gone). */
-  readonly currentVersion: number | undefined;
-}
+export type Violation =
+  | {
+      readonly entity: CachedEntity;
+      readonly key: string;
+      /** The version the cache still serves (0: "no such row"). */
+      readonly cachedVersion: number;
+      /** The version PostgreSQL had `graceMs` earlier (undefined: the row was gone). */
+      readonly currentVersion: number | undefined;
+    }
+  | {
+      readonly entity: 'userPage';
+      readonly key: string;
+      /** The ids the store still vouches for, and PostgreSQL's range `graceMs` earlier and now. */
+      readonly cachedIds: readonly number[];
+      readonly currentIds: readonly number[];
+    };
 
 export interface ConsistencyMonitor {
   start(): void;
@@ -71,11 +90,19 @@ interface Suspect {
   readonly since: number;
 }
 
+interface PageSuspect {
+  readonly page: UserPageKey;
+  /** The page the store vouched for when it was suspected (`textOf`). */
+  readonly cached: string;
+  readonly since: number;
+}
+
 export function createConsistencyMonitor(options: ConsistencyMonitorOptions): ConsistencyMonitor {
   const { store, specs, keys, logger, intervalMs, graceMs } = options;
   const samplesPerRound = options.samplesPerRound ?? 8;
   const now = options.now ?? Date.now;
   const suspects = new Map<string, Suspect>();
+  const pageSuspects = new Map<string, PageSuspect>();
   let violations = 0;
   let running = false;
   let loop: Promise<void> | undefined;
@@ -109,7 +136,50 @@ export function createConsistencyMonitor(options: ConsistencyMonitorOptions): Co
     return versions;
   }
 
+  /** The page the store vouches for under `key` now, or undefined when it would not be served. */
+  async function servedPage(key: string, page: UserPageKey): Promise<UserPageIds | undefined> {
+    const read = await store.getDependent(key, now());
+    return read.status === 'current' ? decodePage(read.payload, page) : undefined;
+  }
+
+  /** Sampled pages against PostgreSQL's ranges; suspects whose grace has passed, again. */
+  async function checkPages(sample: readonly string[]): Promise<void> {
+    const due = [...pageSuspects].filter(([, s]) => now() - s.since >= graceMs);
+    for (const [key, suspect] of due) {
+      pageSuspects.delete(key);
+      const served = await servedPage(key, suspect.page);
+      if (served === undefined || textOf(served) !== suspect.cached) continue;
+      // Still the suspected ids, and PostgreSQL differed from them a grace ago and differs now.
+      const current = await options.loadPage(suspect.page);
+      if (textOf(current) === suspect.cached) continue;
+      violations += 1;
+      const violation = {
+        entity: 'userPage',
+        key,
+        cachedIds: served.ids,
+        currentIds: current.ids,
+      } as const;
+      logger.warn(
+        violation,
+        'consistency violation: the cache serves a page of ids PostgreSQL no longer has',
+      );
+      options.onViolation?.(violation);
+    }
+    for (const key of sample) {
+      const page = keys.parsePage(key);
+      if (page === undefined || pageSuspects.has(key)) continue;
+      const served = await servedPage(key, page);
+      if (served === undefined) continue;
+      const current = await options.loadPage(page);
+      options.onCheck?.('userPage', 1);
+      if (textOf(current) !== textOf(served)) {
+        pageSuspects.set(key, { page, cached: textOf(served), since: now() });
+      }
+    }
+  }
+
   async function check(sample: readonly string[]): Promise<void> {
+    await checkPages(sample);
     const parsed = sample.flatMap((key) => {
       const named = keys.parse(key);
       return named && !suspects.has(key) ? [{ key, ...named }] : [];
@@ -193,7 +263,7 @@ export function createConsistencyMonitor(options: ConsistencyMonitorOptions): Co
       return violations;
     },
     get suspects() {
-      return suspects.size;
+      return suspects.size + pageSuspects.size;
     },
   };
 }
@@ -205,6 +275,11 @@ const STOPPED = Symbol('stopped');
 async function rowVersions<T>(spec: EntitySpec<T>, ids: readonly number[]): Promise<Map<number, number>> {
   const rows = await spec.load(ids);
   return new Map([...rows].map(([id, row]) => [id, spec.versionOf(row)]));
+}
+
+/** A page as comparable text: its ids and whether more follow. */
+function textOf({ ids, hasMore }: UserPageIds): string {
+  return `${hasMore ? 1 : 0}:${ids.join(',')}`;
 }
 
 /** Up to `n` distinct elements of `items`, at random. */

@@ -25,6 +25,7 @@
 import type { UserDirectory, UserPageIds, UserPageKey } from '../../db/repositories.js';
 import type { Logger } from '../../observability/logger.js';
 import { USER_DIRECTORY_ID, type CacheKeys } from '../entities/keys.js';
+import { decodePage, encodePage } from '../entities/page-codec.js';
 import type { CacheStore } from '../store/contract.js';
 import { isCacheStoreError } from '../store/errors.js';
 import type { BatchRead, PageRead } from './cached-readers.js';
@@ -50,10 +51,6 @@ export interface PageReaderDeps {
  * request's other missed pages are answered, not cached. One page per request is the usual case.
  */
 export const MAX_PAGE_FILLS_PER_REQUEST = 4;
-
-// One of each per process: a hit decodes its payload, and a decoder per hit is garbage on the hot path.
-const ENCODER = new TextEncoder();
-const DECODER = new TextDecoder();
 
 export function createPageReader(deps: PageReaderDeps): PageRead {
   const { store, keys, readDirectory, loadPage, ttlMs, logger, now = Date.now } = deps;
@@ -85,7 +82,7 @@ export function createPageReader(deps: PageReaderDeps): PageRead {
       await store.setDependent({
         key,
         generation,
-        payload: ENCODER.encode(encodePage(page)),
+        payload: encodePage(page),
         dependencies: [{ key: directoryKey, kind: 'value', version }],
         ttlMs,
       });
@@ -151,28 +148,4 @@ export function createPageReader(deps: PageReaderDeps): PageRead {
 
 function isPage(value: UserPageIds | { generation?: string }): value is UserPageIds {
   return 'ids' in value;
-}
-
-/** `<more>:<id>,<id>,…`: `1` when more ids follow the page, `0` when it is the last. */
-function encodePage({ ids, hasMore }: UserPageIds): string {
-  return `${hasMore ? 1 : 0}:${ids.join(',')}`;
-}
-
-/**
- * The page `payload` holds, if it is one for `key`: ascending ids after its cursor, at most its size,
- * and exactly its size when more follow.
- */
-function decodePage(payload: Uint8Array, { first, after }: UserPageKey): UserPageIds | undefined {
-  const text = DECODER.decode(payload);
-  if (text[1] !== ':' || (text[0] !== '0' && text[0] !== '1')) return undefined;
-  const body = text.slice(2);
-  const ids = body === '' ? [] : body.split(',').map(Number);
-  const hasMore = text[0] === '1';
-  if (ids.length > first || (hasMore && ids.length !== first)) return undefined;
-  let previous = after;
-  for (const id of ids) {
-    if (!Number.isSafeInteger(id) || id <= previous) return undefined;
-    previous = id;
-  }
-  return { ids, hasMore };
 }
