@@ -150,7 +150,7 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
   });
   const consistencyViolations = new Counter({
     name: 'cacheside_consistency_violations_total',
-    help: 'Cached entries still served older than their row a grace after the monitor saw them (expected: 0)',
+    help: 'Cached entries still served older than their row (pages of user ids: with other ids than PostgreSQL) a grace after the monitor saw them (expected: 0)',
     labelNames: ['entity'] as const,
     registers,
   });

@@ -67,8 +67,8 @@ function build() {
 }
 
 /** A user inserted with the row triggers off (a bulk load): no directory bump, no outbox row. */
-async function insertUserUnseen(name: string) {
-  await fixture.testDb.database.db.transaction(async (tx) => {
+async function insertUserUnseen(name: string): Promise<number> {
+  return fixture.testDb.database.db.transaction(async (tx) => {
     await tx.execute(sql`set local session_replication_role = replica`);
     const [row] = rowsOf<{ id: number }>(
       await tx.execute(
@@ -76,6 +76,16 @@ async function insertUserUnseen(name: string) {
       ),
     );
     await tx.execute(sql`insert into profiles (user_id, display_name) values (${row!.id}, 'unseen')`);
+    return Number(row!.id);
+  });
+}
+
+/** The same user deleted again, triggers off. */
+async function deleteUserUnseen(id: number): Promise<void> {
+  await fixture.testDb.database.db.transaction(async (tx) => {
+    await tx.execute(sql`set local session_replication_role = replica`);
+    await tx.execute(sql`delete from profiles where user_id = ${id}`);
+    await tx.execute(sql`delete from users where id = ${id}`);
   });
 }
 
@@ -138,7 +148,7 @@ describe('the monitor on pages of user ids', () => {
     await t.monitor.check([key]);
     expect(t.monitor.suspects).toBe(0); // as PostgreSQL has it: empty
 
-    await insertUserUnseen(`monitor_unseen_${last}`); // no trigger: the directory keeps its version
+    const added = await insertUserUnseen(`monitor_unseen_${last}`); // no trigger: no directory bump
     await t.monitor.check([key]);
     expect(t.monitor.suspects).toBe(1);
     t.clock.advance(GRACE_MS - 1);
@@ -146,7 +156,60 @@ describe('the monitor on pages of user ids', () => {
     expect(t.monitor.violations).toBe(0); // within the grace
     t.clock.advance(1);
     await t.monitor.check([]);
-    expect(t.violations).toEqual([{ entity: 'userPage', key, cachedIds: [], currentIds: [last + 1] }]);
+    expect(t.violations).toEqual([{ entity: 'userPage', key, cachedIds: [], currentIds: [added] }]);
+  });
+
+  test('nor is one recomputed under a newer directory version with the same ids (an insert and its delete relayed)', async () => {
+    const t = build();
+    const last = await lastId();
+    const { key, directoryKey, version } = await t.cachePage(5, last);
+    await insertUserUnseen(`monitor_aba_${last}`);
+    await t.monitor.check([key]);
+    expect(t.monitor.suspects).toBe(1);
+    // The relay bumped the directory twice (the insert, then a delete), and the page was computed
+    // again under the newer version — and another insert is still in its relay's window (as the
+    // unseen user stands for here).
+    const directory = (await t.specs.userDirectory.load([USER_DIRECTORY_ID])).get(USER_DIRECTORY_ID)!;
+    await t.store.setMany([
+      t.entries.fill(t.specs.userDirectory, directoryKey, { ...directory, version: version + 2 }),
+    ]);
+    const { generation } = await t.store.getDependent(key, t.clock.now());
+    await t.store.setDependent({
+      key,
+      generation,
+      payload: encodePage({ ids: [], hasMore: false }),
+      dependencies: [{ key: directoryKey, kind: 'value', version: version + 2 }],
+      ttlMs: 60_000,
+    });
+    t.clock.advance(GRACE_MS);
+    await t.monitor.check([]);
+    expect([t.monitor.violations, t.monitor.suspects]).toEqual([0, 0]);
+  });
+
+  test('nor one whose range PostgreSQL gave back within the grace', async () => {
+    const t = build();
+    const last = await lastId();
+    const { key } = await t.cachePage(5, last);
+    const added = await insertUserUnseen(`monitor_back_${last}`);
+    await t.monitor.check([key]);
+    expect(t.monitor.suspects).toBe(1);
+    await deleteUserUnseen(added); // PostgreSQL holds what the page says again
+    t.clock.advance(GRACE_MS);
+    await t.monitor.check([]);
+    expect([t.monitor.violations, t.monitor.suspects]).toEqual([0, 0]);
+  });
+
+  test('nor one the store replaced with other ids within the grace', async () => {
+    const t = build();
+    const last = await lastId();
+    const { key } = await t.cachePage(5, last);
+    await insertUserUnseen(`monitor_replaced_${last}`);
+    await t.monitor.check([key]);
+    expect(t.monitor.suspects).toBe(1);
+    await t.cachePage(5, last); // what PostgreSQL has now, at the same directory version
+    t.clock.advance(GRACE_MS);
+    await t.monitor.check([]);
+    expect([t.monitor.violations, t.monitor.suspects]).toEqual([0, 0]);
   });
 
   test('a page whose directory moved within the grace (the relay tombstoned it) is not a violation', async () => {

@@ -26,7 +26,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../observability/logger.js';
 import type { UserPageIds, UserPageKey } from '../../db/repositories.js';
-import type { CachedEntity, CacheKeys } from '../entities/keys.js';
+import { USER_DIRECTORY_ID, type CachedEntity, type CacheKeys } from '../entities/keys.js';
 import type { EntitySpec } from '../entities/entity-spec.js';
 import { decodePage } from '../entities/page-codec.js';
 import type { EntitySpecs } from '../entities/specs.js';
@@ -94,6 +94,8 @@ interface PageSuspect {
   readonly page: UserPageKey;
   /** The page the store vouched for when it was suspected (`textOf`). */
   readonly cached: string;
+  /** The version the user directory was served at just before. */
+  readonly directory: number;
   readonly since: number;
 }
 
@@ -103,6 +105,7 @@ export function createConsistencyMonitor(options: ConsistencyMonitorOptions): Co
   const now = options.now ?? Date.now;
   const suspects = new Map<string, Suspect>();
   const pageSuspects = new Map<string, PageSuspect>();
+  const directoryKey = keys.entity('userDirectory', USER_DIRECTORY_ID);
   let violations = 0;
   let running = false;
   let loop: Promise<void> | undefined;
@@ -142,44 +145,66 @@ export function createConsistencyMonitor(options: ConsistencyMonitorOptions): Co
     return read.status === 'current' ? decodePage(read.payload, page) : undefined;
   }
 
-  /** Sampled pages against PostgreSQL's ranges; suspects whose grace has passed, again. */
+  /** The version the user directory is served at now, or undefined (absent, tombstoned, expired). */
+  async function directoryVersion(): Promise<number | undefined> {
+    const [entry] = await store.getMany([directoryKey]);
+    return servedVersion(entry, now());
+  }
+
+  /**
+   * Sampled pages against PostgreSQL's ranges, and suspects whose grace has passed, again. A suspect
+   * is a violation only while the directory is still served at the version it had when the page was
+   * suspected: a page vouched for under a newer one is another computation, even with the same ids —
+   * an insert and its delete, both relayed, then another insert still in its relay's window, would
+   * otherwise count (test/write-path/consistency-monitor.test.ts, "… recomputed under a newer
+   * directory …"). Versions never go backwards, so the same version means no bump in between.
+   */
   async function checkPages(sample: readonly string[]): Promise<void> {
     const due = [...pageSuspects].filter(([, s]) => now() - s.since >= graceMs);
+    const sampled = sample.flatMap((key) => {
+      const page = pageSuspects.has(key) ? undefined : keys.parsePage(key);
+      return page === undefined ? [] : [{ key, page }];
+    });
+    if (due.length === 0 && sampled.length === 0) return;
+    // Read before the pages: a page current at its check was computed under this version or a later one.
+    const directory = await directoryVersion();
     for (const [key, suspect] of due) {
+      const served = directory === suspect.directory ? await servedPage(key, suspect.page) : undefined;
+      // Still the suspected ids: is PostgreSQL's range still another one (not changed back meanwhile)?
+      const current =
+        served !== undefined && textOf(served) === suspect.cached
+          ? await options.loadPage(suspect.page)
+          : undefined;
+      // Forgotten only once checked: a store or PostgreSQL failing above keeps the suspect for the next round.
       pageSuspects.delete(key);
-      const served = await servedPage(key, suspect.page);
-      if (served === undefined || textOf(served) !== suspect.cached) continue;
-      // Still the suspected ids, and PostgreSQL differed from them a grace ago and differs now.
-      const current = await options.loadPage(suspect.page);
-      if (textOf(current) === suspect.cached) continue;
+      if (served === undefined || current === undefined || textOf(current) === suspect.cached) continue;
       violations += 1;
-      const violation = {
-        entity: 'userPage',
-        key,
-        cachedIds: served.ids,
-        currentIds: current.ids,
-      } as const;
+      const violation = { entity: 'userPage', key, cachedIds: served.ids, currentIds: current.ids } as const;
       logger.warn(
         violation,
-        'consistency violation: the cache serves a page of ids PostgreSQL no longer has',
+        'consistency violation: the cache serves a page of ids other than PostgreSQL has',
       );
       options.onViolation?.(violation);
     }
-    for (const key of sample) {
-      const page = keys.parsePage(key);
-      if (page === undefined || pageSuspects.has(key)) continue;
+    if (directory === undefined) return;
+    for (const { key, page } of sampled) {
       const served = await servedPage(key, page);
       if (served === undefined) continue;
       const current = await options.loadPage(page);
       options.onCheck?.('userPage', 1);
       if (textOf(current) !== textOf(served)) {
-        pageSuspects.set(key, { page, cached: textOf(served), since: now() });
+        pageSuspects.set(key, { page, cached: textOf(served), directory, since: now() });
       }
     }
   }
 
   async function check(sample: readonly string[]): Promise<void> {
+    await checkEntities(sample);
+    // After the entities: a page check that fails leaves this round's entity sample done.
     await checkPages(sample);
+  }
+
+  async function checkEntities(sample: readonly string[]): Promise<void> {
     const parsed = sample.flatMap((key) => {
       const named = keys.parse(key);
       return named && !suspects.has(key) ? [{ key, ...named }] : [];
