@@ -166,7 +166,8 @@ export function createConsistencyMonitor(options: ConsistencyMonitorOptions): Co
       return page === undefined ? [] : [{ key, page }];
     });
     if (due.length === 0 && sampled.length === 0) return;
-    // Read before the pages: a page current at its check was computed under this version or a later one.
+    // Read before the pages: a page current at its check was computed under this version or a
+    // later one.
     const directory = await directoryVersion();
     for (const [key, suspect] of due) {
       const served = directory === suspect.directory ? await servedPage(key, suspect.page) : undefined;
@@ -175,7 +176,8 @@ export function createConsistencyMonitor(options: ConsistencyMonitorOptions): Co
         served !== undefined && textOf(served) === suspect.cached
           ? await options.loadPage(suspect.page)
           : undefined;
-      // Forgotten only once checked: a store or PostgreSQL failing above keeps the suspect for the next round.
+      // Forgotten only once checked: a store or PostgreSQL failing above keeps the suspect for the
+      // next round.
       pageSuspects.delete(key);
       if (served === undefined || current === undefined || textOf(current) === suspect.cached) continue;
       violations += 1;
