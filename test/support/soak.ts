@@ -71,8 +71,8 @@ export type FaultName = 'pause' | 'flushall' | 'restart' | 'oom';
 const FAULTS: readonly FaultName[] = ['pause', 'flushall', 'restart', 'oom'];
 
 const PROFILE = 'query ($id: ID!) { user(id: $id) { profile { version } posts(first: 1) { id createdAt } } }';
-/** The same fields over a page of users (a page of ids, then its users' entities): one read in four. */
 const PAGE_SIZE = 3;
+/** The same fields over a page of users (a page of ids, then its users' entities): one read in four. */
 const PAGE = `query ($after: ID) { userPage(first: ${PAGE_SIZE}, after: $after) { nodes { id profile { version } posts(first: 1) { id createdAt } } } }`;
 const UPDATE = 'mutation ($input: UpdateProfileInput!) { updateProfile(input: $input) { version } }';
 const CREATE = 'mutation ($input: CreatePostInput!) { createPost(input: $input) { id createdAt } }';
