@@ -47,23 +47,46 @@ function build() {
   };
   const changeRow = (userId: number) =>
     fixture.testDb.database.db.execute(sql`update profiles set bio = 'changed' where user_id = ${userId}`);
-  /** A page of user ids stored as the page reader stores it: under the directory's current version. */
-  const cachePage = async (first: number, after: number) => {
+  /**
+   * A page of user ids stored as the page reader stores it: PostgreSQL's range under the directory's
+   * current version, unless `as` names other ids or a directory version (written to the store too).
+   */
+  const cachePage = async (first: number, after: number, as: { ids?: number[]; version?: number } = {}) => {
     const directoryKey = specs.userDirectory.keyOf(USER_DIRECTORY_ID);
-    const directory = (await specs.userDirectory.load([USER_DIRECTORY_ID])).get(USER_DIRECTORY_ID)!;
+    const row = (await specs.userDirectory.load([USER_DIRECTORY_ID])).get(USER_DIRECTORY_ID)!;
+    const directory = as.version === undefined ? row : { ...row, version: as.version };
     await store.setMany([entries.fill(specs.userDirectory, directoryKey, directory)]);
+    const version = specs.userDirectory.versionOf(directory);
     const key = keys.page(first, after);
+    const page = as.ids
+      ? { ids: as.ids, hasMore: false }
+      : await fixture.repositories.userPage({ first, after });
     const { generation } = await store.getDependent(key, clock.now());
     await store.setDependent({
       key,
       generation,
-      payload: encodePage(await fixture.repositories.userPage({ first, after })),
-      dependencies: [{ key: directoryKey, kind: 'value', version: specs.userDirectory.versionOf(directory) }],
+      payload: encodePage(page),
+      dependencies: [{ key: directoryKey, kind: 'value', version }],
       ttlMs: 60_000,
     });
-    return { key, directoryKey, version: specs.userDirectory.versionOf(directory) };
+    return { key, directoryKey, version };
   };
-  return { clock, store, specs, entries, monitor, violations, cacheRow, changeRow, cachePage };
+  /** The empty page after the last user, then a user inserted with no trigger: one page suspect. */
+  const suspectPage = async (tag: string) => {
+    const last = await lastId();
+    const page = await cachePage(5, last);
+    const added = await insertUserUnseen(`monitor_${tag}_${last}`);
+    await monitor.check([page.key]);
+    expect(monitor.suspects).toBe(1);
+    return { ...page, last, added };
+  };
+  return { clock, store, specs, entries, monitor, violations, cacheRow, changeRow, cachePage, suspectPage };
+}
+
+/** The highest user id now: a page after it is empty until a user is added. */
+async function lastId(): Promise<number> {
+  const result = await fixture.testDb.database.db.execute(sql`select max(id) as last from users`);
+  return Number(rowsOf<{ last: number }>(result)[0]!.last);
 }
 
 /** A user inserted with the row triggers off (a bulk load): no directory bump, no outbox row. */
@@ -133,14 +156,6 @@ describe('the monitor, driven by hand', () => {
 });
 
 describe('the monitor on pages of user ids', () => {
-  /** The highest user id now: a page after it is empty until a user is added. */
-  const lastId = async () =>
-    Number(
-      rowsOf<{ last: number }>(
-        await fixture.testDb.database.db.execute(sql`select max(id) as last from users`),
-      )[0]!.last,
-    );
-
   test('a page still vouched for a grace after PostgreSQL gained an id in its range is a violation, with both', async () => {
     const t = build();
     const last = await lastId();
@@ -161,26 +176,11 @@ describe('the monitor on pages of user ids', () => {
 
   test('nor is one recomputed under a newer directory version with the same ids (an insert and its delete relayed)', async () => {
     const t = build();
-    const last = await lastId();
-    const { key, directoryKey, version } = await t.cachePage(5, last);
-    await insertUserUnseen(`monitor_aba_${last}`);
-    await t.monitor.check([key]);
-    expect(t.monitor.suspects).toBe(1);
+    const { key, last, version } = await t.suspectPage('aba');
     // The relay bumped the directory twice (the insert, then a delete), and the page was computed
     // again under the newer version — and another insert is still in its relay's window (as the
     // unseen user stands for here).
-    const directory = (await t.specs.userDirectory.load([USER_DIRECTORY_ID])).get(USER_DIRECTORY_ID)!;
-    await t.store.setMany([
-      t.entries.fill(t.specs.userDirectory, directoryKey, { ...directory, version: version + 2 }),
-    ]);
-    const { generation } = await t.store.getDependent(key, t.clock.now());
-    await t.store.setDependent({
-      key,
-      generation,
-      payload: encodePage({ ids: [], hasMore: false }),
-      dependencies: [{ key: directoryKey, kind: 'value', version: version + 2 }],
-      ttlMs: 60_000,
-    });
+    expect((await t.cachePage(5, last, { ids: [], version: version + 2 })).key).toBe(key);
     t.clock.advance(GRACE_MS);
     await t.monitor.check([]);
     expect([t.monitor.violations, t.monitor.suspects]).toEqual([0, 0]);
@@ -188,11 +188,7 @@ describe('the monitor on pages of user ids', () => {
 
   test('nor one whose range PostgreSQL gave back within the grace', async () => {
     const t = build();
-    const last = await lastId();
-    const { key } = await t.cachePage(5, last);
-    const added = await insertUserUnseen(`monitor_back_${last}`);
-    await t.monitor.check([key]);
-    expect(t.monitor.suspects).toBe(1);
+    const { added } = await t.suspectPage('back');
     await deleteUserUnseen(added); // PostgreSQL holds what the page says again
     t.clock.advance(GRACE_MS);
     await t.monitor.check([]);
@@ -201,11 +197,7 @@ describe('the monitor on pages of user ids', () => {
 
   test('nor one the store replaced with other ids within the grace', async () => {
     const t = build();
-    const last = await lastId();
-    const { key } = await t.cachePage(5, last);
-    await insertUserUnseen(`monitor_replaced_${last}`);
-    await t.monitor.check([key]);
-    expect(t.monitor.suspects).toBe(1);
+    const { last } = await t.suspectPage('replaced');
     await t.cachePage(5, last); // what PostgreSQL has now, at the same directory version
     t.clock.advance(GRACE_MS);
     await t.monitor.check([]);
@@ -214,11 +206,7 @@ describe('the monitor on pages of user ids', () => {
 
   test('a page whose directory moved within the grace (the relay tombstoned it) is not a violation', async () => {
     const t = build();
-    const last = await lastId();
-    const { key, directoryKey, version } = await t.cachePage(5, last);
-    await insertUserUnseen(`monitor_repaired_${last}`);
-    await t.monitor.check([key]);
-    expect(t.monitor.suspects).toBe(1);
+    const { directoryKey, version } = await t.suspectPage('repaired');
     await t.store.setMany([t.entries.tombstone(directoryKey, version + 1)]);
     t.clock.advance(GRACE_MS);
     await t.monitor.check([]);
@@ -233,13 +221,21 @@ describe('the monitor in an app', () => {
     await t?.close();
     redis.disconnect();
   });
-
-  test('a stale entry written into Redis behind the API is found and counted in /metrics', async () => {
-    t = await createTestApp({
-      label: 'monitor_app',
+  /** An app whose monitor samples often and forgives little: a violation is what the test makes. */
+  const watchedApp = (label: string) =>
+    createTestApp({
+      label,
       env: { CONSISTENCY_SAMPLE_INTERVAL_MS: '20', CONSISTENCY_GRACE_MS: '200' },
       expectViolations: true,
     });
+  const untilCounted = (app: TestApp, entity: string) =>
+    until(`the monitor to count a violation of ${entity}`, async () => {
+      const text = await (await app.fetch('/metrics')).text();
+      return new RegExp(`cacheside_consistency_violations_total\\{entity="${entity}"\\} [1-9]`).test(text);
+    });
+
+  test('a stale entry written into Redis behind the API is found and counted in /metrics', async () => {
+    t = await watchedApp('monitor_app');
     const app = t;
     expect((await app.gql('{ user(id: "4") { profile { bio } } }')).body.errors).toBeUndefined();
     // Someone rewrites the cached profile at version 0, below its row's 1, bypassing every fence.
@@ -247,29 +243,19 @@ describe('the monitor in an app', () => {
     const raw = (await redis.getBuffer(key))!;
     await redis.set(key, Buffer.concat([Buffer.from('v:0'), raw.subarray(raw.indexOf(':', 2))]), 'KEEPTTL');
 
-    await until('the monitor to count the violation', async () => {
-      const text = await (await app.fetch('/metrics')).text();
-      return /cacheside_consistency_violations_total\{entity="profile"\} [1-9]/.test(text);
-    });
+    await untilCounted(app, 'profile');
     expect(app.app.cache.monitor!.violations).toBeGreaterThan(0);
   });
 
   test('a page of ids cached before a user was inserted with no trigger is found and counted in /metrics', async () => {
-    const app = await createTestApp({
-      label: 'monitor_page',
-      env: { CONSISTENCY_SAMPLE_INTERVAL_MS: '20', CONSISTENCY_GRACE_MS: '200' },
-      expectViolations: true,
-    });
+    const app = await watchedApp('monitor_page');
     try {
       const page = '{ userPage(first: 100, after: "1") { nodes { id } } }';
       const before = await app.gql<{ userPage: { nodes: { id: string }[] } }>(page);
       expect(before.body.errors).toBeUndefined();
       // A bulk load behind the cache's back, and no purge: the cached page lacks the new user.
       await insertUser(app, 'monitor page unseen', { triggers: false });
-      await until('the monitor to count the page', async () => {
-        const text = await (await app.fetch('/metrics')).text();
-        return /cacheside_consistency_violations_total\{entity="userPage"\} [1-9]/.test(text);
-      });
+      await untilCounted(app, 'userPage');
     } finally {
       await app.close();
     }
