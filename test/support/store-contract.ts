@@ -385,6 +385,34 @@ export function describeStoreContract(
         expect(ttl).toBeLessThanOrEqual(60_000);
       });
 
+      it('says until when a current answer is fresh (its dependencies’ earliest staleAt) and lists them, on the full check and on the write stamp alike', async () => {
+        const [user, unknown, response] = [freshKey(), freshKey(), freshKey()];
+        const earliest = Date.now() + 90_000;
+        await h.store.setMany([
+          write(user, 'value', 7, { staleAt: earliest + 60_000 }),
+          write(unknown, 'negative', 0, { staleAt: earliest }),
+        ]);
+        const dependencies = [
+          { key: user, kind: 'value', version: 7 },
+          { key: unknown, kind: 'negative', version: 0 },
+        ] as const;
+        await h.store.setDependent({
+          generation: await generationOf(h.store),
+          key: response,
+          payload: bytes('{}'),
+          dependencies,
+          ttlMs: 60_000,
+        });
+        // The first read checks every dependency (and records the stamp); the second may pass on it.
+        for (const pass of ['full', 'stamped']) {
+          const read = await h.store.getDependent(response, Date.now());
+          expect({ pass, status: read.status }).toEqual({ pass, status: 'current' });
+          if (read.status !== 'current') continue;
+          expect({ pass, freshUntil: read.freshUntil }).toEqual({ pass, freshUntil: earliest });
+          expect(read.listDependencies()).toEqual(dependencies);
+        }
+      });
+
       it('names the first dependency that changed: another version, a tombstone, gone, or past its TTL', async () => {
         const keys = [freshKey(), freshKey(), freshKey(), freshKey()];
         const [rewritten, tombstoned, lost, expired] = keys;

@@ -110,6 +110,16 @@ export type DependentRead =
       readonly payload: Uint8Array;
       readonly dependencies: number;
       readonly generation: string;
+      /**
+       * The earliest logical expiry (staleAt, epoch ms) among the dependencies: whoever keeps the
+       * payload past this read (the response tier's in-process copies) keeps it no longer.
+       */
+      readonly freshUntil: number;
+      /**
+       * The dependencies the entry names, decoded on demand: only a caller that keeps the payload
+       * needs them, and decoding them is garbage on every other read.
+       */
+      listDependencies(): readonly Dependency[];
     }
   | { readonly status: 'absent'; readonly generation: string }
   | { readonly status: 'outdated'; readonly failed: Dependency; readonly generation: string };

@@ -189,6 +189,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
         return { status: 'absent', generation: generation() };
       }
       touch(key, slot);
+      let freshUntil = Number.POSITIVE_INFINITY;
       for (const dependency of slot.dependencies) {
         const held = live(dependency.key);
         const current =
@@ -197,12 +198,16 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CacheStore 
           held.entry.version === dependency.version &&
           held.entry.staleAt > at;
         if (!current) return { status: 'outdated', failed: { ...dependency }, generation: generation() };
+        freshUntil = Math.min(freshUntil, held.entry.staleAt);
       }
+      const { dependencies } = slot;
       return {
         status: 'current',
         payload: slot.payload.slice(),
-        dependencies: slot.dependencies.length,
+        dependencies: dependencies.length,
         generation: generation(),
+        freshUntil,
+        listDependencies: () => dependencies.map((d) => ({ ...d })),
       };
     },
 

@@ -217,12 +217,14 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
           );
           if (reply[0] === 1) {
             // A view of the payload inside the entry the script returned whole (scripts.ts, why).
-            const [, entry, count, payloadAt, generation] = reply;
+            const [, entry, count, payloadAt, generation, freshUntil] = reply;
             return {
               status: 'current',
               payload: entry.subarray(payloadAt - 1),
               dependencies: Number(count),
               generation: generation.toString('latin1'),
+              freshUntil: Number(freshUntil),
+              listDependencies: () => decodeDependent(entry)?.dependencies ?? [],
             };
           }
           if (reply[0] === 0) return { status: 'absent', generation: reply[1].toString('latin1') };
@@ -246,15 +248,20 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
             pipeline.getrangeBuffer(d.key, 0, 39);
           },
         );
-        const failed = entry.dependencies.find((d, i) => !isCurrent(headers[i] as Buffer, d, at));
-        return failed
-          ? { status: 'outdated', failed, generation }
-          : {
-              status: 'current',
-              payload: entry.payload,
-              dependencies: entry.dependencies.length,
-              generation,
-            };
+        let freshUntil = Number.POSITIVE_INFINITY;
+        for (const [i, dependency] of entry.dependencies.entries()) {
+          const staleAt = currentUntil(headers[i] as Buffer, dependency, at);
+          if (staleAt === undefined) return { status: 'outdated', failed: dependency, generation };
+          freshUntil = Math.min(freshUntil, staleAt);
+        }
+        return {
+          status: 'current',
+          payload: entry.payload,
+          dependencies: entry.dependencies.length,
+          generation,
+          freshUntil,
+          listDependencies: () => entry.dependencies,
+        };
       });
     },
 
@@ -370,15 +377,16 @@ function fillOutcome(reply: unknown): FillOutcome {
 }
 
 /** The check of the dependent-read script, on a header read by GETRANGE. */
-function isCurrent(header: Buffer, dependency: Dependency, at: number): boolean {
+/** The staleAt of the entry whose header is `header` while it is `dependency` fresh at `at`, else undefined. */
+function currentUntil(header: Buffer, dependency: Dependency, at: number): number | undefined {
   // A missing key reads as an empty string, which decodes to nothing.
   const held = decodeEntry(header);
-  return (
+  const current =
     held !== undefined &&
     held.kind === dependency.kind &&
     held.version === dependency.version &&
-    held.staleAt > at
-  );
+    held.staleAt > at;
+  return current ? held.staleAt : undefined;
 }
 const keyOfWrite = (write: CacheWrite) => write.key;
 

@@ -58,7 +58,7 @@ declare module 'ioredis' {
       at: number,
       ...args: [...StampArgs, generationKey: string, generationTtlMs: number]
     ): Result<
-      [1, Buffer, number, number, Buffer] | [0, Buffer] | [-1, Buffer, Buffer, Buffer, Buffer],
+      [1, Buffer, number, number, Buffer, number] | [0, Buffer] | [-1, Buffer, Buffer, Buffer, Buffer],
       Context
     >;
     cachesideNewGeneration(generationKey: string, generation: string, ttlMs: number): Result<'OK', Context>;
@@ -289,7 +289,7 @@ local at, payloadAt = tonumber(ARGV[1]), pos + tonumber(linesLength)
 local stampKey = ARGV[2]
 local current = stampKey ~= '' and redis.call('GET', stampKey)
 if current and current == stamped and at < tonumber(freshUntil) then
-  return { 1, held, tonumber(count), payloadAt, generation }
+  return { 1, held, tonumber(count), payloadAt, generation, tonumber(freshUntil) }
 end
 local earliest = ${NO_EXPIRY}
 for i = 1, tonumber(count) do
@@ -312,7 +312,7 @@ if stampKey ~= '' then
     redis.call('SETRANGE', KEYS[1], 3 + #writtenIn, current .. ':' .. string.format('%016d', earliest))
   end
 end
-return { 1, held, tonumber(count), payloadAt, generation }
+return { 1, held, tonumber(count), payloadAt, generation, earliest }
 `;
 
 /*
