@@ -53,6 +53,12 @@ export const DEFAULTS = {
   RESPONSE_CACHE_MAX_BYTES: 262_144,
   /** Most entity keys one stored response may depend on (each is checked on every read). */
   RESPONSE_CACHE_MAX_DEPENDENCIES: 1000,
+  /**
+   * With L1 on (CACHE_L1_MAX_ENTRIES > 0): bytes of stored answers kept in process, each served with
+   * no round trip while L1's events vouch for its dependencies, for at most CACHE_L1_TTL_MS after
+   * Redis did (src/cache/response/response-memo.ts); 0 checks every hit against Redis.
+   */
+  RESPONSE_CACHE_L1_MAX_BYTES: 16_777_216,
   CACHE_HEADERS: 'on',
   CACHE_DEBUG: 'on',
   GRAPHQL_INTROSPECTION: 'on',
@@ -177,6 +183,7 @@ function envSchema(production: boolean) {
     RESPONSE_CACHE_TTL_SECONDS: int(1, DAY_SECONDS, d.RESPONSE_CACHE_TTL_SECONDS),
     RESPONSE_CACHE_MAX_BYTES: int(1024, 64 * 1024 * 1024, d.RESPONSE_CACHE_MAX_BYTES),
     RESPONSE_CACHE_MAX_DEPENDENCIES: int(1, 100_000, d.RESPONSE_CACHE_MAX_DEPENDENCIES),
+    RESPONSE_CACHE_L1_MAX_BYTES: int(0, 4 * 1024 * 1024 * 1024, d.RESPONSE_CACHE_L1_MAX_BYTES),
     CACHE_HEADERS: onOff(d.CACHE_HEADERS),
     CACHE_DEBUG: onOff(d.CACHE_DEBUG),
     GRAPHQL_INTROSPECTION: onOff(d.GRAPHQL_INTROSPECTION),
@@ -274,6 +281,8 @@ export interface ResponseTierConfig {
   readonly maxBytes: number;
   /** RESPONSE_CACHE_MAX_DEPENDENCIES */
   readonly maxDependencies: number;
+  /** RESPONSE_CACHE_L1_MAX_BYTES (used only with L1 on) */
+  readonly l1MaxBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -339,6 +348,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
         ttlSeconds: e.RESPONSE_CACHE_TTL_SECONDS,
         maxBytes: e.RESPONSE_CACHE_MAX_BYTES,
         maxDependencies: e.RESPONSE_CACHE_MAX_DEPENDENCIES,
+        l1MaxBytes: e.RESPONSE_CACHE_L1_MAX_BYTES,
       },
       headers: e.CACHE_HEADERS,
       debug: e.CACHE_DEBUG,

@@ -33,6 +33,7 @@ import {
   type ConsistencyMonitorOptions,
 } from './monitor/consistency-monitor.js';
 import { createCacheAside } from './read/cache-aside.js';
+import { createResponseMemo } from './response/response-memo.js';
 import { createResponseTier, type ResponseTier } from './response/response-tier.js';
 import { createCachedReaders, type EntityReaders } from './read/cached-readers.js';
 import { createPageReader } from './read/page-reader.js';
@@ -201,6 +202,11 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
     logger,
   });
 
+  const memo =
+    l1 && config.cache.response.enabled && config.cache.response.l1MaxBytes > 0
+      ? createResponseMemo({ feed: l1, maxBytes: config.cache.response.l1MaxBytes })
+      : undefined;
+
   let closed: Promise<void> | undefined;
   return {
     keys,
@@ -209,14 +215,16 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
     breaker: breakerStore.breaker,
     l1,
     readers: createCachedReaders(cacheAside, specs, pages),
-    // Through the breaker like every request's call, never through L1: a stored answer is checked
-    // against what Redis holds, which L1 may lag by its window.
     response: config.cache.response.enabled
       ? createResponseTier({
+          // Through the breaker like every request's call, never through L1's layer: a stored answer
+          // is checked against what Redis holds. Only a copy of one Redis vouched for is served on
+          // L1's word, within L1's window (response-memo.ts).
           store,
           keys,
           config: config.cache.response,
           tombstoneTtlMs: entries.tombstoneTtlMs,
+          ...(memo && { memo }),
         })
       : undefined,
     writer,
@@ -236,6 +244,7 @@ export function createCacheTier(config: Config, deps: CacheTierDeps): CacheTier 
         await monitor?.stop();
         await relay.stop();
         await invalidations.stop();
+        memo?.close();
         if (owned) await origin.close();
       })()),
   };

@@ -43,8 +43,11 @@ export interface LookupRecord {
 
 /** What the response tier did for the request (src/cache/response/response-tier.ts). */
 export type ResponseOutcome =
-  /** Served a stored response: no execution. */
-  | { readonly outcome: 'hit'; readonly dependencies: number }
+  /**
+   * Served a stored response: no execution. `checked`: what vouched for it — the store (one round
+   * trip), or L1's events for a copy kept in process (none).
+   */
+  | { readonly outcome: 'hit'; readonly dependencies: number; readonly checked: 'store' | 'l1' }
   /** Executed: nothing stored under the key, or a dependency had changed (`failed`). */
   | {
       readonly outcome: 'miss';

@@ -96,6 +96,7 @@ describe('loadConfig', () => {
         ttlSeconds: DEFAULTS.RESPONSE_CACHE_TTL_SECONDS,
         maxBytes: DEFAULTS.RESPONSE_CACHE_MAX_BYTES,
         maxDependencies: DEFAULTS.RESPONSE_CACHE_MAX_DEPENDENCIES,
+        l1MaxBytes: DEFAULTS.RESPONSE_CACHE_L1_MAX_BYTES,
       },
       headers: true,
       debug: true,

@@ -61,7 +61,11 @@ describe('the response tier, two instances', () => {
       roundTrips: 1,
       lookups: [],
     });
-    expect(debug.response).toEqual({ outcome: 'hit', dependencies: debugOf(first).lookups.length });
+    expect(debug.response).toEqual({
+      outcome: 'hit',
+      dependencies: debugOf(first).lookups.length,
+      checked: 'store',
+    });
     expect(hit.body.data).toEqual(first.body.data);
 
     // Without the debug extension the body is the stored text itself, byte for byte what B executes.

@@ -70,6 +70,17 @@ export interface L1Tier {
   clear(): void;
   /** Bumped by `clear()`; an offer made for an older generation is dropped. */
   readonly generation: number;
+  /** The newest version L1 knows `key` at — an entry it holds, or a fence — if any. No I/O. */
+  newest(key: string): number | undefined;
+  /**
+   * Calls `listener` each time L1 learns that `key` is at `version` or newer: an invalidation, a
+   * fence, an entry offered (kept or not). What keeps copies of its own built from entries — the
+   * response tier's answers (src/cache/response/response-memo.ts) — drops the older ones then, as L1
+   * drops its entries. Returns a function that stops the calls.
+   */
+  onNewer(listener: (key: string, version: number) => void): () => void;
+  /** `ttlMs` of the options: the longest anything is served from L1 after the store vouched for it. */
+  readonly ttlMs: number;
   /** The tier's clock, epoch ms: entries' lives are measured by it. */
   readonly now: () => number;
 }
@@ -99,6 +110,10 @@ export function createL1Tier(options: L1Options): L1Tier {
   const entries = new LRUCache<string, CacheEntry>({ max: maxEntries, perf, ttlResolution: 0 });
   const fences = new LRUCache<string, number>({ max: maxEntries, ttl: fenceTtlMs, perf, ttlResolution: 0 });
   let generation = 0;
+  const listeners = new Set<(key: string, version: number) => void>();
+  const learned = (key: string, version: number) => {
+    for (const listener of listeners) listener(key, version);
+  };
 
   function get(key: string): CacheEntry | undefined {
     const entry = entries.get(key);
@@ -107,6 +122,7 @@ export function createL1Tier(options: L1Options): L1Tier {
   }
 
   function invalidate(key: string, version: number): void {
+    learned(key, version);
     if ((fences.get(key) ?? -1) < version) fences.set(key, version);
     const held = entries.peek(key);
     if (held !== undefined && held.version < version) entries.delete(key);
@@ -114,6 +130,8 @@ export function createL1Tier(options: L1Options): L1Tier {
 
   function offer(key: string, entry: CacheEntry, since: number, offeredIn = generation): void {
     if (entry.kind === 'tombstone') return invalidate(key, entry.version);
+    // Even when it is not kept (cleared since, its life over): the store held this version.
+    learned(key, entry.version);
     if (offeredIn !== generation) return;
     if (entry.version < (fences.get(key) ?? 0)) return;
     const held = entries.peek(key);
@@ -149,10 +167,21 @@ export function createL1Tier(options: L1Options): L1Tier {
     get generation() {
       return generation;
     },
+    ttlMs,
     resolve,
     get,
     offer,
     invalidate,
+    newest(key) {
+      const fence = fences.peek(key);
+      const held = entries.peek(key)?.version;
+      if (fence === undefined) return held;
+      return held === undefined ? fence : Math.max(fence, held);
+    },
+    onNewer(listener) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
+    },
     clear() {
       generation += 1;
       entries.clear();

@@ -26,6 +26,7 @@ import type { ResponseTierConfig } from '../../config.js';
 import type { CacheReport } from '../../observability/cache-report.js';
 import type { CacheKeys } from '../entities/keys.js';
 import type { CacheStore, Dependency } from '../store/contract.js';
+import type { ResponseMemo } from './response-memo.js';
 
 export interface ResponseRequest {
   /** The document's text as sent: the same operation spelled differently is another key. */
@@ -42,7 +43,14 @@ export interface ResponseRequest {
 }
 
 export type ResponseLookup =
-  | { readonly status: 'hit'; readonly body: string; readonly etag: string; readonly dependencies: number }
+  | {
+      readonly status: 'hit';
+      readonly body: string;
+      readonly etag: string;
+      readonly dependencies: number;
+      /** What vouched for it now: the store (one round trip), or L1's events (a copy kept in process). */
+      readonly checked: 'store' | 'l1';
+    }
   | {
       readonly status: 'miss';
       readonly failed?: string;
@@ -59,7 +67,10 @@ export interface ResponseTier {
    * nested too deep to serialise: such a request executes, as it would without the tier).
    */
   keyOf(request: ResponseRequest): string | undefined;
-  /** The stored answer under `key`, if every dependency is current now. One round trip. */
+  /**
+   * The stored answer under `key`, if every dependency is current now: one round trip, or none for a
+   * copy kept in process that L1 still vouches for (L1 on).
+   */
   lookup(key: string): Promise<ResponseLookup>;
   /**
    * Stores `body`, the answer just executed, with the dependencies the request's lookups name, under
@@ -81,6 +92,8 @@ export interface ResponseTierDeps {
    * new row (docs/consistency.md, "The response tier").
    */
   readonly tombstoneTtlMs: number;
+  /** In-process copies of the answers the store vouched for (L1 on; response-memo.ts). */
+  readonly memo?: ResponseMemo;
   readonly now?: () => number;
 }
 
@@ -93,6 +106,7 @@ export function createResponseTier({
   keys,
   config,
   tombstoneTtlMs,
+  memo,
   now = Date.now,
 }: ResponseTierDeps): ResponseTier {
   const maxTtlMs = Math.min(config.ttlSeconds * 1000, tombstoneTtlMs);
@@ -114,6 +128,9 @@ export function createResponseTier({
     },
 
     async lookup(key) {
+      const kept = memo?.get(key);
+      if (kept !== undefined) return { status: 'hit', ...kept, checked: 'l1' };
+      const ticket = memo?.ticket();
       const read = await store.getDependent(key, now());
       if (read.status === 'absent') return { status: 'miss', generation: read.generation };
       if (read.status === 'outdated') {
@@ -122,7 +139,9 @@ export function createResponseTier({
       const stored = decodePayload(read.payload);
       // Not what this code writes (foreign bytes, another build): a miss, which the answer replaces.
       if (stored === undefined) return { status: 'miss', failed: key, generation: read.generation };
-      return { status: 'hit', etag: stored.etag, body: stored.body, dependencies: read.dependencies };
+      const answer = { etag: stored.etag, body: stored.body, dependencies: read.dependencies };
+      if (ticket !== undefined) memo!.keep(key, answer, read.listDependencies(), read.freshUntil, ticket);
+      return { status: 'hit', ...answer, checked: 'store' };
     },
 
     async store(key, body, report, generation) {

@@ -21,6 +21,8 @@ export interface CacheDebugExtension {
   readonly response?: {
     readonly outcome: 'hit' | 'miss';
     readonly dependencies?: number;
+    /** On a hit: what vouched for it (the store, or L1's events for a copy kept in process). */
+    readonly checked?: 'store' | 'l1';
     readonly failed?: string;
   };
 }
@@ -47,7 +49,11 @@ export function useCacheDebug({ enabled }: { enabled: boolean }): Plugin<GraphQL
             ...(report.response && {
               response:
                 report.response.outcome === 'hit'
-                  ? { outcome: 'hit', dependencies: report.response.dependencies }
+                  ? {
+                      outcome: 'hit',
+                      dependencies: report.response.dependencies,
+                      checked: report.response.checked,
+                    }
                   : { outcome: 'miss', ...(report.response.failed && { failed: report.response.failed }) },
             }),
           };

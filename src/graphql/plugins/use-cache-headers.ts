@@ -114,14 +114,18 @@ export function tieredCacheStatus(storeTier: string, report: CacheReport): strin
 export const RESPONSE_TIER = 'cacheside-response';
 
 /**
- * The response tier's member, when it was consulted: `hit` with the dependencies it validated;
+ * The response tier's member, when it was consulted: `hit` with the dependencies it validated (and
+ * `checked=l1` when L1's events vouched for a copy kept in process, with no round trip);
  * `fwd=miss` (nothing stored) or `fwd=stale` (a dependency had changed), `stored` when this answer
  * was; `detail` says why an answer was not stored.
  */
 export function responseStatus(report: CacheReport): string | undefined {
   const r = report.response;
   if (r === undefined) return undefined;
-  if (r.outcome === 'hit') return `${RESPONSE_TIER}; hit; detail="dependencies=${r.dependencies}"`;
+  if (r.outcome === 'hit') {
+    const l1 = r.checked === 'l1' ? ' checked=l1' : '';
+    return `${RESPONSE_TIER}; hit; detail="dependencies=${r.dependencies}${l1}"`;
+  }
   const params = [RESPONSE_TIER, r.failed === undefined ? 'fwd=miss' : 'fwd=stale'];
   if (r.stored) params.push('stored');
   else if (r.skipped !== undefined) params.push(`detail="skip: ${r.skipped}"`);

@@ -75,7 +75,7 @@ export function useResponseTier({
       found === 'unavailable'
         ? { outcome: 'miss', stored: false, skipped: 'store unavailable' }
         : found.status === 'hit'
-          ? { outcome: 'hit', dependencies: found.dependencies }
+          ? { outcome: 'hit', dependencies: found.dependencies, checked: found.checked }
           : { outcome: 'miss', ...(found.failed !== undefined && { failed: found.failed }), stored: false };
   }
 

@@ -1,0 +1,168 @@
+/**
+ * In-process copies of stored answers, when the L1 tier is on (`RESPONSE_CACHE_L1_MAX_BYTES`): an
+ * answer Redis vouched for is served again with no round trip at all while L1 — fed by the same
+ * invalidation events as every L1 entry — knows nothing newer of any entity it read, and never longer
+ * than L1 serves an entry: `CACHE_L1_TTL_MS` after Redis vouched for it, nor past the earliest logical
+ * expiry of what it read. So it is exactly as fresh as the L1 tier (docs/consistency.md, "The response
+ * tier"): after a mutation on another instance returns, this instance may serve the older answer
+ * until the change's event reaches it, never past that window even if the event is lost; after one
+ * on this instance, never — its write-through reaches L1 before the mutation returns.
+ *
+ * Two moments, each closing a race:
+ * - while kept: every time L1 learns a key is at a newer version (`onNewer`: an event, a fence, an
+ *   entry read or written), each copy that read an older one is dropped at once (an index by key);
+ * - when kept: the check that vouched for it ran in Redis before now, and an event may have come in
+ *   meanwhile, which the index did not yet cover: a copy is kept only if L1 knows no dependency at a
+ *   newer version than the answer read (`newest`: its entries and fences) and was not cleared since
+ *   the ticket was taken (test/read-path/response-memo.test.ts, "an event that arrives while Redis
+ *   checks …").
+ */
+import { LRUCache } from 'lru-cache';
+import type { Dependency } from '../store/contract.js';
+
+/**
+ * What the copies need of the L1 tier (src/cache/read/l1-tier.ts implements it; the response tier
+ * does not import the read path).
+ */
+export interface VersionFeed {
+  /** Bumped when L1 is cleared (events may have been missed): no copy kept before is served after. */
+  readonly generation: number;
+  /** The longest L1 serves anything after the store vouched for it, ms. */
+  readonly ttlMs: number;
+  /** The newest version L1 knows `key` at, if any. */
+  newest(key: string): number | undefined;
+  onNewer(listener: (key: string, version: number) => void): () => void;
+  /** L1's clock, epoch ms. */
+  now(): number;
+}
+
+/** An answer as the response tier serves it. */
+export interface KeptAnswer {
+  readonly body: string;
+  readonly etag: string;
+  /** How many dependencies it was validated against. */
+  readonly dependencies: number;
+}
+
+/** Taken before the store call that may vouch for an answer: what `keep` must hold against. */
+export interface MemoTicket {
+  readonly since: number;
+  readonly generation: number;
+}
+
+export interface ResponseMemo {
+  /** The copy kept under `key`, if it is still vouched for. No I/O. */
+  get(key: string): KeptAnswer | undefined;
+  /** Before the store call whose answer may be kept. */
+  ticket(): MemoTicket;
+  /**
+   * Keeps `answer`, which the store vouched for in a call begun at `ticket` over `dependencies`, fresh
+   * until `freshUntil` (epoch ms). False when it may not be kept (see the file's comment) or is over
+   * the memory bound by itself.
+   */
+  keep(
+    key: string,
+    answer: KeptAnswer,
+    dependencies: readonly Dependency[],
+    freshUntil: number,
+    ticket: MemoTicket,
+  ): boolean;
+  /** Copies held. */
+  readonly size: number;
+  /** Stops following the feed and drops every copy. */
+  close(): void;
+}
+
+export interface ResponseMemoOptions {
+  readonly feed: VersionFeed;
+  /** Bytes of copies held at most (approximate: bodies, ETags and dependency lists). A positive integer. */
+  readonly maxBytes: number;
+}
+
+interface Copy {
+  readonly answer: KeptAnswer;
+  /** The version of each key the answer read. */
+  readonly versions: ReadonlyMap<string, number>;
+  readonly generation: number;
+}
+
+/** What a copy costs beyond its strings' characters: a map and an index entry per dependency. */
+const BYTES_PER_DEPENDENCY = 64;
+const BYTES_PER_COPY = 256;
+
+export function createResponseMemo({ feed, maxBytes }: ResponseMemoOptions): ResponseMemo {
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
+    throw new TypeError(`response memo maxBytes must be a positive integer, got ${String(maxBytes)}`);
+  }
+  /** Which copies read each key: what `onNewer` must look at. */
+  const byDependency = new Map<string, Set<string>>();
+  const copies = new LRUCache<string, Copy>({
+    maxSize: maxBytes,
+    // L1's clock (ttlResolution 0: read on every check), so a copy's life is measured as L1's are.
+    perf: { now: () => feed.now() },
+    ttlResolution: 0,
+    dispose: (copy, key) => {
+      for (const dependency of copy.versions.keys()) {
+        const readers = byDependency.get(dependency);
+        readers?.delete(key);
+        if (readers?.size === 0) byDependency.delete(dependency);
+      }
+    },
+  });
+
+  const stop = feed.onNewer((key, version) => {
+    const readers = byDependency.get(key);
+    if (readers === undefined) return;
+    // A copy: deleting disposes, which edits the set being walked.
+    for (const reader of [...readers]) {
+      const copy = copies.peek(reader, { allowStale: true });
+      if (copy !== undefined && (copy.versions.get(key) ?? -1) < version) copies.delete(reader);
+    }
+  });
+
+  return {
+    get(key) {
+      const copy = copies.get(key);
+      if (copy === undefined) return undefined;
+      if (copy.generation !== feed.generation) {
+        copies.delete(key);
+        return undefined;
+      }
+      return copy.answer;
+    },
+
+    ticket: () => ({ since: feed.now(), generation: feed.generation }),
+
+    keep(key, answer, dependencies, freshUntil, { since, generation }) {
+      if (generation !== feed.generation) return false;
+      const life = Math.floor(Math.min(since + feed.ttlMs, freshUntil) - feed.now());
+      if (life < 1) return false;
+      const versions = new Map<string, number>();
+      let size = BYTES_PER_COPY + answer.body.length + answer.etag.length + key.length;
+      for (const { key: dependency, version } of dependencies) {
+        // An event that came in while the store checked: L1 knows a newer version than the answer read.
+        if ((feed.newest(dependency) ?? -1) > version) return false;
+        versions.set(dependency, version);
+        size += dependency.length + BYTES_PER_DEPENDENCY;
+      }
+      if (size > maxBytes) return false;
+      copies.set(key, { answer, versions, generation }, { ttl: life, size });
+      // After `set`: replacing a copy under this key disposed the old one's index entries first.
+      for (const dependency of versions.keys()) {
+        let readers = byDependency.get(dependency);
+        if (readers === undefined) byDependency.set(dependency, (readers = new Set()));
+        readers.add(key);
+      }
+      return true;
+    },
+
+    get size() {
+      return copies.size;
+    },
+
+    close() {
+      stop();
+      copies.clear();
+    },
+  };
+}

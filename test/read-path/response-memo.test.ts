@@ -1,0 +1,143 @@
+/**
+ * In-process copies of stored answers (src/cache/response/response-memo.ts), over a real L1 tier on a
+ * fake clock: a copy is served while L1 knows nothing newer of what it read, and dropped the moment
+ * it does (an event, a fence, an entry read or written); it is not kept when an event came in while
+ * the store checked it, nor across a clear; it lives no longer than L1's TTL after the store vouched
+ * for it, nor past its dependencies' logical expiry; and its memory is bounded. The same rules end to
+ * end, on two instances, are test/read-path/response-memo-coherence.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { createL1Tier } from '../../src/cache/read/l1-tier.js';
+import { createResponseMemo, type KeptAnswer } from '../../src/cache/response/response-memo.js';
+import type { CacheEntry, Dependency } from '../../src/cache/store/contract.js';
+
+const HOUR = 3_600_000;
+
+function setup({ ttlMs = 1000, maxBytes = 1_000_000 } = {}) {
+  let t = 1_767_225_600_000;
+  const now = () => t;
+  const l1 = createL1Tier({ maxEntries: 100, ttlMs, now });
+  const memo = createResponseMemo({ feed: l1, maxBytes });
+  return { l1, memo, now, advance: (ms: number) => void (t += ms) };
+}
+
+const answer = (body = '{"data":{}}'): KeptAnswer => ({ body, etag: '"e"', dependencies: 2 });
+const on = (key: string, version: number, kind: Dependency['kind'] = 'value'): Dependency => ({
+  key,
+  kind,
+  version,
+});
+const value = (version: number, staleAt: number): CacheEntry => ({
+  kind: 'value',
+  version,
+  staleAt,
+  payload: Uint8Array.of(version),
+});
+
+describe('response memo', () => {
+  it('serves a kept copy until L1 learns a newer version of one dependency, by event or by an entry offered', () => {
+    const { l1, memo, now } = setup();
+    const far = now() + HOUR;
+    expect(memo.keep('r1', answer(), [on('user', 3), on('profile', 5)], far, memo.ticket())).toBe(true);
+    expect(memo.keep('r2', answer(), [on('user', 3)], far, memo.ticket())).toBe(true);
+    expect(memo.get('r1')).toEqual(answer());
+
+    // Older or equal versions, and other keys, tell it nothing new.
+    l1.invalidate('profile', 5);
+    l1.invalidate('profile', 4);
+    l1.offer('user', value(2, far), now());
+    l1.invalidate('post', 99);
+    expect([memo.get('r1'), memo.get('r2')]).toEqual([answer(), answer()]);
+
+    // An event: the one copy that read the older profile goes; the other stays.
+    l1.invalidate('profile', 6);
+    expect([memo.get('r1'), memo.get('r2')]).toEqual([undefined, answer()]);
+
+    // An entry read or written at a newer version (this instance's own write-through): gone.
+    l1.offer('user', value(4, far), now());
+    expect(memo.get('r2')).toBeUndefined();
+    expect(memo.size).toBe(0);
+  });
+
+  it('an event that arrives while the store checks the answer keeps it from being kept', () => {
+    const { l1, memo, now } = setup();
+    const ticket = memo.ticket();
+    // The store's check is in flight (it read version 3); the event for version 4 lands meanwhile.
+    l1.invalidate('user', 4);
+    expect(memo.keep('r', answer(), [on('user', 3)], now() + HOUR, ticket)).toBe(false);
+    expect(memo.get('r')).toBeUndefined();
+    // So does a newer entry this instance read or wrote meanwhile.
+    const second = memo.ticket();
+    l1.offer('profile', value(8, now() + HOUR), now());
+    expect(memo.keep('r', answer(), [on('profile', 7)], now() + HOUR, second)).toBe(false);
+    // What it read is what L1 knows: kept.
+    expect(memo.keep('r', answer(), [on('user', 4), on('profile', 8)], now() + HOUR, memo.ticket())).toBe(
+      true,
+    );
+  });
+
+  it('a clear (events may have been missed) drops every copy, and one checked before it is not kept', () => {
+    const { l1, memo, now } = setup();
+    expect(memo.keep('r1', answer(), [on('user', 1)], now() + HOUR, memo.ticket())).toBe(true);
+    const inFlight = memo.ticket();
+    l1.clear();
+    expect(memo.get('r1')).toBeUndefined();
+    expect(memo.keep('r2', answer(), [on('user', 1)], now() + HOUR, inFlight)).toBe(false);
+    expect(memo.keep('r2', answer(), [on('user', 1)], now() + HOUR, memo.ticket())).toBe(true);
+    expect(memo.get('r2')).toEqual(answer());
+  });
+
+  it("lives L1's TTL from the moment the store was asked, never past its dependencies' earliest expiry", () => {
+    const { memo, now, advance } = setup({ ttlMs: 1000 });
+    const ticket = memo.ticket();
+    advance(400); // the store's round trip
+    expect(memo.keep('long', answer(), [on('user', 1)], now() + HOUR, ticket)).toBe(true);
+    expect(memo.keep('short', answer(), [on('user', 1)], now() + 100, memo.ticket())).toBe(true);
+    // Already past its dependencies' expiry, or past the TTL by the time the store answered: not kept.
+    expect(memo.keep('expired', answer(), [on('user', 1)], now(), memo.ticket())).toBe(false);
+    const old = memo.ticket();
+    advance(1000);
+    expect(memo.keep('late', answer(), [on('user', 1)], now() + HOUR, old)).toBe(false);
+    // 1 400 ms after `long`'s ticket, 1 000 ms after `short`'s keep: both over.
+    expect([memo.get('long'), memo.get('short')]).toEqual([undefined, undefined]);
+
+    const again = memo.ticket();
+    expect(memo.keep('long', answer(), [on('user', 1)], now() + HOUR, again)).toBe(true);
+    advance(1000);
+    expect(memo.get('long')).toEqual(answer());
+    advance(1);
+    expect(memo.get('long')).toBeUndefined();
+  });
+
+  it('holds at most maxBytes, dropping the least recently used; a copy over the bound alone is not kept', () => {
+    const { l1, memo, now } = setup({ maxBytes: 4096 });
+    const body = 'x'.repeat(1000);
+    for (let i = 0; i < 10; i += 1) {
+      expect(memo.keep(`r${i}`, answer(body), [on(`user${i}`, 1)], now() + HOUR, memo.ticket())).toBe(true);
+    }
+    expect(memo.size).toBeLessThan(4);
+    expect(memo.get('r9')?.body).toBe(body);
+    expect(memo.get('r0')).toBeUndefined();
+    expect(memo.keep('huge', answer('x'.repeat(5000)), [], now() + HOUR, memo.ticket())).toBe(false);
+    // An evicted copy's index entries are gone with it: an event for its key finds nothing to drop.
+    l1.invalidate('user0', 2);
+    expect(memo.get('r9')?.body).toBe(body);
+  });
+
+  it('replacing a copy under the same key follows only the new one’s dependencies', () => {
+    const { l1, memo, now } = setup();
+    expect(memo.keep('r', answer('{"old":1}'), [on('user', 1)], now() + HOUR, memo.ticket())).toBe(true);
+    expect(memo.keep('r', answer('{"new":1}'), [on('profile', 1)], now() + HOUR, memo.ticket())).toBe(true);
+    l1.invalidate('user', 2);
+    expect(memo.get('r')?.body).toBe('{"new":1}');
+    l1.invalidate('profile', 2);
+    expect(memo.get('r')).toBeUndefined();
+  });
+
+  it('refuses a bound that is not a positive integer, naming it', () => {
+    const l1 = createL1Tier({ maxEntries: 1, ttlMs: 1 });
+    expect(() => createResponseMemo({ feed: l1, maxBytes: 0 })).toThrow(
+      /maxBytes must be a positive integer, got 0/,
+    );
+  });
+});
