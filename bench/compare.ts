@@ -2,7 +2,7 @@
  * An interleaved comparison of server configurations, for trying a change to the hit path before making it:
  * every configuration runs as its own server on one fresh database, all are primed twice, then each
  * round runs each workload on each server in turn, so that the machine's ups and downs fall on all
- * of them alike. Prints req/s, server CPU and p99 per run, and the medians. bench/README.md quotes
+ * of them alike. Prints req/s, server CPU (and per request) and p99 per run, and the medians. bench/README.md quotes
  * its results ("Profile of the cache-hit path").
  *
  *   tsx bench/compare.ts '[{"name":"cacheside","spec":{"variant":"cacheside"}},
@@ -59,21 +59,31 @@ try {
   }
 
   const rps: Record<string, number[]> = {};
+  const cpu: Record<string, number[]> = {};
   for (let round = 1; round <= rounds; round += 1) {
     for (const w of workloadNames) {
       for (const [i, server] of servers.entries()) {
         const before = await server.stats();
         const result = await load.run({ url: server.origin, workload: w, connections: 50, durationSec: 3 });
-        const cpuPct = countedBetween(before, await server.stats()).cpuUs / (result.wallMs * 10);
+        const { cpuUs } = countedBetween(before, await server.stats());
+        const cpuPct = cpuUs / (result.wallMs * 10);
+        // CPU per request holds when other work shares the machine, where req/s swings.
+        const cpuPerRequest = cpuUs / Math.max(1, result.rps * (result.wallMs / 1000));
         (rps[`${configs[i]!.name} ${w}`] ??= []).push(result.rps);
+        (cpu[`${configs[i]!.name} ${w}`] ??= []).push(cpuPerRequest);
         console.log(
-          `round ${round} ${configs[i]!.name.padEnd(12)} ${w.padEnd(8)} ${result.rps.toFixed(0).padStart(6)} req/s  server CPU ${cpuPct.toFixed(0)} %  p99 ${result.latencyMs.p99} ms  bad ${result.bad}`,
+          `round ${round} ${configs[i]!.name.padEnd(12)} ${w.padEnd(8)} ${result.rps.toFixed(0).padStart(6)} req/s  server CPU ${cpuPct.toFixed(0)} % (${cpuPerRequest.toFixed(0)} µs/req)  p99 ${result.latencyMs.p99} ms  bad ${result.bad}`,
         );
       }
     }
   }
   console.log('\nmedian req/s:');
   for (const [key, values] of Object.entries(rps))
+    console.log(
+      `  ${key.padEnd(24)} ${median(values).toFixed(0)}  (${values.map((v) => v.toFixed(0)).join(', ')})`,
+    );
+  console.log('\nmedian server CPU µs per request:');
+  for (const [key, values] of Object.entries(cpu))
     console.log(
       `  ${key.padEnd(24)} ${median(values).toFixed(0)}  (${values.map((v) => v.toFixed(0)).join(', ')})`,
     );
