@@ -163,6 +163,20 @@ describe('L1 tier', () => {
       expect(l1.get('a')).toBeUndefined();
     });
 
+    it('a write-through fences its version: a read begun before it cannot put the old value back once other reads pushed the new one out', async () => {
+      const c = clock();
+      const store = createMemoryStore({ now: c.now });
+      const l1 = createL1Tier({ maxEntries: 4, ttlMs: 1000, now: c.now });
+      const readBegan = c.now(); // a read of version 1 is in flight on this instance
+      await l1Layer(store, l1).setMany([write('a', value(2, c.now() + HOUR))]);
+      // Other reads fill L1 past its size: the written entry is the least recently used and goes.
+      for (let i = 0; i < 4; i += 1) l1.offer(`hot${i}`, value(1, c.now() + HOUR), c.now());
+      expect(l1.get('a')).toBeUndefined();
+      // The read's reply lands after the mutation returned: refused, so the writer reads Redis.
+      l1.offer('a', value(1, c.now() + HOUR), readBegan);
+      expect(l1.get('a')).toBeUndefined();
+    });
+
     it('a failed write (Redis down after commit) drops the older entry: the writer never reads its old value', async () => {
       const c = clock();
       const chaos = createChaosStore(createMemoryStore({ now: c.now }));

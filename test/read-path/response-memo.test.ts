@@ -21,7 +21,8 @@ function setup({ ttlMs = 1000, maxBytes = 1_000_000 } = {}) {
   return { l1, memo, now, advance: (ms: number) => void (t += ms) };
 }
 
-const answer = (body = '{"data":{}}'): KeptAnswer => ({ body, etag: '"e"', dependencies: 2 });
+const answer = (body = '{"data":{}}', dependencies = 1): KeptAnswer => ({ body, etag: '"e"', dependencies });
+const two = answer(undefined, 2);
 const on = (key: string, version: number, kind: Dependency['kind'] = 'value'): Dependency => ({
   key,
   kind,
@@ -38,16 +39,16 @@ describe('response memo', () => {
   it('serves a kept copy until L1 learns a newer version of one dependency, by event or by an entry offered', () => {
     const { l1, memo, now } = setup();
     const far = now() + HOUR;
-    expect(memo.keep('r1', answer(), [on('user', 3), on('profile', 5)], far, memo.ticket())).toBe(true);
+    expect(memo.keep('r1', two, [on('user', 3), on('profile', 5)], far, memo.ticket())).toBe(true);
     expect(memo.keep('r2', answer(), [on('user', 3)], far, memo.ticket())).toBe(true);
-    expect(memo.get('r1')).toEqual(answer());
+    expect(memo.get('r1')).toEqual(two);
 
     // Older or equal versions, and other keys, tell it nothing new.
     l1.invalidate('profile', 5);
     l1.invalidate('profile', 4);
     l1.offer('user', value(2, far), now());
     l1.invalidate('post', 99);
-    expect([memo.get('r1'), memo.get('r2')]).toEqual([answer(), answer()]);
+    expect([memo.get('r1'), memo.get('r2')]).toEqual([two, answer()]);
 
     // An event: the one copy that read the older profile goes; the other stays.
     l1.invalidate('profile', 6);
@@ -71,9 +72,36 @@ describe('response memo', () => {
     l1.offer('profile', value(8, now() + HOUR), now());
     expect(memo.keep('r', answer(), [on('profile', 7)], now() + HOUR, second)).toBe(false);
     // What it read is what L1 knows: kept.
-    expect(memo.keep('r', answer(), [on('user', 4), on('profile', 8)], now() + HOUR, memo.ticket())).toBe(
-      true,
-    );
+    expect(memo.keep('r', two, [on('user', 4), on('profile', 8)], now() + HOUR, memo.ticket())).toBe(true);
+  });
+
+  it('an event during the check whose record L1 has already lost (its fence pushed out, its entry evicted or never kept) still keeps the copy out', () => {
+    const { l1, memo, now, advance } = setup();
+    // The fence of the event is pushed out of L1's bounded fences by a relay batch of other keys.
+    const first = memo.ticket();
+    l1.invalidate('profile', 2);
+    for (let i = 0; i < 200; i += 1) l1.invalidate(`other${i}`, 1);
+    expect(memo.keep('r', answer(), [on('profile', 1)], now() + HOUR, first)).toBe(false);
+    // This instance's own write-through, its entry evicted by other reads before the check returns.
+    const second = memo.ticket();
+    l1.offer('post', value(2, now() + HOUR), now());
+    for (let i = 0; i < 200; i += 1) l1.offer(`hot${i}`, value(1, now() + HOUR), now());
+    expect(memo.keep('r', answer(), [on('post', 1)], now() + HOUR, second)).toBe(false);
+    // An entry L1 declines to keep (offered with its life already over): the store held it all the same.
+    const third = memo.ticket();
+    const since = now();
+    advance(2000);
+    l1.offer('user', value(2, now() + HOUR), since);
+    expect(memo.keep('r', answer(), [on('user', 1)], now() + HOUR, third)).toBe(false);
+    // A released ticket keeps nothing: its call is over, nothing recorded what came after.
+    memo.release(third);
+    expect(memo.keep('r', answer(), [on('user', 2)], now() + HOUR, third)).toBe(false);
+  });
+
+  it('a list of dependencies that does not match the count the store checked is not kept (fail closed)', () => {
+    const { memo, now } = setup();
+    expect(memo.keep('r', two, [on('user', 1)], now() + HOUR, memo.ticket())).toBe(false);
+    expect(memo.keep('r', answer(), [on('user', 1)], now() + HOUR, memo.ticket())).toBe(true);
   });
 
   it('a clear (events may have been missed) drops every copy, and one checked before it is not kept', () => {
@@ -101,6 +129,14 @@ describe('response memo', () => {
     // 1 400 ms after `long`'s ticket, 1 000 ms after `short`'s keep: both over.
     expect([memo.get('long'), memo.get('short')]).toEqual([undefined, undefined]);
 
+    // At its dependencies' earliest expiry exactly, as L1 and Redis refuse an entry at its staleAt.
+    const edge = now() + 100;
+    expect(memo.keep('edge', answer(), [on('user', 1)], edge, memo.ticket())).toBe(true);
+    advance(99);
+    expect(memo.get('edge')).toEqual(answer());
+    advance(1);
+    expect(memo.get('edge')).toBeUndefined();
+
     const again = memo.ticket();
     expect(memo.keep('long', answer(), [on('user', 1)], now() + HOUR, again)).toBe(true);
     advance(1000);
@@ -118,7 +154,7 @@ describe('response memo', () => {
     expect(memo.size).toBeLessThan(4);
     expect(memo.get('r9')?.body).toBe(body);
     expect(memo.get('r0')).toBeUndefined();
-    expect(memo.keep('huge', answer('x'.repeat(5000)), [], now() + HOUR, memo.ticket())).toBe(false);
+    expect(memo.keep('huge', answer('x'.repeat(5000), 0), [], now() + HOUR, memo.ticket())).toBe(false);
     // An evicted copy's index entries are gone with it: an event for its key finds nothing to drop.
     l1.invalidate('user0', 2);
     expect(memo.get('r9')?.body).toBe(body);

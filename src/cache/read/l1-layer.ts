@@ -68,10 +68,13 @@ export function l1Layer(store: CacheStore, l1: L1Tier): CacheStore {
         fenceAll(l1, writes);
         throw error;
       }
+      // Landed or refused, the store holds this version or a newer one: fenced first, so that a read
+      // begun before the write cannot put an older version back even once the entry offered here is
+      // pushed out of L1 by other reads (the writer's own read-your-writes; test/read-path/l1-tier.test.ts,
+      // "a write-through fences …").
       writes.forEach((write, i) => {
+        l1.invalidate(write.key, write.entry.version);
         if (landed[i]) l1.offer(write.key, write.entry, since, generation);
-        // Refused: the store holds this version or a newer one.
-        else l1.invalidate(write.key, write.entry.version);
       });
       return landed;
     },

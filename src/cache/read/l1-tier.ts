@@ -70,8 +70,6 @@ export interface L1Tier {
   clear(): void;
   /** Bumped by `clear()`; an offer made for an older generation is dropped. */
   readonly generation: number;
-  /** The newest version L1 knows `key` at — an entry it holds, or a fence — if any. No I/O. */
-  newest(key: string): number | undefined;
   /**
    * Calls `listener` each time L1 learns that `key` is at `version` or newer: an invalidation, a
    * fence, an entry offered (kept or not). What keeps copies of its own built from entries — the
@@ -122,16 +120,20 @@ export function createL1Tier(options: L1Options): L1Tier {
   }
 
   function invalidate(key: string, version: number): void {
-    learned(key, version);
     if ((fences.get(key) ?? -1) < version) fences.set(key, version);
     const held = entries.peek(key);
     if (held !== undefined && held.version < version) entries.delete(key);
+    learned(key, version);
   }
 
   function offer(key: string, entry: CacheEntry, since: number, offeredIn = generation): void {
     if (entry.kind === 'tombstone') return invalidate(key, entry.version);
-    // Even when it is not kept (cleared since, its life over): the store held this version.
+    hold(key, entry, since, offeredIn);
+    // Even when it was not kept (cleared since, its life over): the store held this version.
     learned(key, entry.version);
+  }
+
+  function hold(key: string, entry: CacheEntry, since: number, offeredIn: number): void {
     if (offeredIn !== generation) return;
     if (entry.version < (fences.get(key) ?? 0)) return;
     const held = entries.peek(key);
@@ -172,12 +174,6 @@ export function createL1Tier(options: L1Options): L1Tier {
     get,
     offer,
     invalidate,
-    newest(key) {
-      const fence = fences.peek(key);
-      const held = entries.peek(key)?.version;
-      if (fence === undefined) return held;
-      return held === undefined ? fence : Math.max(fence, held);
-    },
     onNewer(listener) {
       listeners.add(listener);
       return () => void listeners.delete(listener);

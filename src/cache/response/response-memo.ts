@@ -11,11 +11,15 @@
  * Two moments, each closing a race:
  * - while kept: every time L1 learns a key is at a newer version (`onNewer`: an event, a fence, an
  *   entry read or written), each copy that read an older one is dropped at once (an index by key);
- * - when kept: the check that vouched for it ran in Redis before now, and an event may have come in
- *   meanwhile, which the index did not yet cover: a copy is kept only if L1 knows no dependency at a
- *   newer version than the answer read (`newest`: its entries and fences) and was not cleared since
- *   the ticket was taken (test/read-path/response-memo.test.ts, "an event that arrives while Redis
- *   checks …").
+ * - when kept: the check that vouched for it ran in Redis before now, and L1 may have learned of a
+ *   newer version meanwhile, which the index did not yet cover. So from each `ticket()` (taken before
+ *   the store call) to its `release`, the memo records what it is told itself — the newest version
+ *   of each key and when — and a copy is kept only if nothing it read was learned newer since its
+ *   ticket, and L1 was not cleared since. Its own record, not L1's fences and entries: those are LRUs
+ *   a busy instance can push a key out of while a call is in flight (a relay batch of more keys than
+ *   CACHE_L1_MAX_ENTRIES; the writer's own entry evicted by other reads), and an entry L1 declines to
+ *   keep leaves no trace there at all (test/read-path/response-memo.test.ts, "an event that arrives
+ *   while Redis checks …", "… whose record L1 has already lost").
  */
 import { LRUCache } from 'lru-cache';
 import type { Dependency } from '../store/contract.js';
@@ -29,8 +33,6 @@ export interface VersionFeed {
   readonly generation: number;
   /** The longest L1 serves anything after the store vouched for it, ms. */
   readonly ttlMs: number;
-  /** The newest version L1 knows `key` at, if any. */
-  newest(key: string): number | undefined;
   onNewer(listener: (key: string, version: number) => void): () => void;
   /** L1's clock, epoch ms. */
   now(): number;
@@ -48,13 +50,16 @@ export interface KeptAnswer {
 export interface MemoTicket {
   readonly since: number;
   readonly generation: number;
+  /** The memo's count of what it was told, when taken. */
+  readonly seq: number;
 }
 
 export interface ResponseMemo {
   /** The copy kept under `key`, if it is still vouched for. No I/O. */
   get(key: string): KeptAnswer | undefined;
-  /** Before the store call whose answer may be kept. */
+  /** Before the store call whose answer may be kept; `release` it after (kept or not), in a `finally`. */
   ticket(): MemoTicket;
+  release(ticket: MemoTicket): void;
   /**
    * Keeps `answer`, which the store vouched for in a call begun at `ticket` over `dependencies`, fresh
    * until `freshUntil` (epoch ms). False when it may not be kept (see the file's comment) or is over
@@ -84,11 +89,21 @@ interface Copy {
   /** The version of each key the answer read. */
   readonly versions: ReadonlyMap<string, number>;
   readonly generation: number;
+  /** The earliest logical expiry of what it read, epoch ms: served only before it, as L1 and Redis do. */
+  readonly freshUntil: number;
+}
+
+/** What the memo was told of a key while tickets were out: the newest version, and when. */
+interface Learned {
+  version: number;
+  seq: number;
 }
 
 /** What a copy costs beyond its strings' characters: a map and an index entry per dependency. */
 const BYTES_PER_DEPENDENCY = 64;
 const BYTES_PER_COPY = 256;
+/** The record of what the memo was told is pruned once it holds this many keys (then twice what is left). */
+const PRUNE_FROM = 1024;
 
 export function createResponseMemo({ feed, maxBytes }: ResponseMemoOptions): ResponseMemo {
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
@@ -110,7 +125,35 @@ export function createResponseMemo({ feed, maxBytes }: ResponseMemoOptions): Res
     },
   });
 
+  /** Tickets out, and what the memo was told while any was (pruned to what the oldest may need). */
+  const tickets = new Set<MemoTicket>();
+  const learned = new Map<string, Learned>();
+  let seq = 0;
+  let pruneAt = PRUNE_FROM;
+
+  function record(key: string, version: number): void {
+    seq += 1;
+    if (tickets.size === 0) return;
+    const known = learned.get(key);
+    // The newest version, stamped with the latest telling: a ticket may refuse a copy it could have
+    // kept (an older version told after a newer one), never keep one it must refuse.
+    if (known === undefined) learned.set(key, { version, seq });
+    else {
+      known.version = Math.max(known.version, version);
+      known.seq = seq;
+    }
+    if (learned.size >= pruneAt) prune();
+  }
+
+  function prune(): void {
+    let oldest = seq;
+    for (const ticket of tickets) oldest = Math.min(oldest, ticket.seq);
+    for (const [key, known] of learned) if (known.seq <= oldest) learned.delete(key);
+    pruneAt = Math.max(PRUNE_FROM, learned.size * 2);
+  }
+
   const stop = feed.onNewer((key, version) => {
+    record(key, version);
     const readers = byDependency.get(key);
     if (readers === undefined) return;
     // A copy: deleting disposes, which edits the set being walked.
@@ -124,29 +167,42 @@ export function createResponseMemo({ feed, maxBytes }: ResponseMemoOptions): Res
     get(key) {
       const copy = copies.get(key);
       if (copy === undefined) return undefined;
-      if (copy.generation !== feed.generation) {
+      if (copy.generation !== feed.generation || copy.freshUntil <= feed.now()) {
         copies.delete(key);
         return undefined;
       }
       return copy.answer;
     },
 
-    ticket: () => ({ since: feed.now(), generation: feed.generation }),
+    ticket() {
+      const ticket = { since: feed.now(), generation: feed.generation, seq };
+      tickets.add(ticket);
+      return ticket;
+    },
 
-    keep(key, answer, dependencies, freshUntil, { since, generation }) {
-      if (generation !== feed.generation) return false;
-      const life = Math.floor(Math.min(since + feed.ttlMs, freshUntil) - feed.now());
+    release(ticket) {
+      tickets.delete(ticket);
+      if (tickets.size === 0) learned.clear();
+    },
+
+    keep(key, answer, dependencies, freshUntil, ticket) {
+      if (!tickets.has(ticket) || ticket.generation !== feed.generation) return false;
+      // Fail closed: a list that does not match what the store checked could miss a key to follow.
+      if (dependencies.length !== answer.dependencies) return false;
+      const life = Math.floor(Math.min(ticket.since + feed.ttlMs, freshUntil) - feed.now());
       if (life < 1) return false;
-      const versions = new Map<string, number>();
       let size = BYTES_PER_COPY + answer.body.length + answer.etag.length + key.length;
+      if (size > maxBytes) return false;
+      const versions = new Map<string, number>();
       for (const { key: dependency, version } of dependencies) {
-        // An event that came in while the store checked: L1 knows a newer version than the answer read.
-        if ((feed.newest(dependency) ?? -1) > version) return false;
+        // Told of a newer version while the store checked (an event, this instance's own write).
+        const known = learned.get(dependency);
+        if (known !== undefined && known.seq > ticket.seq && known.version > version) return false;
         versions.set(dependency, version);
         size += dependency.length + BYTES_PER_DEPENDENCY;
       }
       if (size > maxBytes) return false;
-      copies.set(key, { answer, versions, generation }, { ttl: life, size });
+      copies.set(key, { answer, versions, generation: ticket.generation, freshUntil }, { ttl: life, size });
       // After `set`: replacing a copy under this key disposed the old one's index entries first.
       for (const dependency of versions.keys()) {
         let readers = byDependency.get(dependency);

@@ -26,7 +26,7 @@ import type { ResponseTierConfig } from '../../config.js';
 import type { CacheReport } from '../../observability/cache-report.js';
 import type { CacheKeys } from '../entities/keys.js';
 import type { CacheStore, Dependency } from '../store/contract.js';
-import type { ResponseMemo } from './response-memo.js';
+import type { MemoTicket, ResponseMemo } from './response-memo.js';
 
 export interface ResponseRequest {
   /** The document's text as sent: the same operation spelled differently is another key. */
@@ -111,6 +111,21 @@ export function createResponseTier({
 }: ResponseTierDeps): ResponseTier {
   const maxTtlMs = Math.min(config.ttlSeconds * 1000, tombstoneTtlMs);
 
+  /** The store's word on the answer under `key`; a current one is kept in process when `ticket` is given. */
+  async function check(key: string, ticket: MemoTicket | undefined): Promise<ResponseLookup> {
+    const read = await store.getDependent(key, now());
+    if (read.status === 'absent') return { status: 'miss', generation: read.generation };
+    if (read.status === 'outdated') {
+      return { status: 'miss', failed: read.failed.key, generation: read.generation };
+    }
+    const stored = decodePayload(read.payload);
+    // Not what this code writes (foreign bytes, another build): a miss, which the answer replaces.
+    if (stored === undefined) return { status: 'miss', failed: key, generation: read.generation };
+    const answer = { etag: stored.etag, body: stored.body, dependencies: read.dependencies };
+    if (ticket !== undefined) memo?.keep(key, answer, read.listDependencies(), read.freshUntil, ticket);
+    return { status: 'hit', ...answer, checked: 'store' };
+  }
+
   return {
     keyOf({ query, operationName, variables, viewerId, validation }) {
       let tuple: string;
@@ -131,17 +146,11 @@ export function createResponseTier({
       const kept = memo?.get(key);
       if (kept !== undefined) return { status: 'hit', ...kept, checked: 'l1' };
       const ticket = memo?.ticket();
-      const read = await store.getDependent(key, now());
-      if (read.status === 'absent') return { status: 'miss', generation: read.generation };
-      if (read.status === 'outdated') {
-        return { status: 'miss', failed: read.failed.key, generation: read.generation };
+      try {
+        return await check(key, ticket);
+      } finally {
+        if (ticket !== undefined) memo?.release(ticket);
       }
-      const stored = decodePayload(read.payload);
-      // Not what this code writes (foreign bytes, another build): a miss, which the answer replaces.
-      if (stored === undefined) return { status: 'miss', failed: key, generation: read.generation };
-      const answer = { etag: stored.etag, body: stored.body, dependencies: read.dependencies };
-      if (ticket !== undefined) memo!.keep(key, answer, read.listDependencies(), read.freshUntil, ticket);
-      return { status: 'hit', ...answer, checked: 'store' };
     },
 
     async store(key, body, report, generation) {
