@@ -383,13 +383,20 @@ describe('the response tier, two instances', () => {
   });
 });
 
-describe('the response tier with L1 on both instances', () => {
+// With RESPONSE_CACHE_L1_MAX_BYTES=0 no answer is kept in process: every hit is checked in Redis, even
+// with L1 on. (Kept answers, served on L1's word within its window: response-memo-coherence.test.ts.)
+describe('the response tier with L1 on both instances and no answers kept in process', () => {
   const { a, b } = openForSuite(() =>
     twoInstances({
       label: 'response_tier_l1',
       relays: 'live',
       seed: { users: 4, postsPerUser: 1 },
-      env: { ...env, CACHE_L1_MAX_ENTRIES: '1000', CACHE_L1_TTL_MS: '60000' },
+      env: {
+        ...env,
+        CACHE_L1_MAX_ENTRIES: '1000',
+        CACHE_L1_TTL_MS: '60000',
+        RESPONSE_CACHE_L1_MAX_BYTES: '0',
+      },
     }),
   );
 
