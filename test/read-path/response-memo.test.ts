@@ -98,6 +98,35 @@ describe('response memo', () => {
     expect(memo.keep('r', answer(), [on('user', 2)], now() + HOUR, third)).toBe(false);
   });
 
+  it('the record of what was told during a check: kept for every ticket still out, renewed when told again, pruned only below the oldest', () => {
+    const { l1, memo, now } = setup();
+    // Two checks in flight; the event lands; the other one ends first: the first must still see it.
+    const a = memo.ticket();
+    const b = memo.ticket();
+    l1.invalidate('user', 4);
+    memo.release(b);
+    expect(memo.keep('r', answer(), [on('user', 3)], now() + HOUR, a)).toBe(false);
+    memo.release(a);
+
+    // Told at 5 before a ticket, at 7 after it: the later telling is what the ticket must see.
+    const c = memo.ticket();
+    l1.invalidate('profile', 5);
+    const d = memo.ticket();
+    l1.invalidate('profile', 7);
+    expect(memo.keep('r', answer(), [on('profile', 5)], now() + HOUR, d)).toBe(false);
+    memo.release(c);
+    memo.release(d);
+
+    // Thousands of other keys told while an old check is out: pruning keeps what it needs.
+    const old = memo.ticket();
+    l1.invalidate('post', 4); // told just after `old` was taken
+    const young = memo.ticket();
+    for (let i = 0; i < 5000; i += 1) l1.invalidate(`other${i}`, 1);
+    expect(memo.keep('r', answer(), [on('post', 3)], now() + HOUR, old)).toBe(false);
+    memo.release(young);
+    memo.release(old);
+  });
+
   it('a list of dependencies that does not match the count the store checked is not kept (fail closed)', () => {
     const { memo, now } = setup();
     expect(memo.keep('r', two, [on('user', 1)], now() + HOUR, memo.ticket())).toBe(false);

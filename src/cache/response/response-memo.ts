@@ -182,7 +182,9 @@ export function createResponseMemo({ feed, maxBytes }: ResponseMemoOptions): Res
 
     release(ticket) {
       tickets.delete(ticket);
-      if (tickets.size === 0) learned.clear();
+      if (tickets.size > 0) return;
+      learned.clear();
+      pruneAt = PRUNE_FROM;
     },
 
     keep(key, answer, dependencies, freshUntil, ticket) {
