@@ -14,7 +14,6 @@
  * Tests 1–3 use a long L1 TTL (a minute), so that only events (or their absence) decide what L1
  * serves, however slow the machine; test 5 uses the default second. Each test works on its own users.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { encodeEvents, type InvalidationEvent } from '../../src/cache/events/invalidation-events.js';
@@ -24,6 +23,7 @@ import { loadConfig } from '../../src/config.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { DEBUG, debugOf } from '../support/debug.js';
 import { startPrivateRedis, type PrivateRedis, storeOf } from '../support/redis.js';
+import { measureWindow } from '../support/coherence-window.js';
 import { eventReaching, updateBio } from '../support/updates.js';
 
 const PROFILE = `query Profile($id: ID!) { user(id: $id) { id profile { bio version } } }`;
@@ -273,57 +273,37 @@ describe('the coherence window with L1 on (relays polling, as in production)', (
     '5. after a mutation returns on A, B reads the new version within event delivery (bounded by the L1 TTL)',
     { timeout: 60_000 },
     async () => {
-      // 10 profiles in parallel, 20 rounds each: B holds the profile in L1, A writes, and B reads it
-      // every few ms until it sees the written version. The window of a round is the time from the
-      // mutation's response to B's first read of the new version (to within the read interval; the
-      // readers are paced so that their own load does not lengthen what they measure). Each write
-      // waits a random part of a poll interval first: otherwise rounds fall into step with the relay
-      // (a round ends just after a publish, so the next write waits for a whole poll).
+      // 10 profiles in parallel, 20 rounds each (how a window is measured: coherence-window.ts).
       const HOT = 10;
       const ROUNDS = 20;
-      const windows: number[] = [];
-      const staleTiers: Record<string, number> = {};
-      let staleReads = 0;
-
-      const round = async (userId: number, r: number) => {
+      const { windows, lagging, at } = await measureWindow({
+        hot: HOT,
+        rounds: ROUNDS,
+        pollMs: POLL_MS,
         // Twice: the second read is B's L1 taking it from Redis, if the first did not already.
-        for (let i = 0; i < 2; i += 1) await readProfile(b, userId);
-        await sleep(Math.floor(Math.random() * POLL_MS));
-        const version = await updateBio(a, userId, `round ${r}`);
-        const returnedAt = performance.now();
-        for (;;) {
+        warm: async (userId) => {
+          for (let i = 0; i < 2; i += 1) await readProfile(b, userId);
+        },
+        write: (userId, r) => updateBio(a, userId, `round ${r}`),
+        read: async (userId) => {
           const seen = await readProfile(b, userId);
-          if (seen.version >= version) break;
-          staleReads += 1;
-          const answeredBy = `${seen.tier ?? 'none'} ${seen.outcome ?? ''}`.trim();
-          staleTiers[answeredBy] = (staleTiers[answeredBy] ?? 0) + 1;
-          // Liveness only: far past any bound, so a broken eviction fails instead of hanging.
-          if (performance.now() - returnedAt > 10_000) throw new Error(`user ${userId} never caught up`);
-          await sleep(5);
-        }
-        windows.push(performance.now() - returnedAt);
-      };
-      await Promise.all(
-        Array.from({ length: HOT }, async (_, i) => {
-          for (let r = 0; r < ROUNDS; r += 1) await round(i + 1, r);
-        }),
-      );
-
-      const sorted = [...windows].sort((x, y) => x - y);
-      const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+          return { version: seen.version, by: `${seen.tier ?? 'none'} ${seen.outcome ?? ''}`.trim() };
+        },
+      });
+      const staleReads = Object.values(lagging).reduce((sum, n) => sum + n, 0);
       const fmt = (ms: number) => `${ms.toFixed(1)}ms`;
       console.log(
         `[l1 coherence window] writes=${windows.length} relay poll=${POLL_MS}ms L1 TTL=${TTL_MS}ms ` +
-          `p50=${fmt(at(0.5))} p90=${fmt(at(0.9))} p99=${fmt(at(0.99))} max=${fmt(sorted.at(-1)!)} ` +
-          `stale reads=${staleReads} answered by=${JSON.stringify(staleTiers)}`,
+          `p50=${fmt(at(0.5))} p90=${fmt(at(0.9))} p99=${fmt(at(0.99))} max=${fmt(at(1))} ` +
+          `stale reads=${staleReads} answered by=${JSON.stringify(lagging)}`,
       );
 
       expect(windows).toHaveLength(HOT * ROUNDS);
       // Only L1 lags: Redis holds the written version as soon as the mutation returns.
-      expect(Object.keys(staleTiers).filter((by) => !by.startsWith(`${L1_TIER} `))).toEqual([]);
+      expect(Object.keys(lagging).filter((by) => !by.startsWith(`${L1_TIER} `))).toEqual([]);
       // The generous bound: an event is published within a poll interval, and even a lost one is
       // outlived by the L1 TTL; 1 s more for a loaded CI machine.
-      expect(sorted.at(-1)!).toBeLessThan(POLL_MS + TTL_MS + 1000);
+      expect(at(1)).toBeLessThan(POLL_MS + TTL_MS + 1000);
     },
   );
 });

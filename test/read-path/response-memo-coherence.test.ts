@@ -12,11 +12,11 @@
  *
  * The rules themselves, race by race on a fake clock: test/read-path/response-memo.test.ts.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { encodeEvents } from '../../src/cache/events/invalidation-events.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { DEBUG, debugOf } from '../support/debug.js';
+import { measureWindow } from '../support/coherence-window.js';
 import { eventReaching, updateBio } from '../support/updates.js';
 
 const PROFILE = `query Profile($id: ID!) { user(id: $id) { id name profile { bio version } } }`;
@@ -163,39 +163,27 @@ describe('the window of kept answers (relays polling, as in production)', () => 
     '3. after a mutation returns on A, B serves the new version within event delivery; only kept copies lag',
     { timeout: 60_000 },
     async () => {
+      // 8 users in parallel, 10 rounds each (how a window is measured: coherence-window.ts).
       const HOT = 8;
       const ROUNDS = 10;
-      const windows: number[] = [];
-      const lagging: Record<string, number> = {};
       let keptServed = 0;
-
-      const round = async (userId: number, r: number) => {
-        for (let i = 0; i < 3; i += 1) if ((await read(b, userId)).checked === 'l1') keptServed += 1;
-        // A random part of a poll interval: rounds must not fall into step with the relay.
-        await sleep(Math.floor(Math.random() * POLL_MS));
-        const version = await updateBio(a, userId, `round ${r}`);
-        const returnedAt = performance.now();
-        for (;;) {
+      const { windows, lagging, at } = await measureWindow({
+        hot: HOT,
+        rounds: ROUNDS,
+        pollMs: POLL_MS,
+        // Executed or checked in Redis, then (usually) served from the copy kept on B.
+        warm: async (userId) => {
+          for (let i = 0; i < 3; i += 1) if ((await read(b, userId)).checked === 'l1') keptServed += 1;
+        },
+        write: (userId, r) => updateBio(a, userId, `round ${r}`),
+        read: async (userId) => {
           const seen = await read(b, userId);
-          if (seen.version >= version) break;
-          const by = seen.checked ?? 'executed';
-          lagging[by] = (lagging[by] ?? 0) + 1;
-          // Liveness only: far past any bound, so a broken eviction fails instead of hanging.
-          if (performance.now() - returnedAt > 10_000) throw new Error(`user ${userId} never caught up`);
-          await sleep(5);
-        }
-        windows.push(performance.now() - returnedAt);
-      };
-      await Promise.all(
-        Array.from({ length: HOT }, async (_, i) => {
-          for (let r = 0; r < ROUNDS; r += 1) await round(i + 1, r);
-        }),
-      );
-
-      const sorted = [...windows].sort((x, y) => x - y);
+          return { version: seen.version, by: seen.checked ?? 'executed' };
+        },
+      });
       console.log(
         `[kept answers window] writes=${windows.length} poll=${POLL_MS}ms L1 TTL=${TTL_MS}ms ` +
-          `p50=${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)}ms max=${sorted.at(-1)!.toFixed(1)}ms ` +
+          `p50=${at(0.5).toFixed(1)}ms max=${at(1).toFixed(1)}ms ` +
           `kept copies served=${keptServed} lagging reads=${JSON.stringify(lagging)}`,
       );
       expect(windows).toHaveLength(HOT * ROUNDS);
@@ -205,7 +193,7 @@ describe('the window of kept answers (relays polling, as in production)', () => 
       expect(Object.keys(lagging).filter((by) => by !== 'l1')).toEqual([]);
       // An event is published within a poll interval, and even a lost one is outlived by the L1 TTL;
       // 1 s more for a loaded CI machine.
-      expect(sorted.at(-1)!).toBeLessThan(POLL_MS + TTL_MS + 1000);
+      expect(at(1)).toBeLessThan(POLL_MS + TTL_MS + 1000);
     },
   );
 });
