@@ -24,6 +24,8 @@ export interface Metrics {
   readonly lookups: Counter<'entity' | 'result'>;
   /** Queries the response tier was asked for: `hit` (a stored answer served), `miss`, `stale`. */
   readonly responseAnswers: Counter<'result'>;
+  /** Of the response tier's hits, those served from a copy kept in process (L1 on): no round trip. */
+  readonly responseKeptHits: Counter;
   readonly lockWaits: Counter<'entity'>;
   readonly lockWaitTimeouts: Counter<'entity'>;
   readonly sqlStatements: Counter<'query' | 'result'>;
@@ -66,6 +68,11 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
     name: 'cacheside_response_answers_total',
     help: 'Queries the response tier was consulted for: hit (stored answer served), miss (none stored), stale (something it read had changed)',
     labelNames: ['result'] as const,
+    registers,
+  });
+  const responseKeptHits = new Counter({
+    name: 'cacheside_response_kept_hits_total',
+    help: "Of the response tier's hits, those served from an answer kept in process on L1's word (L1 on), with no round trip",
     registers,
   });
   const lockWaits = new Counter({
@@ -203,6 +210,7 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
     registry,
     lookups,
     responseAnswers,
+    responseKeptHits,
     lockWaits,
     lockWaitTimeouts,
     sqlStatements,

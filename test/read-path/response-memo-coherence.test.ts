@@ -81,6 +81,11 @@ describe('the response tier with L1 on, two instances, relays driven by hand', (
     const kept = await read(a, 1);
     expect(kept).toMatchObject({ checked: 'l1', storeRoundTrips: 0, sql: 0, version: executed.version });
     expect(kept.cacheStatus).toMatch(/^cacheside-response; hit; detail="dependencies=\d+ checked=l1"$/);
+    // /metrics counts it among the hits, and apart: of the 3 reads, one hit was a kept copy.
+    const metrics = await (await a.fetch('/metrics')).text();
+    const counted = (name: string) => Number(metrics.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
+    expect(counted('cacheside_response_answers_total\\{result="hit"\\}')).toBe(2);
+    expect(counted('cacheside_response_kept_hits_total')).toBe(1);
 
     // Without the debug header (looked up before parsing), the body is byte for byte the executed one.
     const raw = async () =>

@@ -38,6 +38,7 @@ export function useHttpMetrics({
       if (answer !== undefined) {
         const result = answer.outcome === 'hit' ? 'hit' : answer.failed === undefined ? 'miss' : 'stale';
         metrics.responseAnswers.inc({ result });
+        if (answer.outcome === 'hit' && answer.checked === 'l1') metrics.responseKeptHits.inc();
       }
       logger.info(
         {
