@@ -19,7 +19,8 @@
  *   a busy instance can push a key out of while a call is in flight (a relay batch of more keys than
  *   CACHE_L1_MAX_ENTRIES; the writer's own entry evicted by other reads), and an entry L1 declines to
  *   keep leaves no trace there at all (test/read-path/response-memo.test.ts, "an event that arrives
- *   while Redis checks …", "… whose record L1 has already lost").
+ *   while the store checks …", "an event during the check whose record L1 has already lost …",
+ *   "the record of what was told during a check …").
  */
 import { LRUCache } from 'lru-cache';
 import type { Dependency } from '../store/contract.js';
