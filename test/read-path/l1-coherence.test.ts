@@ -23,7 +23,7 @@ import { loadConfig } from '../../src/config.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { DEBUG, debugOf } from '../support/debug.js';
 import { startPrivateRedis, type PrivateRedis, storeOf } from '../support/redis.js';
-import { measureWindow } from '../support/coherence-window.js';
+import { measureWindow, windowEnv } from '../support/coherence-window.js';
 import { eventReaching, updateBio } from '../support/updates.js';
 
 const PROFILE = `query Profile($id: ID!) { user(id: $id) { id profile { bio version } } }`;
@@ -253,14 +253,7 @@ describe('the coherence window with L1 on (relays polling, as in production)', (
   let b: TestApp;
 
   beforeAll(async () => {
-    const env = {
-      ...L1_ENV,
-      CACHE_L1_TTL_MS: String(TTL_MS),
-      OUTBOX_POLL_INTERVAL_MS: String(POLL_MS),
-      // Answers, not speed: on a busy machine a write-through must not time out (which would leave
-      // the old value in Redis until the relay's tombstone, a different lag than the one measured).
-      REDIS_COMMAND_TIMEOUT_MS: '2000',
-    };
+    const env = { ...L1_ENV, ...windowEnv({ pollMs: POLL_MS, ttlMs: TTL_MS }) };
     a = await createTestApp({ label: 'l1_window', seed: { users: 12, postsPerUser: 1 }, env });
     b = await createTestApp({ label: 'l1_window', share: a, env });
   });

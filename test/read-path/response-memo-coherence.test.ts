@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { encodeEvents } from '../../src/cache/events/invalidation-events.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { DEBUG, debugOf } from '../support/debug.js';
-import { measureWindow } from '../support/coherence-window.js';
+import { measureWindow, windowEnv } from '../support/coherence-window.js';
 import { eventReaching, updateBio } from '../support/updates.js';
 
 const PROFILE = `query Profile($id: ID!) { user(id: $id) { id name profile { bio version } } }`;
@@ -148,14 +148,7 @@ describe('the window of kept answers (relays polling, as in production)', () => 
   let b: TestApp;
 
   beforeAll(async () => {
-    const env = {
-      ...ENV,
-      CACHE_L1_TTL_MS: String(TTL_MS),
-      OUTBOX_POLL_INTERVAL_MS: String(POLL_MS),
-      // A write-through that timed out on a busy machine would leave Redis behind until the relay's
-      // tombstone: a different lag from the one measured here.
-      REDIS_COMMAND_TIMEOUT_MS: '2000',
-    };
+    const env = { ...ENV, ...windowEnv({ pollMs: POLL_MS, ttlMs: TTL_MS }) };
     a = await createTestApp({ label: 'memo_window', seed: { users: 8, postsPerUser: 1 }, env });
     b = await createTestApp({ label: 'memo_window', share: a, env });
   });

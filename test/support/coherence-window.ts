@@ -12,6 +12,20 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
+/**
+ * The environment of both instances of a window measurement: the relay polling every `pollMs`, the
+ * L1 TTL `ttlMs`, and a 2 s command timeout — answers, not speed: a write-through that timed out on
+ * a busy machine would leave the old value in Redis until the relay's tombstone, a different lag
+ * than the one measured.
+ */
+export function windowEnv({ pollMs, ttlMs }: { pollMs: number; ttlMs: number }): Record<string, string> {
+  return {
+    CACHE_L1_TTL_MS: String(ttlMs),
+    OUTBOX_POLL_INTERVAL_MS: String(pollMs),
+    REDIS_COMMAND_TIMEOUT_MS: '2000',
+  };
+}
+
 export interface WindowRun {
   readonly hot: number;
   readonly rounds: number;

@@ -90,8 +90,6 @@ interface Copy {
   /** The version of each key the answer read. */
   readonly versions: ReadonlyMap<string, number>;
   readonly generation: number;
-  /** The earliest logical expiry of what it read, epoch ms: served only before it, as L1 and Redis do. */
-  readonly freshUntil: number;
 }
 
 /** What the memo was told of a key while tickets were out: the newest version, and when. */
@@ -168,7 +166,7 @@ export function createResponseMemo({ feed, maxBytes }: ResponseMemoOptions): Res
     get(key) {
       const copy = copies.get(key);
       if (copy === undefined) return undefined;
-      if (copy.generation !== feed.generation || copy.freshUntil <= feed.now()) {
+      if (copy.generation !== feed.generation) {
         copies.delete(key);
         return undefined;
       }
@@ -192,7 +190,9 @@ export function createResponseMemo({ feed, maxBytes }: ResponseMemoOptions): Res
       if (!tickets.has(ticket) || ticket.generation !== feed.generation) return false;
       // Fail closed: a list that does not match what the store checked could miss a key to follow.
       if (dependencies.length !== answer.dependencies) return false;
-      const life = Math.floor(Math.min(ticket.since + feed.ttlMs, freshUntil) - feed.now());
+      // lru-cache serves a copy while its age is ≤ its TTL: at `freshUntil` itself it must not be
+      // (Redis and L1 refuse an entry at its staleAt), hence the millisecond less.
+      const life = Math.floor(Math.min(ticket.since + feed.ttlMs, freshUntil - 1) - feed.now());
       if (life < 1) return false;
       let size = BYTES_PER_COPY + answer.body.length + answer.etag.length + key.length;
       if (size > maxBytes) return false;
@@ -205,7 +205,7 @@ export function createResponseMemo({ feed, maxBytes }: ResponseMemoOptions): Res
         size += dependency.length + BYTES_PER_DEPENDENCY;
       }
       if (size > maxBytes) return false;
-      copies.set(key, { answer, versions, generation: ticket.generation, freshUntil }, { ttl: life, size });
+      copies.set(key, { answer, versions, generation: ticket.generation }, { ttl: life, size });
       // After `set`: replacing a copy under this key disposed the old one's index entries first.
       for (const dependency of versions.keys()) {
         let readers = byDependency.get(dependency);
