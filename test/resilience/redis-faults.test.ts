@@ -15,6 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { BreakerState } from '../../src/cache/store/layers/circuit-breaker.js';
 import { profiles, users } from '../../src/db/schema.js';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { DEBUG, debugOf } from '../support/debug.js';
 import { startPrivateRedis, type PrivateRedis } from '../support/redis.js';
 import { until } from '../support/until.js';
 
@@ -113,6 +114,20 @@ async function warm() {
   );
 }
 
+/**
+ * What vouched for `id`'s answer on `t` by its third read (x-cache-debug): with L1 and the response
+ * tier on, `l1` — the answer was stored, checked against Redis, then kept in process.
+ */
+async function keptOn(on: TestApp, id: number) {
+  let checked: string | undefined;
+  for (let i = 0; i < 3; i += 1) {
+    const response = await on.gql(query(id), { headers: DEBUG });
+    const answer = debugOf(response).response;
+    checked = answer?.outcome === 'hit' ? answer.checked : answer?.outcome;
+  }
+  return checked;
+}
+
 /** Reads until the breaker has closed again (bounded). */
 async function untilClosed(): Promise<void> {
   for (let i = 0; i < 200 && t.app.breaker.state !== 'closed'; i += 1) {
@@ -188,128 +203,165 @@ describe('Redis faults under load', () => {
   });
 });
 
-describe('recovery never serves what an outage-time write replaced', () => {
-  // Redis with persistence comes back with the values it had when it went down: exactly the values
-  // that writes made during the outage replaced, and whose write-throughs failed.
-  let durable: PrivateRedis;
-  let u: TestApp;
-  /** An instance that makes no Redis call of its own during the outage (no traffic, no monitor). */
-  let idle: TestApp;
-  let dir: string;
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cs-aof-'));
-    durable = await startPrivateRedis({
-      args: ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir],
-    });
-    u = await createTestApp({
-      label: 'faults_recovery',
-      seed: { users: 20, postsPerUser: 1 },
-      env: {
-        REDIS_URL: durable.url,
-        REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
-        OUTBOX_POLL_INTERVAL_MS: '50',
-        // Its monitor's calls would open and probe its circuit, draining the outbox for everyone.
-        CONSISTENCY_SAMPLE_INTERVAL_MS: '0',
-      },
-      breaker: { openMs: 100, maxOpenMs: 200 },
-    });
-    idle = await createTestApp({
-      label: 'faults_recovery',
-      share: u,
-      env: {
-        REDIS_URL: durable.url,
-        REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
-        OUTBOX_POLL_INTERVAL_MS: '50',
-        CONSISTENCY_SAMPLE_INTERVAL_MS: '0',
-      },
-      breaker: { openMs: 100, maxOpenMs: 200 },
-    });
-  }, 60_000);
-  afterAll(async () => {
-    await idle?.close();
-    await u?.close();
-    await durable?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+/**
+ * With L1 on, each instance also answers from its own memory — entity entries, and whole answers
+ * Redis vouched for (src/cache/response/response-memo.ts) — on the word of the events it hears. An
+ * outage is when events are missed, so what an instance kept must not outlive it: every L1, and
+ * every kept answer with it, is cleared when the instance's subscription to Redis comes back. The
+ * TTL here is far longer than the test, so only that clear can keep the old answers out.
+ */
+const RECOVERY_SCENARIOS = [
+  { name: 'entity tier', l1: false, env: {} },
+  {
+    name: 'L1 and kept answers on',
+    l1: true,
+    env: { CACHE_L1_MAX_ENTRIES: '1000', CACHE_L1_TTL_MS: '600000', RESPONSE_CACHE: 'on' },
+  },
+] as const;
 
-  test('Redis down, rows changed (API and plain SQL, a user inserted), Redis back with its old data: the old values and the old page are never served', async () => {
-    const ids = [10, 11];
-    const readOn = (t: TestApp, id: number) => t.gql<{ user: { profile: { bio: string } } }>(query(id));
-    const read = (id: number) => readOn(u, id);
-    await Promise.all(ids.map(read));
-    expect((await read(10)).headers.get('x-cache')).toBe('HIT');
-    expect((await readOn(idle, 10)).headers.get('x-cache')).toBe('HIT');
-    // A page of user ids, cached on both (a dependent entry of the user directory, with it on disk).
-    const pageOn = async (t: TestApp) =>
-      (await t.gql<{ userPage: { nodes: { id: string }[] } }>(PAGE)).body.data?.userPage.nodes.map(
-        (n) => n.id,
-      );
-    for (const t of [u, idle]) expect(await pageOn(t)).toHaveLength(20);
-    const pageKey = u.app.cache.keys.page(30, 0);
-    expect((await u.app.store.getDependent(pageKey, Date.now())).status).toBe('current');
-
-    // No relay polls during this test: what repairs Redis is only what the circuit breakers run
-    // before they close (the relay's drain), so a reader that skips the breaker would see old data.
-    await u.app.relay.stop();
-    await idle.app.relay.stop();
-    let reconnected!: () => void;
-    const idleReconnected = new Promise<void>((resolve) => (reconnected = resolve));
-    const off = idle.app.store.onReconnect!(() => reconnected());
-    await durable.stop();
-    const token = await u.token(10);
-    const viaApi = await u.gql(
-      `mutation { updateProfile(input: { bio: "changed through the API" }) { version } }`,
-      {
-        token,
-      },
-    );
-    expect(viaApi.body.errors).toBeUndefined();
-    // A write that bypasses the API entirely: only the outbox relay can invalidate it.
-    await u.testDb.database.db
-      .update(profiles)
-      .set({ bio: 'changed by plain SQL' })
-      .where(inArray(profiles.userId, [11]));
-    // And a user inserted by plain SQL: the directory's outbox row waits for Redis.
-    const [inserted] = await u.testDb.database.db
-      .insert(users)
-      .values({ name: 'Inserted during the outage', email: 'outage@example.com' })
-      .returning({ id: users.id });
-    const newId = String(inserted!.id);
-    durable = await startPrivateRedis({
-      port: durable.port,
-      args: ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir],
+describe.each(RECOVERY_SCENARIOS)(
+  'recovery never serves what an outage-time write replaced ($name)',
+  (scenario) => {
+    // Redis with persistence comes back with the values it had when it went down: exactly the values
+    // that writes made during the outage replaced, and whose write-throughs failed.
+    let durable: PrivateRedis;
+    let u: TestApp;
+    /** An instance that makes no Redis call of its own during the outage (no traffic, no monitor). */
+    let idle: TestApp;
+    let dir: string;
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'cs-aof-'));
+      durable = await startPrivateRedis({
+        args: ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir],
+      });
+      u = await createTestApp({
+        label: 'faults_recovery',
+        seed: { users: 20, postsPerUser: 1 },
+        env: {
+          REDIS_URL: durable.url,
+          REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
+          OUTBOX_POLL_INTERVAL_MS: '50',
+          // Its monitor's calls would open and probe its circuit, draining the outbox for everyone.
+          CONSISTENCY_SAMPLE_INTERVAL_MS: '0',
+          ...scenario.env,
+        },
+        breaker: { openMs: 100, maxOpenMs: 200 },
+      });
+      idle = await createTestApp({
+        label: 'faults_recovery',
+        share: u,
+        env: {
+          REDIS_URL: durable.url,
+          REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
+          OUTBOX_POLL_INTERVAL_MS: '50',
+          CONSISTENCY_SAMPLE_INTERVAL_MS: '0',
+          ...scenario.env,
+        },
+        breaker: { openMs: 100, maxOpenMs: 200 },
+      });
+    }, 60_000);
+    afterAll(async () => {
+      await idle?.close();
+      await u?.close();
+      await durable?.stop();
+      rmSync(dir, { recursive: true, force: true });
     });
-    // The idle instance's first request comes once its connection to Redis is back: before any
-    // relay may have run, when Redis holds exactly the old values.
-    await idleReconnected;
-    off();
-    // …and its command connection too: a call that skips the breaker answers again.
-    await until("the idle instance's connection to Redis", () =>
-      idle.app.cache.origin.ttlMany([`${idle.prefix}:probe`]).then(
-        () => true,
-        () => false,
-      ),
-    );
 
-    // From the moment Redis is back, and for a while: never the old bios — on the instance that saw
-    // the outage, nor on the one that made no call during it (its circuit opens when its connection
-    // to Redis comes back, and closes only after a relay drained the outbox).
-    for (let i = 0; i < 60; i += 1) {
-      for (const t of [idle, u]) {
-        const [a, b] = await Promise.all(ids.map((id) => readOn(t, id)));
-        expect(a!.body.data?.user.profile.bio).toBe('changed through the API');
-        expect(b!.body.data?.user.profile.bio).toBe('changed by plain SQL');
-        expect(await pageOn(t)).toContain(newId);
+    test('Redis down, rows changed (API and plain SQL, a user inserted), Redis back with its old data: the old values and the old page are never served', async () => {
+      const ids = [10, 11];
+      const readOn = (t: TestApp, id: number) => t.gql<{ user: { profile: { bio: string } } }>(query(id));
+      const read = (id: number) => readOn(u, id);
+      await Promise.all(ids.map(read));
+      expect((await read(10)).headers.get('x-cache')).toBe('HIT');
+      expect((await readOn(idle, 10)).headers.get('x-cache')).toBe('HIT');
+      // A page of user ids, cached on both (a dependent entry of the user directory, with it on disk).
+      const pageOn = async (t: TestApp) =>
+        (await t.gql<{ userPage: { nodes: { id: string }[] } }>(PAGE)).body.data?.userPage.nodes.map(
+          (n) => n.id,
+        );
+      for (const t of [u, idle]) expect(await pageOn(t)).toHaveLength(20);
+      if (scenario.l1) {
+        // Both instances answer these from memory now, with no round trip: what the outage must not
+        // let them serve again once Redis is back.
+        for (const t of [u, idle]) for (const id of ids) expect(await keptOn(t, id)).toBe('l1');
       }
-      await sleep(10);
-    }
-    for (let i = 0; i < 200 && u.app.breaker.state !== 'closed'; i += 1) {
-      await read(1);
-      await sleep(20);
-    }
-    expect(u.app.breaker.state).toBe('closed');
-    const cached = await read(11);
-    expect(cached.body.data?.user.profile.bio).toBe('changed by plain SQL');
-    for (const t of [u, idle]) expect(await pageOn(t)).toContain(newId);
-  });
-});
+      const pageKey = u.app.cache.keys.page(30, 0);
+      expect((await u.app.store.getDependent(pageKey, Date.now())).status).toBe('current');
+
+      // No relay polls during this test: what repairs Redis is only what the circuit breakers run
+      // before they close (the relay's drain), so a reader that skips the breaker would see old data.
+      await u.app.relay.stop();
+      await idle.app.relay.stop();
+      const reconnectOf = (t: TestApp) =>
+        new Promise<void>((resolve) => {
+          const off = t.app.store.onReconnect!(() => {
+            off();
+            resolve();
+          });
+        });
+      const idleReconnected = reconnectOf(idle);
+      const writerReconnected = reconnectOf(u);
+      await durable.stop();
+      const token = await u.token(10);
+      const viaApi = await u.gql(
+        `mutation { updateProfile(input: { bio: "changed through the API" }) { version } }`,
+        {
+          token,
+        },
+      );
+      expect(viaApi.body.errors).toBeUndefined();
+      // Read-your-writes on the writer while Redis is down, also from its memory: its write-through
+      // failed, but its own L1 fenced the new version first, and that dropped its kept answer.
+      expect((await read(10)).body.data?.user.profile.bio).toBe('changed through the API');
+      // A write that bypasses the API entirely: only the outbox relay can invalidate it.
+      await u.testDb.database.db
+        .update(profiles)
+        .set({ bio: 'changed by plain SQL' })
+        .where(inArray(profiles.userId, [11]));
+      // And a user inserted by plain SQL: the directory's outbox row waits for Redis.
+      const [inserted] = await u.testDb.database.db
+        .insert(users)
+        .values({ name: 'Inserted during the outage', email: 'outage@example.com' })
+        .returning({ id: users.id });
+      const newId = String(inserted!.id);
+      durable = await startPrivateRedis({
+        port: durable.port,
+        args: ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir],
+      });
+      // The idle instance's first request comes once its connection to Redis is back: before any
+      // relay may have run, when Redis holds exactly the old values.
+      await idleReconnected;
+      // With L1, an instance's memory is L1's window until its own subscription is back (the plain
+      // SQL write above sent no event anyone could hear); from then on it holds nothing older.
+      if (scenario.l1) await writerReconnected;
+      // …and its command connection too: a call that skips the breaker answers again.
+      await until("the idle instance's connection to Redis", () =>
+        idle.app.cache.origin.ttlMany([`${idle.prefix}:probe`]).then(
+          () => true,
+          () => false,
+        ),
+      );
+
+      // From the moment Redis is back, and for a while: never the old bios — on the instance that saw
+      // the outage, nor on the one that made no call during it (its circuit opens when its connection
+      // to Redis comes back, and closes only after a relay drained the outbox).
+      for (let i = 0; i < 60; i += 1) {
+        for (const t of [idle, u]) {
+          const [a, b] = await Promise.all(ids.map((id) => readOn(t, id)));
+          expect(a!.body.data?.user.profile.bio).toBe('changed through the API');
+          expect(b!.body.data?.user.profile.bio).toBe('changed by plain SQL');
+          expect(await pageOn(t)).toContain(newId);
+        }
+        await sleep(10);
+      }
+      for (let i = 0; i < 200 && u.app.breaker.state !== 'closed'; i += 1) {
+        await read(1);
+        await sleep(20);
+      }
+      expect(u.app.breaker.state).toBe('closed');
+      const cached = await read(11);
+      expect(cached.body.data?.user.profile.bio).toBe('changed by plain SQL');
+      for (const t of [u, idle]) expect(await pageOn(t)).toContain(newId);
+    });
+  },
+);
