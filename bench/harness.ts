@@ -1,11 +1,12 @@
 /**
- * Process plumbing for the benchmark's modes: forking benchmark servers and the load generator
- * (TypeScript, through tsx's loader), talking to them over IPC, reading what a server counted, and
+ * Process plumbing for the benchmark's modes: forking benchmark servers (compiled: build-server.ts)
+ * and the load generator (TypeScript, through tsx's loader), talking to them over IPC, reading what a server counted, and
  * plain HTTP calls for priming and counting.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { buildServer } from './build-server.js';
 import type { BurstJob, BurstResult } from './burst.js';
 import type { RunJob, RunResult } from './load.js';
 import type { ServerSpec, ServerStats } from './server.js';
@@ -31,8 +32,9 @@ export interface BenchServer {
 export const serverOutput = { echo: false };
 
 export async function startServer(spec: ServerSpec, nodeFlags: readonly string[] = []): Promise<BenchServer> {
-  const child = fork(`${BENCH_DIR}server.ts`, [JSON.stringify(spec)], {
-    execArgv: ['--import', 'tsx', ...nodeFlags],
+  // Compiled, not under tsx: the bench measures what ships (build-server.ts, why).
+  const child = fork(buildServer(), [JSON.stringify(spec)], {
+    execArgv: [...nodeFlags],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   let output = '';

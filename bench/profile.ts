@@ -35,8 +35,22 @@ export interface ProfileSummary {
   readonly topInclusiveOurs: { frame: string; pct: number }[];
 }
 
+/**
+ * A frame's file as a path of the repository: the servers run compiled into bench/.build/
+ * (build-server.ts), whose src/ and bench/ are the repository's.
+ */
+function sourceUrl(url: string): string {
+  return url.replace('/bench/.build/', '/');
+}
+
+/** Whether a frame is cacheside's own code (src/), not a package's that has a src/ folder too. */
+function isOurs(url: string): boolean {
+  return !url.includes('/node_modules/') && /\/src\//.test(sourceUrl(url));
+}
+
 /** Component of a frame: which package or which folder of ours its code lives in. */
-export function componentOf(url: string, functionName: string): string {
+export function componentOf(rawUrl: string, functionName: string): string {
+  const url = sourceUrl(rawUrl);
   if (url === '') {
     if (functionName === '(garbage collector)') return 'GC';
     if (functionName === '(idle)') return 'idle';
@@ -117,7 +131,7 @@ export function summarizeProfile(file: string, window?: { fromUs: number; toUs: 
     const seen = new Set<string>();
     for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
       const n = byId.get(at)!;
-      if (!/\/src\//.test(n.callFrame.url)) continue;
+      if (!isOurs(n.callFrame.url)) continue;
       const f = frameOf(n);
       if (seen.has(f)) continue;
       seen.add(f);
@@ -160,7 +174,8 @@ export function renderSummary(title: string, s: ProfileSummary): string {
   return lines.join('\n');
 }
 
-function shortUrl(url: string): string {
+function shortUrl(rawUrl: string): string {
+  const url = sourceUrl(rawUrl);
   const nm = url.lastIndexOf('node_modules/');
   if (nm !== -1) return url.slice(nm + 'node_modules/'.length);
   const src = /\/((?:src|bench)\/.+)$/.exec(url);
