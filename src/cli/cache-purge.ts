@@ -1,7 +1,7 @@
 /**
  * `npm run cache:purge -- --entity profile --id 42` or `npm run cache:purge -- --all`: stops serving
- * cached entries, keeping the version fence (see src/cache/write/purge.ts): never KEYS, never a bare DEL.
- * Needs REDIS_URL (or REDIS_CLUSTER_NODES): the in-memory store lives inside one server process.
+ * cached entries, keeping the version fence (see src/cache/write/purge.ts): never KEYS, never a bare DEL;
+ * then tells every instance's L1 tier on the events channel. Needs REDIS_URL (or REDIS_CLUSTER_NODES): the in-memory store lives inside one server process.
  *
  * Exit codes: 0 done, 1 failed (Redis unreachable), 2 bad arguments.
  */
@@ -11,7 +11,7 @@ import { ID_RULE, parseId } from '../domain/ids.js';
 import { createStoreFromConfig, describeStore } from '../cache/store/from-config.js';
 import { createEntryFactory } from '../cache/entities/entries.js';
 import { CACHED_ENTITIES, createCacheKeys, type CachedEntity } from '../cache/entities/keys.js';
-import { invalidateAll, invalidateEntity } from '../cache/write/purge.js';
+import { purgeAll, purgeEntity } from '../cache/write/purge.js';
 import { createLogger } from '../observability/logger.js';
 import { describeError } from './describe-error.js';
 
@@ -68,12 +68,12 @@ async function main(): Promise<number> {
   };
   try {
     if (target.all) {
-      const { visited, invalidated } = await invalidateAll(deps);
+      const { visited, invalidated } = await purgeAll(deps);
       process.stdout.write(
         `invalidated ${invalidated} cached entries (${visited} keys scanned) in ${describeStore(config)}\n`,
       );
     } else {
-      const invalidated = await invalidateEntity(deps, target.entity, target.id);
+      const invalidated = await purgeEntity(deps, target.entity, target.id);
       const key = deps.keys.entity(target.entity, target.id);
       process.stdout.write(invalidated > 0 ? `invalidated ${key}\n` : `${key} held no cached value\n`);
     }

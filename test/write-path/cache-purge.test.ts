@@ -9,10 +9,17 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createEntryFactory } from '../../src/cache/entities/entries.js';
 import { createCacheKeys } from '../../src/cache/entities/keys.js';
-import { invalidateAll, invalidateEntity } from '../../src/cache/write/purge.js';
+import {
+  invalidateAll,
+  invalidateEntity,
+  purgeAll,
+  purgeEntity,
+  PURGED_VERSION,
+} from '../../src/cache/write/purge.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { DEBUG, debugOf } from '../support/debug.js';
 import { REDIS_URL, scanKeys } from '../support/redis.js';
+import { eventReaching } from '../support/updates.js';
 import { until } from '../support/until.js';
 
 const run = promisify(execFile);
@@ -186,5 +193,81 @@ describe('purge with the response tier on', () => {
     expect((await tier.app.store.getMany([directory]))[0]?.kind).toBe('value');
     await invalidateAll(deps);
     expect((await tier.app.store.getMany([directory]))[0]?.kind).toBe('tombstone');
+  });
+});
+
+describe('a purge reaches every instance, L1 and kept answers included', () => {
+  // Two instances with L1 on and the response tier in front, a minute of L1 TTL: only the purge's
+  // own event can make B forget what it holds, however slow the machine.
+  const ENV = {
+    CACHE_L1_MAX_ENTRIES: '1000',
+    CACHE_L1_TTL_MS: '60000',
+    RESPONSE_CACHE: 'on',
+    RESPONSE_CACHE_TTL_SECONDS: '3600',
+  };
+  let a: TestApp;
+  let b: TestApp;
+  beforeAll(async () => {
+    a = await createTestApp({ label: 'purge_l1', seed: { users: 6, postsPerUser: 1 }, env: ENV });
+    b = await createTestApp({ label: 'purge_l1', share: a, env: ENV });
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+  });
+  const purgeDeps = () => ({
+    store: a.app.store,
+    keys: createCacheKeys(a.prefix),
+    entries: createEntryFactory({ config: a.config.cache }),
+  });
+  const bioQuery = (id: number) => `{ user(id: "${id}") { profile { bio } } }`;
+  /** `id`'s bio on B, and what vouched for the answer: `l1` for a copy B kept in process. */
+  async function readOnB(id: number) {
+    const response = await b.gql<{ user: { profile: { bio: string } } }>(bioQuery(id), { headers: DEBUG });
+    const answer = debugOf(response).response;
+    return {
+      bio: response.body.data?.user.profile.bio,
+      checked: answer?.outcome === 'hit' ? answer.checked : answer?.outcome,
+    };
+  }
+  async function keptOnB(id: number) {
+    for (let i = 0; i < 3; i += 1) if ((await readOnB(id)).checked === 'l1') return;
+    throw new Error(`B never kept user ${id}'s answer (prefix ${b.prefix})`);
+  }
+  async function fixBehindTheCache(userId: number, bio: string): Promise<void> {
+    await a.testDb.database.db.transaction(async (tx) => {
+      await tx.execute(sql`set local session_replication_role = replica`);
+      await tx.execute(sql`update profiles set bio = ${bio} where user_id = ${userId}`);
+    });
+  }
+
+  test('an entity purge: B stops serving its kept answer and its L1 entry once the event arrives', async () => {
+    await keptOnB(2);
+    await fixBehindTheCache(2, 'fixed, then purged');
+    // The row kept its version, so nothing but the purge's event can tell B's L1.
+    expect((await readOnB(2)).checked).toBe('l1');
+    const delivered = eventReaching(b, 'profile', 2);
+    await purgeEntity(purgeDeps(), 'profile', 2);
+    expect((await delivered).version).toBe(PURGED_VERSION);
+    expect(await readOnB(2)).toEqual({ bio: 'fixed, then purged', checked: 'miss' });
+    const key = b.app.cache.keys.entity('profile', 2);
+    expect(b.app.l1!.get(key)?.version).toBeUndefined();
+  });
+
+  test('`--all`: every L1 is cleared, and with it every kept answer', async () => {
+    await keptOnB(3);
+    expect(b.app.l1!.size).toBeGreaterThan(0);
+    await fixBehindTheCache(3, 'bulk-fixed, then purged');
+    const cleared = new Promise<void>((resolve) => {
+      const off = b.app.invalidations.onEvents(({ all }) => {
+        if (!all) return;
+        off();
+        resolve();
+      });
+    });
+    await purgeAll(purgeDeps());
+    await cleared;
+    expect(b.app.l1!.size).toBe(0);
+    expect(await readOnB(3)).toEqual({ bio: 'bulk-fixed, then purged', checked: 'miss' });
   });
 });

@@ -13,7 +13,13 @@
  * tells them apart — once the tombstone has expired and the key is filled again at that version, it
  * would validate. The generation moves *after* the tombstones have landed, so that an answer begun
  * under the new one reads them (test/write-path/cache-purge.test.ts, "purge with the response tier on").
+ *
+ * And every instance must hear of it (`purgeEntity`, `purgeAll`: what the command line runs). An
+ * instance's L1 tier, and the answers it keeps on L1's word, learn of changes only through events, and
+ * a purge commits no outbox row for a relay to publish: without its own event, every L1 would go on
+ * serving what was purged for up to `CACHE_L1_TTL_MS` (cache-purge.test.ts, "a purge reaches …").
  */
+import { encodeEvents } from '../events/invalidation-events.js';
 import type { CacheKeys, CachedEntity } from '../entities/keys.js';
 import type { EntryFactory } from '../entities/entries.js';
 import type { CacheStore, CacheWrite } from '../store/contract.js';
@@ -38,6 +44,28 @@ export async function invalidateKeys(deps: PurgeDeps, keys: readonly string[]): 
 
 export async function invalidateEntity(deps: PurgeDeps, entity: CachedEntity, id: number): Promise<number> {
   return invalidateKeys(deps, [deps.keys.entity(entity, id)]);
+}
+
+/**
+ * The version a purge's event names: above any a row can have. A purge changes no version (the rows it
+ * is for were changed behind the cache's back, keeping theirs), and an L1 may hold a key the store has
+ * lost since, so there is no version to name but "any you hold is older": every L1 drops the key, and
+ * refuses it back for the life of its fence (a minute of reads from the store for one key).
+ */
+export const PURGED_VERSION = Number.MAX_SAFE_INTEGER;
+
+/** `invalidateEntity`, then its event to every instance (the L1 tiers': see above). */
+export async function purgeEntity(deps: PurgeDeps, entity: CachedEntity, id: number): Promise<number> {
+  const invalidated = await invalidateEntity(deps, entity, id);
+  await deps.store.publish(deps.keys.eventsChannel, encodeEvents([{ entity, id, version: PURGED_VERSION }]));
+  return invalidated;
+}
+
+/** `invalidateAll`, then the event that clears every L1 (the relay's `*` row publishes its own). */
+export async function purgeAll(deps: PurgeDeps): Promise<{ visited: number; invalidated: number }> {
+  const purged = await invalidateAll(deps);
+  await deps.store.publish(deps.keys.eventsChannel, encodeEvents([], { all: true }));
+  return purged;
 }
 
 /** Tombstones the given keys' values (one version newer than each); returns how many landed. */
