@@ -328,19 +328,23 @@ describe.each(RECOVERY_SCENARIOS)(
         port: durable.port,
         args: ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir],
       });
-      // The idle instance's first request comes once its connection to Redis is back: before any
-      // relay may have run, when Redis holds exactly the old values.
-      await idleReconnected;
-      // With L1, an instance's memory is L1's window until its own subscription is back (the plain
-      // SQL write above sent no event anyone could hear); from then on it holds nothing older.
-      if (scenario.l1) await writerReconnected;
-      // …and its command connection too: a call that skips the breaker answers again.
-      await until("the idle instance's connection to Redis", () =>
+      // Redis is back, and no relay may have run: it holds exactly the old values. The idle
+      // instance's two connections come back one after the other, each on its own backoff, and
+      // neither may let it read them: its first read comes the moment its command connection answers
+      // (a call that skips the breaker, so that the instance stays idle until then), which is mostly
+      // before its subscription is back — the window where, before the command connection's return
+      // tripped the breaker too, it read the old bio from Redis (and with L1, from its memory).
+      await until("the idle instance's command connection", () =>
         idle.app.cache.origin.ttlMany([`${idle.prefix}:probe`]).then(
           () => true,
           () => false,
         ),
       );
+      expect((await readOn(idle, 11)).body.data?.user.profile.bio).toBe('changed by plain SQL');
+      await idleReconnected;
+      // With L1, an instance's memory is L1's window until its own subscription is back (the plain
+      // SQL write above sent no event anyone could hear); from then on it holds nothing older.
+      if (scenario.l1) await writerReconnected;
 
       // From the moment Redis is back, and for a while: never the old bios — on the instance that saw
       // the outage, nor on the one that made no call during it (its circuit opens when its connection

@@ -231,9 +231,11 @@ export interface CacheStore {
   subscribe(channel: string, listener: MessageListener): Promise<Unsubscribe>;
 
   /**
-   * Calls `listener` each time the subscriber connection is back after a loss and its subscriptions
-   * were sent again: messages published meanwhile were missed (the L1 tier clears itself). Returns a
-   * function that removes it. Absent from stores that cannot lose messages (memory).
+   * Calls `listener` each time a connection to the store is back after a loss: the subscriber
+   * connection, once its subscriptions were sent again (messages published meanwhile were missed:
+   * the L1 tier clears itself), and the command connection, before any call goes through it (the
+   * store may have restarted with data older than writes made meanwhile: the breaker trips). Returns
+   * a function that removes it. Absent from stores that cannot lose anything (memory).
    */
   onReconnect?(listener: () => void): () => void;
 

@@ -92,6 +92,29 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
   // handshaking. Once it has been ready, a lost connection fails fast (no offline queue).
   let everReady = client.status === 'ready';
   if (!everReady) (client as EventEmitter).once('ready', () => (everReady = true));
+  // The command connection lost, then back: Redis may have restarted, even with data older than
+  // writes made meanwhile (persistence, a failover), and no event says so. The reconnect listeners
+  // (the breaker trips, L1 clears) hear of it before any call goes through it: at its 'ready', or,
+  // should a call find it ready before that event, from the call, which fails — the breaker it passed
+  // was still closed. Without this only the subscriber's return tripped the breaker, and an instance
+  // whose command connection came back first read the restored old values meanwhile
+  // (test/resilience/redis-faults.test.ts, "Redis back with its old data": the idle instance's first
+  // read). A first connection that failed before it came up counts too: the instance started during
+  // the outage.
+  const regainedListeners = new Set<() => void>();
+  let lost = false;
+  (client as EventEmitter).on('close', () => void (lost = true));
+  (client as EventEmitter).on('ready', () => void (lost && regained()));
+  function regained(): void {
+    lost = false;
+    for (const listener of [...regainedListeners]) {
+      try {
+        listener();
+      } catch (error) {
+        onError(error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+  }
 
   /**
    * Runs `body`, turning anything it throws into a typed store error that names `operation`. Callers
@@ -99,6 +122,12 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
    */
   async function call<T>(operation: string, body: () => Promise<T>): Promise<T> {
     if (closed) throw new StoreUnavailableError(`cache store ${operation} failed: the store is closed`);
+    if (lost && client.status === 'ready') {
+      regained();
+      throw new StoreUnavailableError(
+        `cache store ${operation} refused: the connection to Redis is back, and until the outbox is applied Redis may hold values older than writes made meanwhile`,
+      );
+    }
     try {
       if (!everReady) await whenReady(client, connections.commandTimeoutMs);
       return await withDeadline(body(), connections.commandTimeoutMs, operation);
@@ -324,7 +353,14 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       return call('subscribe', () => hub.add(channel, listener));
     },
 
-    onReconnect: (listener) => hub.onReconnect(listener),
+    onReconnect(listener) {
+      const offSubscriber = hub.onReconnect(listener);
+      regainedListeners.add(listener);
+      return () => {
+        offSubscriber();
+        regainedListeners.delete(listener);
+      };
+    },
 
     publish(channel, message) {
       return call('publish', async () => void (await client.publish(channel, message)));
