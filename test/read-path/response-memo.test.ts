@@ -114,6 +114,8 @@ describe('response memo', () => {
     const d = memo.ticket();
     l1.invalidate('profile', 7);
     expect(memo.keep('r', answer(), [on('profile', 5)], now() + HOUR, d)).toBe(false);
+    // …and so must one taken before both: the newest told after it is 7, not the first telling.
+    expect(memo.keep('r', answer(), [on('profile', 5)], now() + HOUR, c)).toBe(false);
     memo.release(c);
     memo.release(d);
 
@@ -125,6 +127,24 @@ describe('response memo', () => {
     expect(memo.keep('r', answer(), [on('post', 3)], now() + HOUR, old)).toBe(false);
     memo.release(young);
     memo.release(old);
+  });
+
+  it("a version above the row's (a purge's) refuses only the checks it overlapped, though the row's own is told again and again", () => {
+    const { l1, memo, now } = setup();
+    const during = memo.ticket();
+    l1.invalidate('profile', Number.MAX_SAFE_INTEGER); // a purge's event (src/cache/write/purge.ts)
+    const after = memo.ticket();
+    // Reads go on offering the row's own version, with checks overlapping all along.
+    for (let i = 0; i < 3; i += 1) l1.offer('profile', value(2, now() + HOUR), now(), l1.generation);
+    expect(memo.keep('r', answer(), [on('profile', 2)], now() + HOUR, during)).toBe(false);
+    expect(memo.keep('r', answer(), [on('profile', 2)], now() + HOUR, after)).toBe(true);
+    // And a version newer than the row's, told after the second ticket, still refuses it.
+    const third = memo.ticket();
+    l1.invalidate('profile', 3);
+    expect(memo.keep('s', answer(), [on('profile', 2)], now() + HOUR, third)).toBe(false);
+    memo.release(third);
+    memo.release(after);
+    memo.release(during);
   });
 
   it('a list of dependencies that does not match the count the store checked is not kept (fail closed)', () => {

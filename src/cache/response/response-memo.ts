@@ -13,14 +13,14 @@
  *   entry read or written), each copy that read an older one is dropped at once (an index by key);
  * - when kept: the check that vouched for it ran in Redis before now, and L1 may have learned of a
  *   newer version meanwhile, which the index did not yet cover. So from each `ticket()` (taken before
- *   the store call) to its `release`, the memo records what it is told itself — the newest version
- *   of each key and when — and a copy is kept only if nothing it read was learned newer since its
+ *   the store call) to its `release`, the memo records what it is told itself — for each key, the
+ *   versions and when (`Told`) — and a copy is kept only if nothing it read was learned newer since its
  *   ticket, and L1 was not cleared since. Its own record, not L1's fences and entries: those are LRUs
  *   a busy instance can push a key out of while a call is in flight (a relay batch of more keys than
  *   CACHE_L1_MAX_ENTRIES; the writer's own entry evicted by other reads), and an entry L1 declines to
  *   keep leaves no trace there at all (test/read-path/response-memo.test.ts, "an event that arrives
  *   while the store checks …", "an event during the check whose record L1 has already lost …",
- *   "the record of what was told during a check …").
+ *   "the record of what was told during a check …", "a version above the row's …").
  */
 import { LRUCache } from 'lru-cache';
 import type { Dependency } from '../store/contract.js';
@@ -92,11 +92,15 @@ interface Copy {
   readonly generation: number;
 }
 
-/** What the memo was told of a key while tickets were out: the newest version, and when. */
-interface Learned {
-  version: number;
-  seq: number;
-}
+/**
+ * What the memo was told of one key while tickets were out, as (seq, version) pairs whose versions
+ * fall as their seqs grow: a telling drops the pairs before it that it outranks (no newer, told
+ * earlier). So the newest version told after a ticket's seq is the first pair's past it. One pair
+ * stamped with the latest telling would do for versions that only grow, but a version above the
+ * row's (a purge's: src/cache/write/purge.ts) is told once and then followed by the row's own, on
+ * every read: stamped anew each time, it refused every later ticket for as long as checks overlapped.
+ */
+type Told = { readonly seq: number; readonly version: number }[];
 
 /** What a copy costs beyond its strings' characters: a map and an index entry per dependency. */
 const BYTES_PER_DEPENDENCY = 64;
@@ -126,28 +130,35 @@ export function createResponseMemo({ feed, maxBytes }: ResponseMemoOptions): Res
 
   /** Tickets out, and what the memo was told while any was (pruned to what the oldest may need). */
   const tickets = new Set<MemoTicket>();
-  const learned = new Map<string, Learned>();
+  const learned = new Map<string, Told>();
   let seq = 0;
   let pruneAt = PRUNE_FROM;
 
   function record(key: string, version: number): void {
     seq += 1;
     if (tickets.size === 0) return;
-    const known = learned.get(key);
-    // The newest version, stamped with the latest telling: a ticket may refuse a copy it could have
-    // kept (an older version told after a newer one), never keep one it must refuse.
-    if (known === undefined) learned.set(key, { version, seq });
-    else {
-      known.version = Math.max(known.version, version);
-      known.seq = seq;
-    }
+    let told = learned.get(key);
+    if (told === undefined) learned.set(key, (told = []));
+    while (told.length > 0 && told[told.length - 1]!.version <= version) told.pop();
+    told.push({ seq, version });
     if (learned.size >= pruneAt) prune();
+  }
+
+  /** The newest version of `key` the memo was told after `after` (a ticket's seq), or -1. */
+  function toldSince(key: string, after: number): number {
+    for (const pair of learned.get(key) ?? []) if (pair.seq > after) return pair.version;
+    return -1;
   }
 
   function prune(): void {
     let oldest = seq;
     for (const ticket of tickets) oldest = Math.min(oldest, ticket.seq);
-    for (const [key, known] of learned) if (known.seq <= oldest) learned.delete(key);
+    // A pair no later than every ticket's seq answers none of them.
+    for (const [key, told] of learned) {
+      const kept = told.filter((pair) => pair.seq > oldest);
+      if (kept.length === 0) learned.delete(key);
+      else learned.set(key, kept);
+    }
     pruneAt = Math.max(PRUNE_FROM, learned.size * 2);
   }
 
@@ -199,8 +210,7 @@ export function createResponseMemo({ feed, maxBytes }: ResponseMemoOptions): Res
       const versions = new Map<string, number>();
       for (const { key: dependency, version } of dependencies) {
         // Told of a newer version while the store checked (an event, this instance's own write).
-        const known = learned.get(dependency);
-        if (known !== undefined && known.seq > ticket.seq && known.version > version) return false;
+        if (toldSince(dependency, ticket.seq) > version) return false;
         versions.set(dependency, version);
         size += dependency.length + BYTES_PER_DEPENDENCY;
       }
