@@ -36,11 +36,12 @@ export interface ProfileSummary {
 }
 
 /**
- * A frame's file as a path of the repository: the servers run compiled into bench/.build/
- * (build-server.ts), whose src/ and bench/ are the repository's.
+ * A frame's file as a path of the repository: the servers run compiled into bench/.build/<pid>/
+ * (build-server.ts), whose src/ and bench/ are the repository's. Line numbers stay the compiled
+ * JavaScript's, which tsc keeps close to the source's.
  */
 function sourceUrl(url: string): string {
-  return url.replace('/bench/.build/', '/');
+  return url.replace(/\/bench\/\.build\/[^/]+\//, '/');
 }
 
 /** Whether a frame is cacheside's own code (src/), not a package's that has a src/ folder too. */
@@ -72,7 +73,7 @@ export function componentOf(rawUrl: string, functionName: string): string {
   if (ours !== undefined && ours !== null) {
     if (ours[1] === 'bench') return 'bench harness';
     const folder = ours[2]!.split('/')[0]!;
-    return `cacheside src/${folder.endsWith('.ts') ? folder : `${folder}/`}`;
+    return `cacheside src/${/\.[cm]?[jt]s$/.test(folder) ? folder : `${folder}/`}`;
   }
   if (url.startsWith('node:'))
     return `node ${url
