@@ -54,18 +54,40 @@ export async function invalidateEntity(deps: PurgeDeps, entity: CachedEntity, id
  */
 export const PURGED_VERSION = Number.MAX_SAFE_INTEGER;
 
+/**
+ * The purge landed in the store, but its event did not go out: the instances' L1 tiers have not heard
+ * of it. Running the purge again is safe (it only tombstones what is cached) and sends the event.
+ */
+export class PurgeNotAnnouncedError extends Error {
+  constructor(cause: unknown) {
+    super("the purge landed, but its event to the instances' L1 tiers was not published: run it again", {
+      cause,
+    });
+    this.name = 'PurgeNotAnnouncedError';
+  }
+}
+
 /** `invalidateEntity`, then its event to every instance (the L1 tiers': see above). */
 export async function purgeEntity(deps: PurgeDeps, entity: CachedEntity, id: number): Promise<number> {
   const invalidated = await invalidateEntity(deps, entity, id);
-  await deps.store.publish(deps.keys.eventsChannel, encodeEvents([{ entity, id, version: PURGED_VERSION }]));
+  await announce(deps, encodeEvents([{ entity, id, version: PURGED_VERSION }]));
   return invalidated;
 }
 
 /** `invalidateAll`, then the event that clears every L1 (the relay's `*` row publishes its own). */
 export async function purgeAll(deps: PurgeDeps): Promise<{ visited: number; invalidated: number }> {
   const purged = await invalidateAll(deps);
-  await deps.store.publish(deps.keys.eventsChannel, encodeEvents([], { all: true }));
+  await announce(deps, encodeEvents([], { all: true }));
   return purged;
+}
+
+/** Last, once the tombstones and the new generation have landed: an L1 that hears of it then reads them. */
+async function announce({ store, keys }: PurgeDeps, message: string): Promise<void> {
+  try {
+    await store.publish(keys.eventsChannel, message);
+  } catch (error) {
+    throw new PurgeNotAnnouncedError(error);
+  }
 }
 
 /** Tombstones the given keys' values (one version newer than each); returns how many landed. */
