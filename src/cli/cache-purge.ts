@@ -1,9 +1,11 @@
 /**
  * `npm run cache:purge -- --entity profile --id 42` or `npm run cache:purge -- --all`: stops serving
  * cached entries, keeping the version fence (see src/cache/write/purge.ts): never KEYS, never a bare DEL;
- * then tells every instance's L1 tier on the events channel. Needs REDIS_URL (or REDIS_CLUSTER_NODES): the in-memory store lives inside one server process.
+ * then tells every instance's L1 tier on the events channel. Needs REDIS_URL (or REDIS_CLUSTER_NODES):
+ * the in-memory store lives inside one server process.
  *
- * Exit codes: 0 done, 1 failed (Redis unreachable), 2 bad arguments.
+ * Exit codes: 0 done; 1 failed (Redis unreachable), or purged but the event not published (it says
+ * so: run it again); 2 bad arguments.
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';

@@ -340,8 +340,10 @@ describe.each(RECOVERY_SCENARIOS)(
       );
       expect((await readOn(idle, 11)).body.data?.user.profile.bio).toBe('changed by plain SQL');
       await idleReconnected;
-      // With L1, an instance's memory is L1's window until its own subscription is back (the plain
-      // SQL write above sent no event anyone could hear); from then on it holds nothing older.
+      // With L1, an instance's memory is L1's window until one of its own connections is back (the
+      // plain SQL write above sent no event anyone could hear): its return clears L1, and from then
+      // on the instance holds nothing older. (`onReconnect` hears of either connection, the command
+      // one mostly first: test/store/redis-reconnect.test.ts.)
       if (scenario.l1) await writerReconnected;
 
       // From the moment Redis is back, and for a while: never the old bios — on the instance that saw

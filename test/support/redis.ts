@@ -111,17 +111,27 @@ export interface PrivateRedisCluster {
   /** The same as REDIS_CLUSTER_NODES would list them: `host:port,host:port,…`. */
   readonly seedList: string;
   readonly nodes: readonly PrivateRedis[];
+  /**
+   * Stops node `index` and starts it again on its port, with its options and its directory (so with
+   * its data, when `args` turned persistence on): a master restarted from its own disk.
+   */
+  restart(index: number): Promise<void>;
   /** Stops every node and removes their cluster state. Idempotent. */
   stop(): Promise<void>;
 }
 
 /**
  * Starts a Redis Cluster of `masters` private nodes (no replicas), with the slots spread over them by
- * `redis-cli --cluster create`, and resolves once every node reports `cluster_state:ok`.
+ * `redis-cli --cluster create`, and resolves once every node reports `cluster_state:ok`. `args` are
+ * extra options of every node (`--appendonly yes`, …).
  */
-export async function startPrivateRedisCluster(masters = 3): Promise<PrivateRedisCluster> {
+export async function startPrivateRedisCluster(
+  masters = 3,
+  { args = [] }: { args?: readonly string[] } = {},
+): Promise<PrivateRedisCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'cacheside-cluster-'));
   const nodes: PrivateRedis[] = [];
+  const nodeArgs: string[][] = [];
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -132,7 +142,8 @@ export async function startPrivateRedisCluster(masters = 3): Promise<PrivateRedi
     for (let i = 0; i < masters; i += 1) {
       const nodeDir = await mkdtemp(join(dir, 'node-'));
       const clusterArgs = ['--cluster-enabled', 'yes', '--cluster-port', String(await freePort())];
-      nodes.push(await startPrivateRedis({ args: [...clusterArgs, '--dir', nodeDir] }));
+      nodeArgs.push([...clusterArgs, '--dir', nodeDir, ...args]);
+      nodes.push(await startPrivateRedis({ args: nodeArgs[i]! }));
     }
     const seeds = nodes.map((node) => ({ host: '127.0.0.1', port: node.port }));
     const seedList = seeds.map(({ host, port }) => `${host}:${port}`);
@@ -154,7 +165,12 @@ export async function startPrivateRedisCluster(masters = 3): Promise<PrivateRedi
         }
       });
     }
-    return { seeds, seedList: seedList.join(','), nodes, stop };
+    const restart = async (index: number) => {
+      const node = nodes[index]!;
+      await node.stop();
+      nodes[index] = await startPrivateRedis({ port: node.port, args: nodeArgs[index]! });
+    };
+    return { seeds, seedList: seedList.join(','), nodes, restart, stop };
   } catch (error) {
     await stop();
     throw error;

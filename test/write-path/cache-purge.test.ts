@@ -10,7 +10,13 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createEntryFactory } from '../../src/cache/entities/entries.js';
 import { createCacheKeys } from '../../src/cache/entities/keys.js';
 import { forwardStore } from '../../src/cache/store/layers/forward.js';
-import { invalidateAll, invalidateEntity, purgeEntity, PURGED_VERSION } from '../../src/cache/write/purge.js';
+import {
+  invalidateAll,
+  invalidateEntity,
+  purgeEntity,
+  PURGED_VERSION,
+  PurgeNotAnnouncedError,
+} from '../../src/cache/write/purge.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { DEBUG, debugOf } from '../support/debug.js';
 import { REDIS_URL, scanKeys } from '../support/redis.js';
@@ -259,6 +265,21 @@ describe('a purge reaches every instance, L1 and kept answers included', () => {
     expect(calls).toEqual(['tombstones', 'generation', 'event']);
     expect((await delivered).version).toBe(PURGED_VERSION);
     expect(await readOnB(2)).toEqual({ bio: 'fixed, then purged', checked: 'miss' });
+  });
+
+  test('an event that cannot be published: the purge landed, and says so (running it again is safe)', async () => {
+    const key = a.app.cache.keys.entity('profile', 5);
+    await a.gql(`{ user(id: "5") { profile { bio } } }`);
+    expect((await a.app.store.getMany([key]))[0]?.kind).toBe('value');
+    const generation = (await a.app.store.getDependent(`${a.prefix}:probe`, Date.now())).generation;
+    const mute = forwardStore(a.app.store, {
+      publish: () => Promise.reject(new Error('connection lost')),
+    });
+    const failed = await purgeEntity({ ...purgeDeps(), store: mute }, 'profile', 5).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(PurgeNotAnnouncedError);
+    expect((failed as Error).message).toContain('run it again');
+    expect((await a.app.store.getMany([key]))[0]?.kind).toBe('tombstone');
+    expect((await a.app.store.getDependent(`${a.prefix}:probe`, Date.now())).generation).not.toBe(generation);
   });
 
   test("an entity Redis has lost, still in B's L1: the event names a version above any, and B refuses the old entry back", async () => {

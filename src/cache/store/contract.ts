@@ -233,9 +233,10 @@ export interface CacheStore {
   /**
    * Calls `listener` each time a connection to the store is back after a loss: the subscriber
    * connection, once its subscriptions were sent again (messages published meanwhile were missed:
-   * the L1 tier clears itself), and the command connection, before any call goes through it (the
-   * store may have restarted with data older than writes made meanwhile: the breaker trips). Returns
-   * a function that removes it. Absent from stores that cannot lose anything (memory).
+   * the L1 tier clears itself), and the command connection — or, on a cluster, one master's — before
+   * any call reads through it (the store may have restarted with data older than writes made
+   * meanwhile: the breaker trips); a call that spanned such a return fails. Returns a function that
+   * removes it. Absent from stores that cannot lose anything (memory).
    */
   onReconnect?(listener: () => void): () => void;
 

@@ -9,7 +9,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { ChainableCommander } from 'ioredis';
-import { Cluster } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { assertCacheWrite, assertLockToken, assertPurgePrefix, assertTtlMs } from '../contract.js';
 import type {
   CacheStore,
@@ -94,19 +94,35 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
   if (!everReady) (client as EventEmitter).once('ready', () => (everReady = true));
   // The command connection lost, then back: Redis may have restarted, even with data older than
   // writes made meanwhile (persistence, a failover), and no event says so. The reconnect listeners
-  // (the breaker trips, L1 clears) hear of it before any call goes through it: at its 'ready', or,
-  // should a call find it ready before that event, from the call, which fails — the breaker it passed
-  // was still closed. Without this only the subscriber's return tripped the breaker, and an instance
-  // whose command connection came back first read the restored old values meanwhile
-  // (test/resilience/redis-faults.test.ts, "Redis back with its old data": the idle instance's first
-  // read). A first connection that failed before it came up counts too: the instance started during
-  // the outage.
+  // (the breaker trips, L1 clears) hear of it before any call can use it: at its 'ready', or, should
+  // a call find it ready before that event (ioredis emits it on the next tick), from the call, which
+  // fails — the breaker it passed was still closed. And a call that spanned a return (one waiting
+  // for the first connection, one in flight and resent, one queued on a cluster node's new
+  // connection) fails too: `regains` moved while it ran. Without this only the subscriber's return
+  // tripped the breaker, and an instance whose command connection came back first read the
+  // restored old values meanwhile (test/resilience/redis-faults.test.ts, "Redis back with its old
+  // data": the idle instance's first read; test/store/redis-reconnect.test.ts). A first connection
+  // that failed before it came up counts too: the instance started during the outage.
   const regainedListeners = new Set<() => void>();
   let lost = false;
+  let regains = 0;
   (client as EventEmitter).on('close', () => void (lost = true));
   (client as EventEmitter).on('ready', () => void (lost && regained()));
+  if (client instanceof Cluster) {
+    // A cluster client emits 'close' and 'ready' only when every node is gone and back. One master
+    // restarting ends only its own connection ('-node'); the client then opens a new, lazy one to
+    // the same address ('+node'), whose queued commands are written before its 'ready'.
+    const lostNodes = new Set<string>();
+    const addressOf = (node: Redis) => `${node.options.host}:${node.options.port}`;
+    (client as EventEmitter).on('-node', (node: Redis) => lostNodes.add(addressOf(node)));
+    (client as EventEmitter).on('+node', (node: Redis) => {
+      if (!lostNodes.delete(addressOf(node))) return;
+      (node as EventEmitter).once('ready', regained);
+    });
+  }
   function regained(): void {
     lost = false;
+    regains += 1;
     for (const listener of [...regainedListeners]) {
       try {
         listener();
@@ -115,6 +131,10 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       }
     }
   }
+  const spanned = (operation: string) =>
+    new StoreUnavailableError(
+      `cache store ${operation} refused: a connection to Redis came back during the call, and until the outbox is applied Redis may hold values older than writes made meanwhile`,
+    );
 
   /**
    * Runs `body`, turning anything it throws into a typed store error that names `operation`. Callers
@@ -124,13 +144,15 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
     if (closed) throw new StoreUnavailableError(`cache store ${operation} failed: the store is closed`);
     if (lost && client.status === 'ready') {
       regained();
-      throw new StoreUnavailableError(
-        `cache store ${operation} refused: the connection to Redis is back, and until the outbox is applied Redis may hold values older than writes made meanwhile`,
-      );
+      throw spanned(operation);
     }
+    const at = regains;
     try {
       if (!everReady) await whenReady(client, connections.commandTimeoutMs);
-      return await withDeadline(body(), connections.commandTimeoutMs, operation);
+      if (regains !== at) throw spanned(operation);
+      const result = await withDeadline(body(), connections.commandTimeoutMs, operation);
+      if (regains !== at) throw spanned(operation);
+      return result;
     } catch (error) {
       throw toStoreError(error, operation);
     }
@@ -354,11 +376,13 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
     },
 
     onReconnect(listener) {
-      const offSubscriber = hub.onReconnect(listener);
-      regainedListeners.add(listener);
+      // One registration, one wrapper, in both: a function registered twice is called twice by each.
+      const own = () => listener();
+      const offSubscriber = hub.onReconnect(own);
+      regainedListeners.add(own);
       return () => {
         offSubscriber();
-        regainedListeners.delete(listener);
+        regainedListeners.delete(own);
       };
     },
 
@@ -370,11 +394,15 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       assertPurgePrefix(prefix);
       const nodes = client instanceof Cluster ? client.nodes('master') : [client];
       let visited = 0;
+      // A walk that spans a return of Redis would go on with its cursor on what may be another
+      // server (restarted): it could skip keys and still report success.
+      const startedAt = regains;
       for (const node of nodes) {
         const batches = scanNode(node, prefix);
         for (;;) {
           // Each SCAN step is a command of its own: a failure is a store error, like any other call.
           const next = await call('scanKeys', () => batches.next());
+          if (regains !== startedAt) throw spanned('scanKeys');
           if (next.done) break;
           visited += next.value.length;
           await onBatch(next.value);

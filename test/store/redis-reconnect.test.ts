@@ -1,0 +1,124 @@
+/**
+ * The Redis driver tells its reconnect listeners (the breaker trips, L1 clears: create-cache-tier.ts)
+ * whenever a connection to Redis comes back after a loss, before any call can read through it, and a
+ * call that spanned the return fails: a Redis restarted from its disk may hold values older than
+ * writes made meanwhile, which only the relay's drain (after the breaker opened) repairs. The
+ * end-to-end proof on a single Redis is test/resilience/redis-faults.test.ts, "Redis back with its
+ * old data"; here, the two ways a call could still slip through, each on private servers with
+ * persistence.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { EventEmitter } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, test } from 'vitest';
+import { createCircuitBreaker } from '../../src/cache/store/layers/circuit-breaker.js';
+import { createRedisConnections } from '../../src/cache/store/redis/connections.js';
+import { createRedisStore } from '../../src/cache/store/redis/redis-store.js';
+import { slotOf } from '../../src/cache/store/redis/slots.js';
+import { startPrivateRedis, startPrivateRedisCluster } from '../support/redis.js';
+import { storeKeySpace, write } from '../support/store-contract.js';
+import { until } from '../support/until.js';
+
+const { cacheKeys, freshKey } = storeKeySpace('reconnect');
+const DURABLE = ['--appendonly', 'yes', '--appendfsync', 'always'];
+/** Long enough that a tripped breaker stays open for the whole test, however slow the machine. */
+const OPEN_MS = 600_000;
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a connection to Redis that comes back', () => {
+  test('an instance started during the outage: a call admitted while the first connection handshakes is refused, not answered from the restored data', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cs-reconnect-'));
+    dirs.push(dir);
+    const args = [...DURABLE, '--dir', dir];
+    let server = await startPrivateRedis({ args });
+    const key = freshKey();
+    const before = createRedisConnections({ url: server.url, commandTimeoutMs: 2000 });
+    const writer = createRedisStore({ connections: before, dependentKeys: cacheKeys.dependents });
+    await writer.setMany([write(key, 'value', 1)]);
+    await writer.close();
+    await server.stop();
+
+    const connections = createRedisConnections({
+      url: server.url,
+      commandTimeoutMs: 2000,
+      reconnectBaseDelayMs: 50,
+      reconnectMaxDelayMs: 100,
+    });
+    const store = createRedisStore({ connections, dependentKeys: cacheKeys.dependents });
+    const { breaker, ...guarded } = createCircuitBreaker(store, { openMs: OPEN_MS });
+    let trips = 0;
+    store.onReconnect!(() => {
+      trips += 1;
+      breaker.trip();
+    });
+    try {
+      let closes = 0;
+      (connections.command as EventEmitter).on('close', () => (closes += 1));
+      await until('a failed first connection attempt', () => closes > 0);
+      // A call that comes while the next attempt handshakes waits for the connection (the breaker
+      // is closed: nothing failed yet), and must not read once it is up.
+      let outcome: Promise<string> | undefined;
+      (connections.command as EventEmitter).once('connect', () => {
+        outcome = guarded.getMany([key]).then(
+          (entries) => `read version ${entries[0]?.version} with the breaker ${breaker.state}`,
+          (error: Error) => error.name,
+        );
+      });
+      server = await startPrivateRedis({ port: server.port, args });
+      await until('the call made while the connection handshook', () => outcome !== undefined);
+      expect(await outcome).toBe('StoreUnavailableError');
+      expect(trips).toBe(1);
+    } finally {
+      await store.close();
+      await server.stop();
+    }
+  });
+
+  test('a cluster master restarted from its disk: the listeners hear of it, and no read goes through a closed breaker', async () => {
+    const cluster = await startPrivateRedisCluster(3, { args: DURABLE });
+    const connections = createRedisConnections({
+      clusterNodes: cluster.seeds,
+      commandTimeoutMs: 2000,
+      reconnectMaxDelayMs: 100,
+    });
+    const store = createRedisStore({ connections, dependentKeys: cacheKeys.dependents });
+    const { breaker, ...guarded } = createCircuitBreaker(store, { openMs: OPEN_MS });
+    let trips = 0;
+    store.onReconnect!(() => {
+      trips += 1;
+      breaker.trip();
+    });
+    try {
+      const key = freshKey();
+      await guarded.setMany([write(key, 'value', 1)]);
+      // The master that serves the key's slot.
+      const admin = new Redis(cluster.nodes[0]!.url);
+      const slots = (await admin.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+      admin.disconnect();
+      const port = slots.find(([from, to]) => slotOf(key) >= from && slotOf(key) <= to)![2][1];
+      const index = cluster.nodes.findIndex((node) => node.port === port);
+      // A client-wide 'close' never comes: only this master's connection ends.
+      await cluster.restart(index);
+      await until('the listeners told of the master that came back', async () => {
+        const read = await guarded.getMany([key]).then(
+          (entries) => entries,
+          () => undefined,
+        );
+        if (read !== undefined) {
+          throw new Error(`read version ${read[0]?.version} through a closed breaker after the restart`);
+        }
+        return trips > 0;
+      });
+      expect(breaker.state).not.toBe('closed');
+    } finally {
+      await store.close();
+      await cluster.stop();
+    }
+  });
+});
