@@ -289,6 +289,32 @@ describe('circuit breaker', () => {
     expect(t.transitions).toEqual(['closed→open', 'open→half-open', 'half-open→closed']);
   });
 
+  test('a trip during a probe keeps the circuit open: its drain may have run before what tripped it', async () => {
+    const drained = gate();
+    let drains = 0;
+    const t = build({
+      beforeClose: async () => {
+        drains += 1;
+        if (drains === 1) await drained.wait();
+      },
+    });
+    t.breaker.trip();
+    t.clock.advance(OPEN_MS);
+    const probe = t.store.getMany(['k']);
+    await drained.reached;
+    // The drain is under way, or done: a write-through fails now, after the rows it applied.
+    drained.open();
+    t.breaker.trip();
+    await expect(probe).resolves.toEqual([undefined]);
+    expect(t.breaker.state).toBe('open');
+    await expectRefused(t.store.getMany(['k']));
+    // The next probe, after the open period, drains again and closes it.
+    t.clock.advance(OPEN_MS);
+    await expect(t.store.getMany(['k'])).resolves.toEqual([undefined]);
+    expect(drains).toBe(2);
+    expect(t.breaker.state).toBe('closed');
+  });
+
   test('onTransition sees every move, in order', async () => {
     const t = build();
     await t.openByOutage(); // closed → open

@@ -78,6 +78,8 @@ export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerO
   let openedAt = 0;
   let probing = false;
   let shortCircuited = 0;
+  /** Counts `trip()`s: one during a probe means its recovery may predate what tripped it. */
+  let trips = 0;
 
   const moveTo = (next: BreakerState) => {
     if (next === state) return;
@@ -104,9 +106,14 @@ export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerO
    */
   async function probe<T>(operation: string, call: () => Promise<T>): Promise<T> {
     probing = true;
+    const tripsBefore = trips;
     try {
       await options.beforeClose?.();
       const result = await call();
+      // Tripped while it ran (a write-through failed, Redis came back again): the drain may have run
+      // before what tripped it, so this probe cannot close the circuit; the next one, after the open
+      // period, drains again (test/store/circuit-breaker.test.ts, "a trip during a probe …").
+      if (trips !== tripsBefore) return result;
       failures = 0;
       openMs = baseOpenMs;
       probing = false;
@@ -153,6 +160,7 @@ export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerO
         return shortCircuited;
       },
       trip() {
+        trips += 1;
         if (state !== 'open') open();
       },
     },
