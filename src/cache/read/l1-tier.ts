@@ -12,7 +12,8 @@
  *   than the version it names, and that version is remembered as a *fence*: a read that was in flight
  *   when the event arrived cannot put the older version back (the L1 twin of the store's fence);
  * - a tombstone read from the store, and a write the store refused, are fences too;
- * - when the event subscription comes back after a disconnect, events may have been missed: L1 is
+ * - when a connection to Redis comes back after a loss (the event subscription, or the command
+ *   connection: Redis may have restarted), events may have been missed: L1 is
  *   cleared, and reads that started before the clear are not allowed to refill it (`generation`).
  *
  * So after a mutation returns, another instance may serve the older version until the event reaches
