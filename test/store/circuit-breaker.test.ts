@@ -300,12 +300,15 @@ describe('circuit breaker', () => {
     });
     t.breaker.trip();
     t.clock.advance(OPEN_MS);
+    t.reached.reset();
     const probe = t.store.getMany(['k']);
     await drained.reached;
-    // The drain is under way, or done: a write-through fails now, after the rows it applied.
-    drained.open();
+    // The drain is under way: a write-through fails now, perhaps after the rows it applied.
     t.breaker.trip();
-    await expect(probe).resolves.toEqual([undefined]);
+    drained.open();
+    // The probe neither reads the store nor closes the circuit.
+    await expect(probe).rejects.toThrow(/tripped during recovery/);
+    expect(t.reached.calls).toEqual([]);
     expect(t.breaker.state).toBe('open');
     await expectRefused(t.store.getMany(['k']));
     // The next probe, after the open period, drains again and closes it.
@@ -313,6 +316,28 @@ describe('circuit breaker', () => {
     await expect(t.store.getMany(['k'])).resolves.toEqual([undefined]);
     expect(drains).toBe(2);
     expect(t.breaker.state).toBe('closed');
+  });
+
+  test('under write load, a probe still closes: write-throughs go through while it drains, and only a failed one trips', async () => {
+    const drained = gate();
+    let drains = 0;
+    const t = build({
+      beforeClose: async () => {
+        drains += 1;
+        if (drains === 1) await drained.wait();
+      },
+    });
+    t.breaker.trip();
+    t.clock.advance(OPEN_MS);
+    const probe = t.store.getMany(['k']);
+    await drained.reached;
+    // Mutations keep writing through meanwhile: they reach the store (they only make it newer).
+    await expect(t.store.setMany([aWrite('w1')])).resolves.toEqual([true]);
+    await expectRefused(t.store.getMany(['k']), 'half-open');
+    drained.open();
+    await expect(probe).resolves.toEqual([undefined]);
+    expect(t.breaker.state).toBe('closed');
+    expect(drains).toBe(1);
   });
 
   test('onTransition sees every move, in order', async () => {

@@ -4,8 +4,10 @@
  * failures and then fails calls at once, until a probe shows Redis is back.
  *
  *   closed ──(failureThreshold consecutive outage errors)──▶ open
- *   open ──(openMs elapsed)──▶ half-open: one probe, every other call still fails fast
- *   half-open ──probe ok and `beforeClose` done──▶ closed;  ──probe fails──▶ open (openMs doubles)
+ *   open ──(openMs elapsed)──▶ half-open: one probe, every other call still fails fast (but
+ *                                          write-throughs, which only make Redis newer)
+ *   half-open ──probe ok and `beforeClose` done, no trip meanwhile──▶ closed
+ *   half-open ──probe fails──▶ open (openMs doubles);  ──tripped during the probe──▶ open
  *
  * `beforeClose` is how recovery stays correct: writes committed during the outage left outbox rows
  * whose tombstones never reached Redis, so Redis still holds the old values. The breaker closes only
@@ -107,12 +109,19 @@ export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerO
   async function probe<T>(operation: string, call: () => Promise<T>): Promise<T> {
     probing = true;
     const tripsBefore = trips;
+    /** Not Redis failing: the open period stays as it is. */
+    let retripped = false;
     try {
       await options.beforeClose?.();
-      const result = await call();
       // Tripped while it ran (a write-through failed, Redis came back again): the drain may have run
-      // before what tripped it, so this probe cannot close the circuit; the next one, after the open
-      // period, drains again (test/store/circuit-breaker.test.ts, "a trip during a probe …").
+      // before what tripped it, so this probe neither reads nor closes the circuit; the next one,
+      // after the open period, drains again (test/store/circuit-breaker.test.ts, "a trip during a
+      // probe …").
+      if (trips !== tripsBefore) {
+        retripped = true;
+        throw new StoreUnavailableError(`cache store ${operation} skipped: tripped during recovery`);
+      }
+      const result = await call();
       if (trips !== tripsBefore) return result;
       failures = 0;
       openMs = baseOpenMs;
@@ -120,7 +129,7 @@ export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerO
       moveTo('closed');
       return result;
     } catch (error) {
-      if (isOutage(error)) openMs = Math.min(maxOpenMs, openMs * 2);
+      if (isOutage(error) && !retripped) openMs = Math.min(maxOpenMs, openMs * 2);
       open();
       // Whatever failed (Redis, or PostgreSQL under the relay), to the caller it is the store being
       // unavailable: it goes to PostgreSQL.
@@ -138,6 +147,11 @@ export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerO
       moveTo('half-open');
     }
     if (state === 'half-open') {
+      // Write-throughs and tombstones go through during the probe: they only ever make Redis newer
+      // (fenced), so sending them cannot serve anything stale, and refusing them would trip the
+      // circuit again on every probe under write load — it would never close (the test "under write
+      // load, a probe still closes …"). One that really fails trips it, through its caller.
+      if (probing && operation === 'setMany') return call();
       if (probing) return refuse(operation);
       return probe(operation, call);
     }
