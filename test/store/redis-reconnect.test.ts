@@ -21,7 +21,7 @@ import { startPrivateRedis, startPrivateRedisCluster } from '../support/redis.js
 import { storeKeySpace, write } from '../support/store-contract.js';
 import { until } from '../support/until.js';
 
-const { cacheKeys, freshKey } = storeKeySpace('reconnect');
+const { prefix, cacheKeys, freshKey } = storeKeySpace('reconnect');
 const DURABLE = ['--appendonly', 'yes', '--appendfsync', 'always'];
 /** Long enough that a tripped breaker stays open for the whole test, however slow the machine. */
 const OPEN_MS = 600_000;
@@ -67,12 +67,13 @@ describe('a connection to Redis that comes back', () => {
       (connections.command as EventEmitter).once('connect', () => {
         outcome = guarded.getMany([key]).then(
           (entries) => `read version ${entries[0]?.version} with the breaker ${breaker.state}`,
-          (error: Error) => error.name,
+          (error: Error) => `${error.name}: ${error.message}`,
         );
       });
       server = await startPrivateRedis({ port: server.port, args });
       await until('the call made while the connection handshook', () => outcome !== undefined);
-      expect(await outcome).toBe('StoreUnavailableError');
+      expect(await outcome).toMatch(/^StoreUnavailableError: .*came back during the call/);
+      await until('the listeners told of the connection that came up', () => trips > 0);
       expect(trips).toBe(1);
     } finally {
       await store.close();
@@ -116,6 +117,43 @@ describe('a connection to Redis that comes back', () => {
         return trips > 0;
       });
       expect(breaker.state).not.toBe('closed');
+    } finally {
+      await store.close();
+      await cluster.stop();
+    }
+  });
+  test('a cluster master restarted: a walk of the keyspace visits every key or fails, never reports fewer', async () => {
+    const cluster = await startPrivateRedisCluster(3, { args: DURABLE });
+    const connections = createRedisConnections({
+      clusterNodes: cluster.seeds,
+      commandTimeoutMs: 2000,
+      reconnectMaxDelayMs: 100,
+    });
+    const store = createRedisStore({ connections, dependentKeys: cacheKeys.dependents });
+    try {
+      const keys = Array.from({ length: 60 }, () => freshKey());
+      await store.setMany(keys.map((key) => write(key, 'value', 1)));
+      const walk = async () => {
+        let seen = 0;
+        const visited = await store.scanKeys(`${prefix}:`, async (batch) => {
+          seen += batch.filter((key) => keys.includes(key)).length;
+        });
+        return { visited, seen };
+      };
+      expect((await walk()).seen).toBe(keys.length);
+      // The master that serves the first key's slot, restarted: the client drops its connection and
+      // leaves it out of its masters until something sends it a command of that slot again.
+      const admin = new Redis(cluster.nodes[0]!.url);
+      const slots = (await admin.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+      admin.disconnect();
+      const slot = slotOf(keys[0]!);
+      const port = slots.find(([from, to]) => slot >= from && slot <= to)![2][1];
+      await cluster.restart(cluster.nodes.findIndex((node) => node.port === port));
+      const after = await walk().then(
+        ({ seen }) => `saw ${seen} of ${keys.length}`,
+        (error: Error) => error.name,
+      );
+      expect([`saw ${keys.length} of ${keys.length}`, 'StoreUnavailableError']).toContain(after);
     } finally {
       await store.close();
       await cluster.stop();

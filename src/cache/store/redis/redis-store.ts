@@ -131,6 +131,27 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       }
     }
   }
+  /**
+   * The connections a keyspace walk must visit: on a cluster, one per master that owns a slot. A
+   * master the client dropped (it restarted: '-node') is left out of `nodes('master')` until a
+   * redirection or a slot refresh brings it back, and a walk over the others would report success
+   * having skipped its keys — the relay's `*` row marked done with one master's entries untouched.
+   * So a walk with a slot owner missing fails, before and after (test/store/redis-reconnect.test.ts).
+   */
+  function everyMaster(operation: string): Redis[] {
+    if (!(client instanceof Cluster)) return [client];
+    const masters = client.nodes('master');
+    const connected = new Set(masters.map((node) => `${node.options.host}:${node.options.port}`));
+    for (const owners of client.slots) {
+      const owner = owners?.[0];
+      if (owner !== undefined && !connected.has(owner)) {
+        throw new StoreUnavailableError(
+          `cache store ${operation} refused: the master of some slots (${owner}) is not connected, and a walk without it would miss its keys`,
+        );
+      }
+    }
+    return masters;
+  }
   const spanned = (operation: string) =>
     new StoreUnavailableError(
       `cache store ${operation} refused: a connection to Redis came back during the call, and until the outbox is applied Redis may hold values older than writes made meanwhile`,
@@ -392,7 +413,7 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
 
     async scanKeys(prefix, onBatch) {
       assertPurgePrefix(prefix);
-      const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+      const nodes = everyMaster('scanKeys');
       let visited = 0;
       // A walk that spans a return of Redis would go on with its cursor on what may be another
       // server (restarted): it could skip keys and still report success.
@@ -408,6 +429,7 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
           await onBatch(next.value);
         }
       }
+      everyMaster('scanKeys');
       return visited;
     },
 
@@ -415,7 +437,7 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       assertPurgePrefix(prefix);
       return call('purgePrefix', async () => {
         // SCAN walks one node's keyspace, so a cluster is purged master by master.
-        const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+        const nodes = everyMaster('purgePrefix');
         let removed = 0;
         for (const node of nodes) removed += await purgeNode(node, prefix, isCluster);
         return removed;
