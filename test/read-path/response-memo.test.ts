@@ -8,7 +8,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createL1Tier } from '../../src/cache/read/l1-tier.js';
-import { createResponseMemo, type KeptAnswer } from '../../src/cache/response/response-memo.js';
+import {
+  createResponseMemo,
+  type KeptAnswer,
+  type MemoTicket,
+  type VersionFeed,
+} from '../../src/cache/response/response-memo.js';
+import { mulberry32 } from '../../src/db/prng.js';
 import type { CacheEntry, Dependency } from '../../src/cache/store/contract.js';
 
 const HOUR = 3_600_000;
@@ -145,6 +151,47 @@ describe('response memo', () => {
     memo.release(third);
     memo.release(after);
     memo.release(during);
+  });
+
+  it('keeps exactly when nothing newer than what it read was told after its ticket: checked against a plain log, over random interleavings', () => {
+    // The model is the rule itself, over a log of every telling; the memo keeps far less (pairs,
+    // pruned). Tellings, tickets taken and released, and keeps interleave at random, a version above
+    // any (a purge's) among them, over few keys or thousands (past the prune threshold).
+    const random = mulberry32(20261204);
+    const below = (n: number) => Math.floor(random() * n);
+    for (let round = 0; round < 40; round += 1) {
+      let tell: (key: string, version: number) => void = () => {};
+      const feed: VersionFeed = {
+        generation: 0,
+        ttlMs: HOUR,
+        onNewer: (listener) => ((tell = listener), () => {}),
+        now: () => 1_767_225_600_000,
+      };
+      const memo = createResponseMemo({ feed, maxBytes: 1_000_000_000 });
+      const told: { at: number; key: string; version: number }[] = [];
+      const open: { ticket: MemoTicket; at: number }[] = [];
+      const keys = 1 + below(round % 2 === 0 ? 5 : 5000);
+      for (let step = 0; step < 3000; step += 1) {
+        const op = below(10);
+        if (op < 5) {
+          const key = `k${below(keys)}`;
+          const version = below(8) === 0 ? Number.MAX_SAFE_INTEGER : below(10);
+          told.push({ at: told.length + 1, key, version });
+          tell(key, version);
+        } else if (op < 7) {
+          open.push({ ticket: memo.ticket(), at: told.length });
+        } else if (op < 8 && open.length > 0) {
+          memo.release(open.splice(below(open.length), 1)[0]!.ticket);
+        } else if (open.length > 0) {
+          const { ticket, at } = open[below(open.length)]!;
+          const key = `k${below(keys)}`;
+          const version = below(10);
+          const expected = !told.some((t) => t.at > at && t.key === key && t.version > version);
+          const kept = memo.keep(`r${step}`, answer(), [on(key, version)], feed.now() + HOUR, ticket);
+          expect(kept, `round ${round}, step ${step}: ${key} at ${version}`).toBe(expected);
+        }
+      }
+    }
   });
 
   it('a list of dependencies that does not match the count the store checked is not kept (fail closed)', () => {
