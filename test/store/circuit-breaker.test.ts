@@ -318,6 +318,31 @@ describe('circuit breaker', () => {
     expect(t.breaker.state).toBe('closed');
   });
 
+  test('a tripped probe whose drain outlasts the open period does not reopen the circuit under the next probe', async () => {
+    const slow = gate();
+    let drains = 0;
+    const t = build({
+      beforeClose: async () => {
+        drains += 1;
+        if (drains === 1) await slow.wait();
+      },
+    });
+    t.breaker.trip();
+    t.clock.advance(OPEN_MS);
+    const first = t.store.getMany(['k']);
+    await slow.reached;
+    t.breaker.trip(); // a write-through failed during the first drain
+    t.clock.advance(OPEN_MS);
+    const second = t.store.getMany(['k']); // the next probe: its drain ends at once
+    await expect(second).resolves.toEqual([undefined]);
+    expect(t.breaker.state).toBe('closed');
+    slow.open();
+    await expect(first).rejects.toThrow(/tripped during recovery/);
+    // The first probe's end changes nothing: the circuit the second closed stays closed.
+    expect(t.breaker.state).toBe('closed');
+    await expect(t.store.setMany([aWrite('w')])).resolves.toEqual([true]);
+  });
+
   test('under write load, a probe still closes: write-throughs go through while it drains, and only a failed one trips', async () => {
     const drained = gate();
     let drains = 0;

@@ -159,4 +159,31 @@ describe('a connection to Redis that comes back', () => {
       await cluster.stop();
     }
   });
+  test('a cluster client just created, given one seed of three masters: its first walk visits every key', async () => {
+    const cluster = await startPrivateRedisCluster(3);
+    const writer = createRedisStore({
+      connections: createRedisConnections({ clusterNodes: cluster.seeds, commandTimeoutMs: 2000 }),
+      dependentKeys: cacheKeys.dependents,
+    });
+    let walker: ReturnType<typeof createRedisStore> | undefined;
+    try {
+      const keys = Array.from({ length: 60 }, () => freshKey());
+      await writer.setMany(keys.map((key) => write(key, 'value', 1)));
+      // Before its first connection the client knows only its seed: the walk, sent at once, must
+      // wait for the slots.
+      walker = createRedisStore({
+        connections: createRedisConnections({ clusterNodes: [cluster.seeds[0]!], commandTimeoutMs: 2000 }),
+        dependentKeys: cacheKeys.dependents,
+      });
+      let seen = 0;
+      await walker.scanKeys(`${prefix}:`, async (batch) => {
+        seen += batch.filter((key) => keys.includes(key)).length;
+      });
+      expect(seen).toBe(keys.length);
+    } finally {
+      await walker?.close();
+      await writer.close();
+      await cluster.stop();
+    }
+  });
 });

@@ -82,6 +82,8 @@ export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerO
   let shortCircuited = 0;
   /** Counts `trip()`s: one during a probe means its recovery may predate what tripped it. */
   let trips = 0;
+  /** Counts probes begun: the latest is the one that may move the circuit. */
+  let probes = 0;
 
   const moveTo = (next: BreakerState) => {
     if (next === state) return;
@@ -108,6 +110,9 @@ export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerO
    */
   async function probe<T>(operation: string, call: () => Promise<T>): Promise<T> {
     probing = true;
+    // Only the latest probe moves the circuit: one tripped mid-drain may end after the next has
+    // begun (its drain outlasting the open period), and must not reopen the circuit under it.
+    const id = ++probes;
     const tripsBefore = trips;
     /** Not Redis failing: the open period stays as it is. */
     let retripped = false;
@@ -122,15 +127,18 @@ export function createCircuitBreaker(inner: CacheStore, options: CircuitBreakerO
         throw new StoreUnavailableError(`cache store ${operation} skipped: tripped during recovery`);
       }
       const result = await call();
-      if (trips !== tripsBefore) return result;
+      if (trips !== tripsBefore || id !== probes) return result;
       failures = 0;
       openMs = baseOpenMs;
       probing = false;
       moveTo('closed');
       return result;
     } catch (error) {
-      if (isOutage(error) && !retripped) openMs = Math.min(maxOpenMs, openMs * 2);
-      open();
+      // Tripped: `trip()` opened it already.
+      if (id === probes && !retripped) {
+        if (isOutage(error)) openMs = Math.min(maxOpenMs, openMs * 2);
+        open();
+      }
       // Whatever failed (Redis, or PostgreSQL under the relay), to the caller it is the store being
       // unavailable: it goes to PostgreSQL.
       throw isCacheStoreError(error)

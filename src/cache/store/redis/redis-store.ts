@@ -138,13 +138,14 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
    * having skipped its keys — the relay's `*` row marked done with one master's entries untouched.
    * So a walk with a slot owner missing fails, before and after (test/store/redis-reconnect.test.ts).
    */
-  function everyMaster(operation: string): Redis[] {
+  function everyMaster(operation: string, walked?: readonly Redis[]): Redis[] {
     if (!(client instanceof Cluster)) return [client];
     const masters = client.nodes('master');
-    const connected = new Set(masters.map((node) => `${node.options.host}:${node.options.port}`));
+    // After a walk: every owner must be among the nodes it walked, not only among those connected now.
+    const covered = new Set((walked ?? masters).map((node) => `${node.options.host}:${node.options.port}`));
     for (const owners of client.slots) {
       const owner = owners?.[0];
-      if (owner !== undefined && !connected.has(owner)) {
+      if (owner !== undefined && !covered.has(owner)) {
         throw new StoreUnavailableError(
           `cache store ${operation} refused: the master of some slots (${owner}) is not connected, and a walk without it would miss its keys`,
         );
@@ -413,6 +414,9 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
 
     async scanKeys(prefix, onBatch) {
       assertPurgePrefix(prefix);
+      // Before its first connection a cluster client knows no slots, only its seed nodes: a walk
+      // over those would pass every check and could miss whole masters. So, ready first.
+      if (!everReady) await call('scanKeys', async () => undefined);
       const nodes = everyMaster('scanKeys');
       let visited = 0;
       // A walk that spans a return of Redis would go on with its cursor on what may be another
@@ -429,7 +433,7 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
           await onBatch(next.value);
         }
       }
-      everyMaster('scanKeys');
+      everyMaster('scanKeys', nodes);
       return visited;
     },
 
