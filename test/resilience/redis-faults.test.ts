@@ -232,31 +232,20 @@ describe.each(RECOVERY_SCENARIOS)(
       durable = await startPrivateRedis({
         args: ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir],
       });
-      u = await createTestApp({
+      const instance = {
         label: 'faults_recovery',
-        seed: { users: 20, postsPerUser: 1 },
         env: {
           REDIS_URL: durable.url,
           REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
           OUTBOX_POLL_INTERVAL_MS: '50',
-          // Its monitor's calls would open and probe its circuit, draining the outbox for everyone.
+          // A monitor's calls would open and probe its circuit, draining the outbox for everyone.
           CONSISTENCY_SAMPLE_INTERVAL_MS: '0',
           ...scenario.env,
         },
         breaker: { openMs: 100, maxOpenMs: 200 },
-      });
-      idle = await createTestApp({
-        label: 'faults_recovery',
-        share: u,
-        env: {
-          REDIS_URL: durable.url,
-          REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
-          OUTBOX_POLL_INTERVAL_MS: '50',
-          CONSISTENCY_SAMPLE_INTERVAL_MS: '0',
-          ...scenario.env,
-        },
-        breaker: { openMs: 100, maxOpenMs: 200 },
-      });
+      };
+      u = await createTestApp({ ...instance, seed: { users: 20, postsPerUser: 1 } });
+      idle = await createTestApp({ ...instance, share: u });
     }, 60_000);
     afterAll(async () => {
       await idle?.close();

@@ -57,6 +57,22 @@ function build(options: Pick<CircuitBreakerOptions, 'beforeClose'> = {}) {
   };
 }
 
+/**
+ * `build` with a `beforeClose` (the relay's drain) whose first run waits at `slow` until the test
+ * opens it, and whose later runs end at once; `drains` counts the runs.
+ */
+function buildWithSlowFirstDrain() {
+  const slow = gate();
+  let drains = 0;
+  const t = build({
+    beforeClose: async () => {
+      drains += 1;
+      if (drains === 1) await slow.wait();
+    },
+  });
+  return { ...t, slow, drains: () => drains };
+}
+
 /** The breaker refused the call itself (it names the circuit's state; the chaos double says "chaos"). */
 async function expectRefused(call: Promise<unknown>, state: 'open' | 'half-open' = 'open') {
   const error = await call.then(
@@ -290,14 +306,8 @@ describe('circuit breaker', () => {
   });
 
   test('a trip during a probe keeps the circuit open: its drain may have run before what tripped it', async () => {
-    const drained = gate();
-    let drains = 0;
-    const t = build({
-      beforeClose: async () => {
-        drains += 1;
-        if (drains === 1) await drained.wait();
-      },
-    });
+    const t = buildWithSlowFirstDrain();
+    const drained = t.slow;
     t.breaker.trip();
     t.clock.advance(OPEN_MS);
     t.reached.reset();
@@ -314,19 +324,13 @@ describe('circuit breaker', () => {
     // The next probe, after the open period, drains again and closes it.
     t.clock.advance(OPEN_MS);
     await expect(t.store.getMany(['k'])).resolves.toEqual([undefined]);
-    expect(drains).toBe(2);
+    expect(t.drains()).toBe(2);
     expect(t.breaker.state).toBe('closed');
   });
 
   test('a tripped probe whose drain outlasts the open period does not reopen the circuit under the next probe', async () => {
-    const slow = gate();
-    let drains = 0;
-    const t = build({
-      beforeClose: async () => {
-        drains += 1;
-        if (drains === 1) await slow.wait();
-      },
-    });
+    const t = buildWithSlowFirstDrain();
+    const { slow } = t;
     t.breaker.trip();
     t.clock.advance(OPEN_MS);
     const first = t.store.getMany(['k']);
@@ -344,14 +348,8 @@ describe('circuit breaker', () => {
   });
 
   test('under write load, a probe still closes: write-throughs go through while it drains, and only a failed one trips', async () => {
-    const drained = gate();
-    let drains = 0;
-    const t = build({
-      beforeClose: async () => {
-        drains += 1;
-        if (drains === 1) await drained.wait();
-      },
-    });
+    const t = buildWithSlowFirstDrain();
+    const drained = t.slow;
     t.breaker.trip();
     t.clock.advance(OPEN_MS);
     const probe = t.store.getMany(['k']);
@@ -362,7 +360,7 @@ describe('circuit breaker', () => {
     drained.open();
     await expect(probe).resolves.toEqual([undefined]);
     expect(t.breaker.state).toBe('closed');
-    expect(drains).toBe(1);
+    expect(t.drains()).toBe(1);
   });
 
   test('onTransition sees every move, in order', async () => {

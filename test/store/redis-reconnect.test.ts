@@ -17,7 +17,7 @@ import { createCircuitBreaker } from '../../src/cache/store/layers/circuit-break
 import { createRedisConnections } from '../../src/cache/store/redis/connections.js';
 import { createRedisStore } from '../../src/cache/store/redis/redis-store.js';
 import { slotOf } from '../../src/cache/store/redis/slots.js';
-import { startPrivateRedis, startPrivateRedisCluster } from '../support/redis.js';
+import { startPrivateRedis, startPrivateRedisCluster, type PrivateRedisCluster } from '../support/redis.js';
 import { storeKeySpace, write } from '../support/store-contract.js';
 import { until } from '../support/until.js';
 
@@ -30,6 +30,31 @@ const dirs: string[] = [];
 afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
+
+/** The store over connections made with `options`, and a breaker its reconnect listener trips. */
+function guardedStore(options: Parameters<typeof createRedisConnections>[0]) {
+  const connections = createRedisConnections(options);
+  const store = createRedisStore({ connections, dependentKeys: cacheKeys.dependents });
+  const { breaker, ...guarded } = createCircuitBreaker(store, { openMs: OPEN_MS });
+  let trips = 0;
+  store.onReconnect!(() => {
+    trips += 1;
+    breaker.trip();
+  });
+  return { connections, store, guarded, breaker, trips: () => trips };
+}
+
+/** The index in `cluster.nodes` of the master that serves `key`'s slot. */
+async function masterOf(cluster: PrivateRedisCluster, key: string): Promise<number> {
+  const admin = new Redis(cluster.nodes[0]!.url);
+  try {
+    const slots = (await admin.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+    const port = slots.find(([from, to]) => slotOf(key) >= from && slotOf(key) <= to)![2][1];
+    return cluster.nodes.findIndex((node) => node.port === port);
+  } finally {
+    admin.disconnect();
+  }
+}
 
 describe('a connection to Redis that comes back', () => {
   test('an instance started during the outage: a call admitted while the first connection handshakes is refused, not answered from the restored data', async () => {
@@ -44,18 +69,11 @@ describe('a connection to Redis that comes back', () => {
     await writer.close();
     await server.stop();
 
-    const connections = createRedisConnections({
+    const { connections, store, guarded, breaker, trips } = guardedStore({
       url: server.url,
       commandTimeoutMs: 2000,
       reconnectBaseDelayMs: 50,
       reconnectMaxDelayMs: 100,
-    });
-    const store = createRedisStore({ connections, dependentKeys: cacheKeys.dependents });
-    const { breaker, ...guarded } = createCircuitBreaker(store, { openMs: OPEN_MS });
-    let trips = 0;
-    store.onReconnect!(() => {
-      trips += 1;
-      breaker.trip();
     });
     try {
       let closes = 0;
@@ -73,8 +91,8 @@ describe('a connection to Redis that comes back', () => {
       server = await startPrivateRedis({ port: server.port, args });
       await until('the call made while the connection handshook', () => outcome !== undefined);
       expect(await outcome).toMatch(/^StoreUnavailableError: .*came back during the call/);
-      await until('the listeners told of the connection that came up', () => trips > 0);
-      expect(trips).toBe(1);
+      await until('the listeners told of the connection that came up', () => trips() > 0);
+      expect(trips()).toBe(1);
     } finally {
       await store.close();
       await server.stop();
@@ -83,29 +101,17 @@ describe('a connection to Redis that comes back', () => {
 
   test('a cluster master restarted from its disk: the listeners hear of it, and no read goes through a closed breaker', async () => {
     const cluster = await startPrivateRedisCluster(3, { args: DURABLE });
-    const connections = createRedisConnections({
+    const { store, guarded, breaker, trips } = guardedStore({
       clusterNodes: cluster.seeds,
       commandTimeoutMs: 2000,
       reconnectMaxDelayMs: 100,
     });
-    const store = createRedisStore({ connections, dependentKeys: cacheKeys.dependents });
-    const { breaker, ...guarded } = createCircuitBreaker(store, { openMs: OPEN_MS });
-    let trips = 0;
-    store.onReconnect!(() => {
-      trips += 1;
-      breaker.trip();
-    });
     try {
       const key = freshKey();
       await guarded.setMany([write(key, 'value', 1)]);
-      // The master that serves the key's slot.
-      const admin = new Redis(cluster.nodes[0]!.url);
-      const slots = (await admin.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
-      admin.disconnect();
-      const port = slots.find(([from, to]) => slotOf(key) >= from && slotOf(key) <= to)![2][1];
-      const index = cluster.nodes.findIndex((node) => node.port === port);
-      // A client-wide 'close' never comes: only this master's connection ends.
-      await cluster.restart(index);
+      // The master that serves the key's slot; a client-wide 'close' never comes: only this
+      // master's connection ends.
+      await cluster.restart(await masterOf(cluster, key));
       await until('the listeners told of the master that came back', async () => {
         const read = await guarded.getMany([key]).then(
           (entries) => entries,
@@ -114,7 +120,7 @@ describe('a connection to Redis that comes back', () => {
         if (read !== undefined) {
           throw new Error(`read version ${read[0]?.version} through a closed breaker after the restart`);
         }
-        return trips > 0;
+        return trips() > 0;
       });
       expect(breaker.state).not.toBe('closed');
     } finally {
@@ -124,12 +130,11 @@ describe('a connection to Redis that comes back', () => {
   });
   test('a cluster master restarted: a walk of the keyspace visits every key or fails, never reports fewer', async () => {
     const cluster = await startPrivateRedisCluster(3, { args: DURABLE });
-    const connections = createRedisConnections({
+    const { store } = guardedStore({
       clusterNodes: cluster.seeds,
       commandTimeoutMs: 2000,
       reconnectMaxDelayMs: 100,
     });
-    const store = createRedisStore({ connections, dependentKeys: cacheKeys.dependents });
     try {
       const keys = Array.from({ length: 60 }, () => freshKey());
       await store.setMany(keys.map((key) => write(key, 'value', 1)));
@@ -143,12 +148,7 @@ describe('a connection to Redis that comes back', () => {
       expect((await walk()).seen).toBe(keys.length);
       // The master that serves the first key's slot, restarted: the client drops its connection and
       // leaves it out of its masters until something sends it a command of that slot again.
-      const admin = new Redis(cluster.nodes[0]!.url);
-      const slots = (await admin.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
-      admin.disconnect();
-      const slot = slotOf(keys[0]!);
-      const port = slots.find(([from, to]) => slot >= from && slot <= to)![2][1];
-      await cluster.restart(cluster.nodes.findIndex((node) => node.port === port));
+      await cluster.restart(await masterOf(cluster, keys[0]!));
       const after = await walk().then(
         ({ seen }) => `saw ${seen} of ${keys.length}`,
         (error: Error) => error.name,

@@ -5,7 +5,8 @@
  *
  * Its parts: the connections (connections.ts), the wire format of an entry (wire-format.ts), the
  * Lua scripts (scripts.ts), slot grouping (slots.ts), the command deadline (deadline.ts), keyspace
- * walks (keyspace.ts) and pub/sub (subscriptions.ts).
+ * walks (keyspace.ts), pub/sub (subscriptions.ts) and the returns of Redis after a loss
+ * (connection-returns.ts).
  */
 import type { EventEmitter } from 'node:events';
 import type { ChainableCommander } from 'ioredis';
@@ -27,6 +28,7 @@ import { withDeadline } from './deadline.js';
 import { purgeNode, scanNode } from './keyspace.js';
 import { defineScripts, FENCE_RENEWED, FILL_REVOKED, type StampArgs } from './scripts.js';
 import { groupIndexes, slotOf } from './slots.js';
+import { addressOf, watchConnectionReturns } from './connection-returns.js';
 import { createSubscriptionHub } from './subscriptions.js';
 import { decodeDependent, decodeEntry, encodeDependent, encodeEntry, KIND_CODES } from './wire-format.js';
 import { createStampSource, GENERATION_TTL_MS, STAMP_TTL_MS } from './write-stamp.js';
@@ -92,45 +94,8 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
   // handshaking. Once it has been ready, a lost connection fails fast (no offline queue).
   let everReady = client.status === 'ready';
   if (!everReady) (client as EventEmitter).once('ready', () => (everReady = true));
-  // The command connection lost, then back: Redis may have restarted, even with data older than
-  // writes made meanwhile (persistence, a failover), and no event says so. The reconnect listeners
-  // (the breaker trips, L1 clears) hear of it before any call can use it: at its 'ready', or, should
-  // a call find it ready before that event (ioredis emits it on the next tick), from the call, which
-  // fails — the breaker it passed was still closed. And a call that spanned a return (one waiting
-  // for the first connection, one in flight and resent, one queued on a cluster node's new
-  // connection) fails too: `regains` moved while it ran. Without this only the subscriber's return
-  // tripped the breaker, and an instance whose command connection came back first read the
-  // restored old values meanwhile (test/resilience/redis-faults.test.ts, "Redis back with its old
-  // data": the idle instance's first read; test/store/redis-reconnect.test.ts). A first connection
-  // that failed before it came up counts too: the instance started during the outage.
-  const regainedListeners = new Set<() => void>();
-  let lost = false;
-  let regains = 0;
-  (client as EventEmitter).on('close', () => void (lost = true));
-  (client as EventEmitter).on('ready', () => void (lost && regained()));
-  if (client instanceof Cluster) {
-    // A cluster client emits 'close' and 'ready' only when every node is gone and back. One master
-    // restarting ends only its own connection ('-node'); the client then opens a new, lazy one to
-    // the same address ('+node'), whose queued commands are written before its 'ready'.
-    const lostNodes = new Set<string>();
-    const addressOf = (node: Redis) => `${node.options.host}:${node.options.port}`;
-    (client as EventEmitter).on('-node', (node: Redis) => lostNodes.add(addressOf(node)));
-    (client as EventEmitter).on('+node', (node: Redis) => {
-      if (!lostNodes.delete(addressOf(node))) return;
-      (node as EventEmitter).once('ready', regained);
-    });
-  }
-  function regained(): void {
-    lost = false;
-    regains += 1;
-    for (const listener of [...regainedListeners]) {
-      try {
-        listener();
-      } catch (error) {
-        onError(error instanceof Error ? error : new Error(String(error)));
-      }
-    }
-  }
+  // The command connection's returns (connection-returns.ts, why).
+  const returns = watchConnectionReturns(client, onError);
   /**
    * The connections a keyspace walk must visit: on a cluster, one per master that owns a slot. A
    * master the client dropped (it restarted: '-node') is left out of `nodes('master')` until a
@@ -142,7 +107,7 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
     if (!(client instanceof Cluster)) return [client];
     const masters = client.nodes('master');
     // After a walk: every owner must be among the nodes it walked, not only among those connected now.
-    const covered = new Set((walked ?? masters).map((node) => `${node.options.host}:${node.options.port}`));
+    const covered = new Set((walked ?? masters).map(addressOf));
     for (const owners of client.slots) {
       const owner = owners?.[0];
       if (owner !== undefined && !covered.has(owner)) {
@@ -164,16 +129,13 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
    */
   async function call<T>(operation: string, body: () => Promise<T>): Promise<T> {
     if (closed) throw new StoreUnavailableError(`cache store ${operation} failed: the store is closed`);
-    if (lost && client.status === 'ready') {
-      regained();
-      throw spanned(operation);
-    }
-    const at = regains;
+    if (returns.foundBack()) throw spanned(operation);
+    const at = returns.count;
     try {
       if (!everReady) await whenReady(client, connections.commandTimeoutMs);
-      if (regains !== at) throw spanned(operation);
+      if (returns.count !== at) throw spanned(operation);
       const result = await withDeadline(body(), connections.commandTimeoutMs, operation);
-      if (regains !== at) throw spanned(operation);
+      if (returns.count !== at) throw spanned(operation);
       return result;
     } catch (error) {
       throw toStoreError(error, operation);
@@ -401,10 +363,10 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       // One registration, one wrapper, in both: a function registered twice is called twice by each.
       const own = () => listener();
       const offSubscriber = hub.onReconnect(own);
-      regainedListeners.add(own);
+      const offCommand = returns.onReturn(own);
       return () => {
         offSubscriber();
-        regainedListeners.delete(own);
+        offCommand();
       };
     },
 
@@ -421,13 +383,13 @@ export function createRedisStore(options: RedisStoreOptions): CacheStore {
       let visited = 0;
       // A walk that spans a return of Redis would go on with its cursor on what may be another
       // server (restarted): it could skip keys and still report success.
-      const startedAt = regains;
+      const startedAt = returns.count;
       for (const node of nodes) {
         const batches = scanNode(node, prefix);
         for (;;) {
           // Each SCAN step is a command of its own: a failure is a store error, like any other call.
           const next = await call('scanKeys', () => batches.next());
-          if (regains !== startedAt) throw spanned('scanKeys');
+          if (returns.count !== startedAt) throw spanned('scanKeys');
           if (next.done) break;
           visited += next.value.length;
           await onBatch(next.value);
