@@ -21,6 +21,8 @@ function expectClean(report: SoakReport): void {
   expect(report.pageReads).toBeGreaterThan(0);
   expect(report.apiWrites).toBeGreaterThan(0);
   expect(report.sqlWrites).toBeGreaterThan(0);
+  expect(report.userChurns).toBeGreaterThan(0);
+  expect(report.churnPageReads).toBeGreaterThan(0);
 }
 
 test(
@@ -38,5 +40,18 @@ test(
   { timeout: 600_000 },
   async () => {
     expectClean(await runSoak({ operations: 6000, faultEvery: 750, writeShare: 0.01, sqlWriteEvery: 200 }));
+  },
+);
+
+// L1 on both instances: read-your-writes on the writer's instance at once, on the other once L1's
+// window has passed since the write returned; the lagging reads inside the window are counted.
+test(
+  'with L1: 6 000 mixed operations, a Redis fault every 750: no read older than L1 allows',
+  { timeout: 600_000 },
+  async () => {
+    const report = await runSoak({ operations: 6000, faultEvery: 750, l1: true });
+    expectClean(report);
+    expect(report.l1TtlMs).toBe(1000);
+    expect(report.l1LagMaxMs).toBeLessThan(1000);
   },
 );

@@ -1,6 +1,6 @@
 /**
  * `npm run soak [-- --operations N --fault-every K --concurrency C --write-share W --sql-write-every Q
- * --seed S]`: the long soak of
+ * --user-churn-every U --l1 --seed S]`: the long soak of
  * test/support/soak.ts (default 100 000 operations, a Redis fault every 4 000), against the
  * PostgreSQL at DATABASE_URL and a private redis-server it starts itself. Prints its figures as JSON
  * and exits 1 if any guarantee broke (a stale read after an acknowledged write, a monitor violation,
@@ -17,6 +17,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '12' },
     'write-share': { type: 'string', default: '0.05' },
     'sql-write-every': { type: 'string', default: '40' },
+    'user-churn-every': { type: 'string', default: '60' },
+    l1: { type: 'boolean', default: false },
     seed: { type: 'string' },
   },
   strict: true,
@@ -42,6 +44,8 @@ const report = await runSoak({
   concurrency: positive('concurrency', values.concurrency),
   writeShare: share('write-share', values['write-share']),
   sqlWriteEvery: positive('sql-write-every', values['sql-write-every']),
+  userChurnEvery: positive('user-churn-every', values['user-churn-every']),
+  l1: values.l1,
   ...(values.seed !== undefined && { seed: positive('seed', values.seed) }),
   log: (line) => process.stderr.write(`[soak] ${line}\n`),
 });

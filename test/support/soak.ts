@@ -1,16 +1,21 @@
 /**
  * The soak (docs/consistency.md, "Soak"): two instances on one database and one private Redis, a
  * mixed load — 95 % reads over a hot set, 5 % API writes (updateProfile, and createPost one time in
- * five), a plain-SQL writer behind the API's back — and a Redis fault every `faultEvery` operations,
- * in turn: CLIENT PAUSE, FLUSHALL, a restart with nothing on disk, memory full under noeviction.
+ * five), a plain-SQL writer behind the API's back, users inserted and deleted by plain SQL above the
+ * hot set — and a Redis fault every `faultEvery` operations, in turn: CLIENT PAUSE, FLUSHALL, a
+ * restart with nothing on disk, memory full under noeviction. Optionally with the L1 tier on.
  *
  * What it checks, on every read — of a user, or (one in four) of a page of three users, each
  * checked alike, the page's ids too: read-your-writes against acknowledged API writes — a read that
  * starts after a write returned (without a pending-propagation notice) must see that version or a
- * newer one, on either instance. At the end: both instances' consistency monitors found nothing, and
- * after the faults stop the cache converges (every hot key, on both instances, at its row's
- * version). It also measures how long after a plain-SQL write a read could still see the version
- * before it (the relay's bound).
+ * newer one, on either instance; with L1 on, on the writer's instance, and on the other one once
+ * `CACHE_L1_TTL_MS` has passed since the write returned (L1's documented window: a read inside it
+ * that saw the version before is counted, not failed). A page of the churned users is one of the
+ * pages the users table has had (which one, and how late, is measured). At the end: both instances'
+ * consistency monitors found nothing, and after the faults stop the cache converges (every hot key
+ * and the churned users' page, on both instances, as PostgreSQL has them). It also measures how long
+ * after a plain-SQL write a read could still see the version before it (the relay's bound), and
+ * after a user insert or delete a page could still be the one before it.
  *
  * Bounded by operations, never by time, so that a slow machine runs it slowly but the same.
  * `npm run soak` runs the long one (test/soak/run.ts); test/resilience/soak.test.ts a short one.
@@ -36,6 +41,14 @@ export interface SoakOptions {
   readonly writeShare?: number;
   /** A write by plain SQL every this many operations. @default 40 */
   readonly sqlWriteEvery?: number;
+  /**
+   * A user inserted or deleted by plain SQL (no API does either) every this many operations, above
+   * the hot set: every one changes the user directory's version, which every page and every stored
+   * answer over a page depends on, and the page of the churned users itself. 0: none. @default 60
+   */
+  readonly userChurnEvery?: number;
+  /** Both instances with the L1 tier on (CACHE_L1_MAX_ENTRIES 10 000, CACHE_L1_TTL_MS default). @default false */
+  readonly l1?: boolean;
   /** PRNG seed. @default Date.now() */
   readonly seed?: number;
   readonly log?: (line: string) => void;
@@ -51,6 +64,20 @@ export interface SoakReport {
   readonly apiWrites: number;
   readonly posts: number;
   readonly sqlWrites: number;
+  /** Users inserted or deleted by plain SQL, and the reads of their page. */
+  readonly userChurns: number;
+  readonly churnPageReads: number;
+  /** The longest a page read, begun after a user insert or delete committed, still saw the page before it, ms. */
+  readonly churnPageStaleMaxMs: number;
+  /** Whether the instances ran with L1 on; its window (CACHE_L1_TTL_MS) when they did. */
+  readonly l1TtlMs: number | undefined;
+  /**
+   * With L1 on: reads on the instance that did not make an acknowledged write which still saw the
+   * version before it, inside L1's window (allowed), and the longest such lag after the write
+   * returned, ms. A lag beyond the window counts as a stale read.
+   */
+  readonly l1Lagged: number;
+  readonly l1LagMaxMs: number;
   readonly faults: Record<FaultName, number>;
   /** Requests that did not answer 200 without errors, by code or status. */
   readonly errors: Record<string, number>;
@@ -63,17 +90,35 @@ export interface SoakReport {
   readonly monitorViolations: number;
   /** The longest a read, begun after a plain-SQL write committed, still saw the version before it, ms. */
   readonly sqlStaleMaxMs: number;
-  /** After the faults stopped, hot profiles whose cached version differs from the row's. */
+  /** After the faults stopped, hot profiles (and the churned users' page) differing from PostgreSQL. */
   readonly unconverged: number;
 }
 
 export type FaultName = 'pause' | 'flushall' | 'restart' | 'oom';
+
+/** An API write acknowledged without a pending-propagation notice. */
+interface AckedWrite {
+  /** The profile version it made (0 for a createPost). */
+  readonly version: number;
+  /** The post it made and its `createdAt` (0 and -∞ for an updateProfile). */
+  readonly post: number;
+  readonly postAt: number;
+  /** Which instance made it (0: a, 1: b), and when it returned (performance.now()). */
+  readonly instance: number;
+  readonly ackedAt: number;
+}
 const FAULTS: readonly FaultName[] = ['pause', 'flushall', 'restart', 'oom'];
 
 const PROFILE = 'query ($id: ID!) { user(id: $id) { profile { version } posts(first: 1) { id createdAt } } }';
 const PAGE_SIZE = 3;
 /** The same fields over a page of users (a page of ids, then its users' entities): one read in four. */
 const PAGE = `query ($after: ID) { userPage(first: ${PAGE_SIZE}, after: $after) { nodes { id profile { version } posts(first: 1) { id createdAt } } } }`;
+/** The page right above the hot set's seeded users: the users the churn inserts and deletes. */
+const CHURN_PAGE = `query ($after: ID) { userPage(first: ${PAGE_SIZE}, after: $after) { nodes { id } } }`;
+/** L1's window when the soak turns L1 on: the default, which the checks read from here. */
+const L1_TTL_MS = 1000;
+/** The first id the churn inserts: far above the seeded users' identity values, which nothing else draws. */
+const CHURN_FIRST_ID = 1_000_000;
 const UPDATE = 'mutation ($input: UpdateProfileInput!) { updateProfile(input: $input) { version } }';
 const CREATE = 'mutation ($input: CreatePostInput!) { createPost(input: $input) { id createdAt } }';
 
@@ -84,6 +129,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const concurrency = options.concurrency ?? 12;
   const writeShare = options.writeShare ?? 0.05;
   const sqlWriteEvery = options.sqlWriteEvery ?? 40;
+  const userChurnEvery = options.userChurnEvery ?? 60;
+  const l1TtlMs = options.l1 ? L1_TTL_MS : undefined;
   const log = options.log ?? (() => {});
 
   let redis: PrivateRedis = await startPrivateRedis();
@@ -92,23 +139,42 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     client.on('error', () => {});
     return client;
   };
-  const env = { REDIS_URL: redis.url, OUTBOX_POLL_INTERVAL_MS: '50' };
-  const a = await createTestApp({ label: 'soak', seed: { users: hot * 5, postsPerUser: 1 }, env });
+  const env = {
+    REDIS_URL: redis.url,
+    OUTBOX_POLL_INTERVAL_MS: '50',
+    ...(l1TtlMs !== undefined && { CACHE_L1_MAX_ENTRIES: '10000', CACHE_L1_TTL_MS: String(l1TtlMs) }),
+  };
+  const seededUsers = hot * 5;
+  const a = await createTestApp({ label: 'soak', seed: { users: seededUsers, postsPerUser: 1 }, env });
   const b = await createTestApp({ label: 'soak', share: a, env });
   const instances = [a, b];
   const tokens = new Map<number, string>();
   for (let id = 1; id <= hot; id += 1) tokens.set(id, await a.token(id));
 
   /**
-   * Per user, the newest acknowledged profile version and post. A post is placed by its `createdAt`,
-   * not its id: the list is newest first by `created_at`, which is the inserting transaction's start
-   * (`now()`), so two concurrent createPosts of one user can take ids in one order and timestamps in
-   * the other — the higher id then rightly comes second (one failed soak counted 69 "stale" reads of
-   * exactly that: newest post 115, acked 116). With `createdAt` at millisecond precision, a read is
-   * stale only when its newest post is strictly older than the acked one.
+   * Per user, every acknowledged write: the profile version or the post it made, when it returned
+   * and through which instance. A post is placed by its `createdAt`, not its id: the list is newest
+   * first by `created_at`, which is the inserting transaction's start (`now()`), so two concurrent
+   * createPosts of one user can take ids in one order and timestamps in the other — the higher id
+   * then rightly comes second (one failed soak counted 69 "stale" reads of exactly that: newest post
+   * 115, acked 116). With `createdAt` at millisecond precision, a read misses a post only when its
+   * newest post is strictly older than the acked one.
    */
-  const acked = new Map<number, { version: number; post: number; postAt: number }>();
-  const NONE = { version: 1, post: 0, postAt: Number.NEGATIVE_INFINITY };
+  const acked = new Map<number, AckedWrite[]>();
+  /**
+   * The churned users' page (the first PAGE_SIZE ids above the seeded ones), after each insert or
+   * delete, with when that statement returned: a page read must be one of these.
+   */
+  const churnPages: { ids: readonly number[]; at: number }[] = [{ ids: [], at: Number.NEGATIVE_INFINITY }];
+  /** Churned users deleted, or being deleted. */
+  const deleted = new Set<number>();
+  // In order: the oldest churned user first (the first to be deleted; ids only grow).
+  const churned: number[] = [];
+  let userChurns = 0;
+  let churnPageReads = 0;
+  let churnPageStaleMaxMs = 0;
+  let l1Lagged = 0;
+  let l1LagMaxMs = 0;
   const sqlWrites = new Map<number, { version: number; at: number }[]>();
   let sqlWriteCount = 0;
   let sqlStaleMaxMs = 0;
@@ -131,11 +197,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
   type ReadUser = { profile: { version: number }; posts: { id: string; createdAt: string }[] };
 
-  /** A read of one user, or (one in four) of the page of users that starts with them. */
+  /**
+   * A read of one user, or (one in four) of the page of users that starts with them; one page read
+   * in eight is the churned users' page instead.
+   */
   async function read(t: TestApp, userId: number) {
     const onPage = Array.from({ length: PAGE_SIZE }, (_, i) => userId + i);
-    const floors = new Map(onPage.map((id) => [id, acked.get(id) ?? NONE]));
     const startedAt = performance.now();
+    const at = instances.indexOf(t);
+    if (userChurnEvery > 0 && random() < 0.25 / 8) return readChurnPage(t, startedAt);
     if (random() < 0.25) {
       const response = await t.gql<{ userPage: { nodes: (ReadUser & { id: string })[] } }>(PAGE, {
         // The page that starts with this user: after the id before it (ids are positive: none for 1).
@@ -147,10 +217,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       if (response.status !== 200 || response.body.errors || !nodes) {
         return fail(String(response.body.errors?.[0]?.extensions?.code ?? response.status));
       }
-      // No user is ever inserted or deleted here: a page that names other ids is a wrong answer.
+      // Users are inserted and deleted only above the hot set: a page here that names other ids is wrong.
       const ids = nodes.map((node) => Number(node.id));
       if (ids.join() !== onPage.join()) return fail('wrong page');
-      for (const node of nodes) check(response, Number(node.id), node, floors, startedAt);
+      for (const node of nodes) check(response, Number(node.id), node, at, startedAt);
       return;
     }
     const response = await t.gql<{ user: ReadUser }>(PROFILE, {
@@ -161,25 +231,68 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     if (response.status !== 200 || response.body.errors || !user) {
       return fail(String(response.body.errors?.[0]?.extensions?.code ?? response.status));
     }
-    check(response, userId, user, floors, startedAt);
+    check(response, userId, user, at, startedAt);
   }
 
-  /** One user as a read saw it, against what was acknowledged before the read began. */
+  /**
+   * The churned users' page: one the users table has had since the read began, or an earlier one
+   * (a plain-SQL change reaches the cache through the relay: how late is measured, not failed).
+   */
+  async function readChurnPage(t: TestApp, startedAt: number) {
+    const response = await t.gql<{ userPage: { nodes: { id: string }[] } }>(CHURN_PAGE, {
+      variables: { after: String(seededUsers) },
+    });
+    reads += 1;
+    churnPageReads += 1;
+    const nodes = response.body.data?.userPage.nodes;
+    if (response.status !== 200 || response.body.errors || !nodes) {
+      return fail(String(response.body.errors?.[0]?.extensions?.code ?? response.status));
+    }
+    const ids = nodes.map((node) => Number(node.id));
+    // A page lists the users of one state, less any deleted since: the page's ids and its users are
+    // two reads (in PostgreSQL too), and a user deleted between them is skipped (resolvers/query.ts).
+    const seen = churnPages.findLastIndex((page) => isPageLess(page.ids, ids, deleted));
+    if (seen < 0) return fail('wrong churned page');
+    const next = churnPages[seen + 1];
+    if (next !== undefined && next.at < startedAt) {
+      churnPageStaleMaxMs = Math.max(churnPageStaleMaxMs, startedAt - next.at);
+    }
+  }
+
+  /**
+   * One user as a read on instance `at` saw it, against the writes acknowledged before the read
+   * began: any missed one is a stale read — with L1 on, one made through the other instance only once
+   * L1's window has passed since it returned.
+   */
   function check(
     response: Awaited<ReturnType<TestApp['gql']>>,
     userId: number,
     user: ReadUser,
-    floors: ReadonlyMap<number, { version: number; post: number; postAt: number }>,
+    at: number,
     startedAt: number,
   ) {
-    const floor = floors.get(userId)!;
     const newestPost = Number(user.posts[0]?.id ?? 0);
     const newestAt = user.posts[0] ? Date.parse(user.posts[0].createdAt) : Number.NEGATIVE_INFINITY;
-    if (user.profile.version < floor.version || newestAt < floor.postAt) {
+    let missed: AckedWrite | undefined;
+    let lagMs = 0;
+    for (const w of acked.get(userId) ?? []) {
+      if (w.ackedAt >= startedAt || (user.profile.version >= w.version && newestAt >= w.postAt)) continue;
+      const allowedMs = w.instance === at || l1TtlMs === undefined ? 0 : l1TtlMs;
+      if (startedAt - w.ackedAt >= allowedMs) {
+        missed = w;
+        break;
+      }
+      lagMs = Math.max(lagMs, startedAt - w.ackedAt);
+    }
+    if (missed === undefined && lagMs > 0) {
+      l1Lagged += 1;
+      l1LagMaxMs = Math.max(l1LagMaxMs, lagMs);
+    }
+    if (missed !== undefined) {
       staleReads += 1;
       if (staleSamples.length < 10) {
         staleSamples.push(
-          `user ${userId}: profile v${user.profile.version} (acked v${floor.version}), newest post ${newestPost} at ${user.posts[0]?.createdAt ?? '-'} (acked ${floor.post} at ${Number.isFinite(floor.postAt) ? new Date(floor.postAt).toISOString() : '-'}); ` +
+          `user ${userId} on instance ${at}: profile v${user.profile.version}, newest post ${newestPost} at ${user.posts[0]?.createdAt ?? '-'}; missed ${missed.post > 0 ? `post ${missed.post} at ${new Date(missed.postAt).toISOString()}` : `v${missed.version}`} acked through instance ${missed.instance} ${Math.round(startedAt - missed.ackedAt)} ms before; ` +
             // Which tier answered, and from what: the first thing to know about a stale read.
             `${response.headers.get('cache-status') ?? ''} etag ${response.headers.get('etag') ?? '-'}`,
         );
@@ -211,16 +324,43 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       pendingWrites += 1;
       return;
     }
-    const floor = acked.get(userId) ?? NONE;
     const created = response.body.data?.createPost;
-    const createdAt = created ? Date.parse(created.createdAt) : Number.NEGATIVE_INFINITY;
-    acked.set(userId, {
-      version: Math.max(floor.version, response.body.data?.updateProfile?.version ?? 0),
-      ...(createdAt > floor.postAt
-        ? { post: Number(created!.id), postAt: createdAt }
-        : { post: floor.post, postAt: floor.postAt }),
+    const writes = acked.get(userId) ?? [];
+    acked.set(userId, writes);
+    writes.push({
+      version: response.body.data?.updateProfile?.version ?? 0,
+      post: created ? Number(created.id) : 0,
+      postAt: created ? Date.parse(created.createdAt) : Number.NEGATIVE_INFINITY,
+      instance: instances.indexOf(t),
+      ackedAt: performance.now(),
     });
   }
+
+  /**
+   * Inserts a user above the hot set, or deletes the oldest churned one once there are more than a
+   * page's. The page it makes is listed before the statement runs (as not yet returned): a read may
+   * see it committed before the statement's reply reaches us. Ids are chosen here, far above the
+   * identity's, so that the next page is known in advance. One at a time (`churning`): two in flight
+   * could commit in the other order than listed.
+   */
+  async function churnUser() {
+    const { db } = a.testDb.database;
+    const inserting = churned.length <= PAGE_SIZE;
+    const id = inserting ? CHURN_FIRST_ID + userChurns : churned[0]!;
+    const after = inserting ? [...churned, id] : churned.slice(1);
+    const page = { ids: after.slice(0, PAGE_SIZE), at: Number.POSITIVE_INFINITY };
+    if (!inserting) deleted.add(id);
+    churnPages.push(page);
+    churned.splice(0, churned.length, ...after);
+    userChurns += 1;
+    await db.execute(
+      inserting
+        ? sql`insert into users (id, name, email) values (${id}, ${`churn ${id}`}, ${`churn-${id}@example.test`})`
+        : sql`delete from users where id = ${id}`,
+    );
+    page.at = performance.now();
+  }
+  let churning: Promise<void> = Promise.resolve();
 
   async function sqlWrite() {
     const userId = hotUser();
@@ -260,6 +400,49 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   }
   let faultStartedAt = 0;
 
+  /**
+   * Hot profiles and the churned users' page, on both instances, that differ from PostgreSQL now. With
+   * L1 on, an instance that missed an event may hold an entry for up to L1's window: the check is
+   * repeated until it comes out clean or that window has surely passed (`until`'s bound), and the
+   * last count is the result.
+   */
+  async function countUnconverged(): Promise<number> {
+    const { db } = a.testDb.database;
+    const count = async () => {
+      let differing = 0;
+      for (let userId = 1; userId <= hot; userId += 1) {
+        const result = await db.execute(sql`select version from profiles where user_id = ${userId}`);
+        const version = Number(rowsOf<{ version: number }>(result)[0]!.version);
+        for (const t of instances) {
+          const response = await t.gql<{ user: { profile: { version: number } } }>(PROFILE, {
+            variables: { id: String(userId) },
+          });
+          if (response.body.data?.user.profile.version !== version) differing += 1;
+        }
+      }
+      const page = await db.execute(
+        sql`select id from users where id > ${seededUsers} order by id limit ${PAGE_SIZE}`,
+      );
+      const ids = rowsOf<{ id: number }>(page)
+        .map((row) => String(row.id))
+        .join();
+      for (const t of instances) {
+        const response = await t.gql<{ userPage: { nodes: { id: string }[] } }>(CHURN_PAGE, {
+          variables: { after: String(seededUsers) },
+        });
+        if (response.body.data?.userPage.nodes.map((node) => node.id).join() !== ids) differing += 1;
+      }
+      return differing;
+    };
+    let differing = await count();
+    if (differing === 0 || l1TtlMs === undefined) return differing;
+    await until(
+      "the cache to converge within L1's window",
+      async () => (differing = await count()) === 0,
+    ).catch(() => {});
+    return differing;
+  }
+
   const started = performance.now();
   async function client() {
     while (done < options.operations) {
@@ -272,6 +455,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           .catch((error: unknown) => void fail(`fault ${name}: ${String(error)}`));
       }
       if (done % sqlWriteEvery === 0) await sqlWrite().catch(() => fail('sql writer'));
+      if (userChurnEvery > 0 && done % userChurnEvery === 0) {
+        await (churning = churning.then(churnUser).catch(() => void fail('user churn')));
+      }
       const t = pick(instances);
       const userId = hotUser();
       await (random() < writeShare ? write(t, userId) : read(t, userId)).catch((error: unknown) =>
@@ -292,19 +478,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       }
       return instances.every((t) => t.app.breaker.state === 'closed');
     });
-    let unconverged = 0;
-    for (let userId = 1; userId <= hot; userId += 1) {
-      const result = await a.testDb.database.db.execute(
-        sql`select version from profiles where user_id = ${userId}`,
-      );
-      const version = Number(rowsOf<{ version: number }>(result)[0]!.version);
-      for (const t of instances) {
-        const response = await t.gql<{ user: { profile: { version: number } } }>(PROFILE, {
-          variables: { id: String(userId) },
-        });
-        if (response.body.data?.user.profile.version !== version) unconverged += 1;
-      }
-    }
+    const unconverged = await countUnconverged();
     const report: SoakReport = {
       seed,
       elapsedMs: Math.round(elapsedMs),
@@ -314,6 +488,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       apiWrites,
       posts,
       sqlWrites: sqlWriteCount,
+      userChurns,
+      churnPageReads,
+      churnPageStaleMaxMs: Math.round(churnPageStaleMaxMs),
+      l1TtlMs,
+      l1Lagged,
+      l1LagMaxMs: Math.round(l1LagMaxMs),
       faults,
       errors,
       pendingWrites,
@@ -329,4 +509,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await a.close().catch(() => {});
     await redis.stop();
   }
+}
+
+/** Whether `page` is `listed` less some users of `deleted`, in order. */
+function isPageLess(
+  listed: readonly number[],
+  page: readonly number[],
+  deleted: ReadonlySet<number>,
+): boolean {
+  let i = 0;
+  for (const id of listed) {
+    if (page[i] === id) i += 1;
+    else if (!deleted.has(id)) return false;
+  }
+  return i === page.length;
 }
