@@ -446,16 +446,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const started = performance.now();
   async function client() {
     while (done < options.operations) {
-      done += 1;
-      if (done % options.faultEvery === 0 && done < options.operations) {
+      // This operation's number: `done` moves on while this client awaits (the plain-SQL write).
+      const op = (done += 1);
+      if (op % options.faultEvery === 0 && op < options.operations) {
         const name = FAULTS[faultsDue++ % FAULTS.length]!;
-        faultStartedAt = done;
+        faultStartedAt = op;
         faulting = faulting
           .then(() => fault(name))
           .catch((error: unknown) => void fail(`fault ${name}: ${String(error)}`));
       }
-      if (done % sqlWriteEvery === 0) await sqlWrite().catch(() => fail('sql writer'));
-      if (userChurnEvery > 0 && done % userChurnEvery === 0) {
+      if (op % sqlWriteEvery === 0) await sqlWrite().catch(() => fail('sql writer'));
+      if (userChurnEvery > 0 && op % userChurnEvery === 0) {
         await (churning = churning.then(churnUser).catch(() => void fail('user churn')));
       }
       const t = pick(instances);
