@@ -1,6 +1,7 @@
 /**
  * The consistency monitor (src/cache/monitor/consistency-monitor.ts) finds what it exists to find:
- * a cached entry still served older than its row a grace after it was sampled. Driven by hand over
+ * a cached entry — or a page of ids, or a stored answer — still served older than its row a grace
+ * after it was sampled. Driven by hand over
  * the memory store and a real database on a fake clock, then end to end in an app, where a stale
  * entry written into Redis behind cacheside's back shows up in /metrics.
  */
@@ -12,6 +13,7 @@ import { USER_DIRECTORY_ID } from '../../src/cache/entities/keys.js';
 import { encodePage } from '../../src/cache/entities/page-codec.js';
 import { createEntitySpecs } from '../../src/cache/entities/specs.js';
 import { createConsistencyMonitor, type Violation } from '../../src/cache/monitor/consistency-monitor.js';
+import type { Dependency } from '../../src/cache/store/contract.js';
 import { createMemoryStore } from '../../src/cache/store/memory-store.js';
 import { rowsOf } from '../../src/db/client.js';
 import { createTestApp, REDIS_URL, type TestApp } from '../support/app.js';
@@ -80,7 +82,48 @@ function build() {
     expect(monitor.suspects).toBe(1);
     return { ...page, last, added };
   };
-  return { clock, store, specs, entries, monitor, violations, cacheRow, changeRow, cachePage, suspectPage };
+  /**
+   * A stored answer as the response tier stores it, depending on `dependencies` (whose entries the
+   * store must hold at those versions for it to be served).
+   */
+  const cacheAnswer = async (digest: string, dependencies: Dependency[]) => {
+    const key = keys.response(digest.padEnd(16, '0'));
+    const { generation } = await store.getDependent(key, clock.now());
+    await store.setDependent({
+      key,
+      generation,
+      payload: new TextEncoder().encode('{"data":{}}'),
+      dependencies,
+      ttlMs: 60_000,
+    });
+    expect((await store.getDependent(key, clock.now())).status).toBe('current');
+    return key;
+  };
+  /** An answer over user `userId`'s profile at version 1, then that row changed with no relay: one suspect. */
+  const suspectAnswer = async (userId: number) => {
+    const profile = await cacheRow(userId);
+    const key = await cacheAnswer(`answer${userId}`, [{ key: profile, kind: 'value', version: 1 }]);
+    await monitor.check([key]);
+    expect(monitor.suspects).toBe(0); // as PostgreSQL has it
+    await changeRow(userId);
+    await monitor.check([key]); // the answer alone: the profile's own entry is not in this sample
+    expect(monitor.suspects).toBe(1);
+    return { key, profile };
+  };
+  return {
+    clock,
+    store,
+    specs,
+    entries,
+    monitor,
+    violations,
+    cacheRow,
+    changeRow,
+    cachePage,
+    suspectPage,
+    cacheAnswer,
+    suspectAnswer,
+  };
 }
 
 /** The highest user id now: a page after it is empty until a user is added. */
@@ -214,6 +257,58 @@ describe('the monitor on pages of user ids', () => {
   });
 });
 
+describe('the monitor on stored answers', () => {
+  test('an answer still vouched for a grace after a row it read changed is a violation, naming the dependency', async () => {
+    const t = build();
+    const { key, profile } = await t.suspectAnswer(6);
+    t.clock.advance(GRACE_MS - 1);
+    await t.monitor.check([]);
+    expect(t.monitor.violations).toBe(0); // within the grace
+    t.clock.advance(1);
+    await t.monitor.check([]);
+    expect(t.violations).toEqual([
+      { entity: 'response', key, dependency: profile, cachedVersion: 1, currentVersion: 2 },
+    ]);
+  });
+
+  test('nor one that stopped validating within the grace (the relay tombstoned what it read)', async () => {
+    const t = build();
+    const { profile } = await t.suspectAnswer(7);
+    await t.store.setMany([t.entries.tombstone(profile, 2)]);
+    t.clock.advance(GRACE_MS);
+    await t.monitor.check([]);
+    expect([t.monitor.violations, t.monitor.suspects]).toEqual([0, 0]);
+  });
+
+  test('nor one stored again under its key at the new version within the grace', async () => {
+    const t = build();
+    const { profile } = await t.suspectAnswer(8);
+    await t.cacheRow(8); // the row's version 2
+    await t.cacheAnswer('answer8', [{ key: profile, kind: 'value', version: 2 }]);
+    t.clock.advance(GRACE_MS);
+    await t.monitor.check([]);
+    expect([t.monitor.violations, t.monitor.suspects]).toEqual([0, 0]);
+  });
+
+  test('an answer that read "no such id" for a row that exists is a violation too', async () => {
+    const t = build();
+    const added = await insertUserUnseen(`monitor_answer_${await lastId()}`);
+    try {
+      const user = t.specs.user.keyOf(added);
+      await t.store.setMany([t.entries.fill(t.specs.user, user, null)]);
+      const key = await t.cacheAnswer(`absent${added}`, [{ key: user, kind: 'negative', version: 0 }]);
+      await t.monitor.check([key]);
+      t.clock.advance(GRACE_MS);
+      await t.monitor.check([]);
+      expect(t.violations).toEqual([
+        { entity: 'response', key, dependency: user, cachedVersion: 0, currentVersion: 1 },
+      ]);
+    } finally {
+      await deleteUserUnseen(added);
+    }
+  });
+});
+
 describe('the monitor in an app', () => {
   let t: TestApp | undefined;
   const redis = new Redis(REDIS_URL);
@@ -256,6 +351,28 @@ describe('the monitor in an app', () => {
       // A bulk load behind the cache's back, and no purge: the cached page lacks the new user.
       await insertUser(app, 'monitor page unseen', { triggers: false });
       await untilCounted(app, 'userPage');
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('an answer stored before its profile was changed with no trigger is found and counted in /metrics', async () => {
+    const app = await createTestApp({
+      label: 'monitor_answer',
+      env: { CONSISTENCY_SAMPLE_INTERVAL_MS: '20', CONSISTENCY_GRACE_MS: '200', RESPONSE_CACHE: 'on' },
+      expectViolations: true,
+    });
+    try {
+      const query = '{ user(id: "5") { profile { bio } } }';
+      await app.gql(query);
+      expect((await app.gql(query)).headers.get('x-cache')).toBe('HIT'); // stored, and served
+      // A bulk update behind the cache's back, and no purge: the profile's entry and the answer over
+      // it both stay at version 1.
+      await app.testDb.database.db.transaction(async (tx) => {
+        await tx.execute(sql`set local session_replication_role = replica`);
+        await tx.execute(sql`update profiles set bio = 'unseen', version = version + 1 where user_id = 5`);
+      });
+      await untilCounted(app, 'response');
     } finally {
       await app.close();
     }

@@ -42,6 +42,8 @@ export interface CacheKeys {
    * naming the operation, its variables and its viewer scope. Braced like every key: one slot each.
    */
   response(digest: string): string;
+  /** Whether `key` is a stored response's (`response(digest)`). */
+  isResponse(key: string): boolean;
   /**
    * The key of a cached page of user ids (src/cache/read/page-reader.ts): the directory's, then the
    * page's cursor and size, both validated (`after` 0 is the first page).
@@ -95,6 +97,7 @@ export function createCacheKeys(prefix: string): CacheKeys {
       }
       return `${namespace}response:{${digest}}`;
     },
+    isResponse: (key) => key.startsWith(`${namespace}response:{`) && key.endsWith('}'),
     page(first, after) {
       // Validated like ids (the API bounds the size far lower, MAX_PAGE_SIZE): never a client's string.
       if (!isId(first)) {

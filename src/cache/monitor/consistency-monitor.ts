@@ -18,6 +18,8 @@
  * store still vouches for those ids and PostgreSQL's range differs from them then too (an insert or
  * delete whose directory bump never reached the cache: a write that fired no trigger, and no purge).
  *
+ * Stored answers (the response tier) are checked too, dependency by dependency (answer-check.ts).
+ *
  * Sampling walks the namespace with SCAN, a few keys from each batch, one batch per interval; a full
  * walk of a large cache takes long, and that is the point: the cost is one multi-get and one SQL
  * statement per entity and interval (and one checked read and one range scan per sampled page),
@@ -29,6 +31,7 @@ import type { UserPageIds, UserPageKey } from '../../db/repositories.js';
 import { USER_DIRECTORY_ID, type CachedEntity, type CacheKeys } from '../entities/keys.js';
 import type { EntitySpec } from '../entities/entity-spec.js';
 import { decodePage } from '../entities/page-codec.js';
+import { createAnswerCheck, type AnswerViolation } from './answer-check.js';
 import type { EntitySpecs } from '../entities/specs.js';
 import type { CacheEntry, CacheStore } from '../store/contract.js';
 
@@ -47,7 +50,7 @@ export interface ConsistencyMonitorOptions {
   readonly graceMs: number;
   /** Keys checked per sample. @default 8 */
   readonly samplesPerRound?: number;
-  readonly onCheck?: (entity: CachedEntity | 'userPage', count: number) => void;
+  readonly onCheck?: (entity: CachedEntity | 'userPage' | 'response', count: number) => void;
   readonly onViolation?: (violation: Violation) => void;
   /** @default Date.now */
   readonly now?: () => number;
@@ -68,7 +71,8 @@ export type Violation =
       /** The ids the store still vouches for, and PostgreSQL's range `graceMs` earlier and now. */
       readonly cachedIds: readonly number[];
       readonly currentIds: readonly number[];
-    };
+    }
+  | AnswerViolation;
 
 export interface ConsistencyMonitor {
   start(): void;
@@ -128,16 +132,33 @@ export function createConsistencyMonitor(options: ConsistencyMonitorOptions): Co
 
   /** Current versions of the rows behind the keys, from PostgreSQL, by key (absent: no row). */
   async function currentVersions(parsed: readonly { entity: CachedEntity; id: number }[]) {
-    const byEntity = new Map<CachedEntity, number[]>();
-    for (const { entity, id } of parsed) byEntity.set(entity, [...(byEntity.get(entity) ?? []), id]);
+    // A set per entity: several sampled answers may have read one key.
+    const byEntity = new Map<CachedEntity, Set<number>>();
+    for (const { entity, id } of parsed) {
+      const ids = byEntity.get(entity) ?? new Set<number>();
+      byEntity.set(entity, ids.add(id));
+    }
     const versions = new Map<string, number>();
     for (const [entity, ids] of byEntity) {
-      const found = await versionsOf[entity](ids);
-      options.onCheck?.(entity, ids.length);
+      const found = await versionsOf[entity]([...ids]);
       for (const [id, version] of found) versions.set(keys.entity(entity, id), version);
     }
     return versions;
   }
+
+  const answers = createAnswerCheck({
+    store,
+    keys,
+    logger,
+    graceMs,
+    now,
+    currentVersions,
+    onCheck: () => options.onCheck?.('response', 1),
+    onViolation(violation) {
+      violations += 1;
+      options.onViolation?.(violation);
+    },
+  });
 
   /** The page the store vouches for under `key` now, or undefined when it would not be served. */
   async function servedPage(key: string, page: UserPageKey): Promise<UserPageIds | undefined> {
@@ -202,8 +223,9 @@ export function createConsistencyMonitor(options: ConsistencyMonitorOptions): Co
 
   async function check(sample: readonly string[]): Promise<void> {
     await checkEntities(sample);
-    // After the entities: a page check that fails leaves this round's entity sample done.
+    // After the entities: a page or answer check that fails leaves this round's entity sample done.
     await checkPages(sample);
+    await answers.check(sample);
   }
 
   async function checkEntities(sample: readonly string[]): Promise<void> {
@@ -242,6 +264,9 @@ export function createConsistencyMonitor(options: ConsistencyMonitorOptions): Co
     const served = parsed.filter((_, i) => servedVersion(entries[i], at) !== undefined);
     if (served.length === 0) return;
     const current = await currentVersions(served);
+    const checked = new Map<CachedEntity, number>();
+    for (const { entity } of served) checked.set(entity, (checked.get(entity) ?? 0) + 1);
+    for (const [entity, count] of checked) options.onCheck?.(entity, count);
     for (const sample of served) {
       const cachedVersion = servedVersion(entries[parsed.indexOf(sample)], at)!;
       const currentVersion = current.get(sample.key);
@@ -290,7 +315,7 @@ export function createConsistencyMonitor(options: ConsistencyMonitorOptions): Co
       return violations;
     },
     get suspects() {
-      return suspects.size + pageSuspects.size;
+      return suspects.size + pageSuspects.size + answers.suspects;
     },
   };
 }
