@@ -43,8 +43,9 @@ test(
   },
 );
 
-// L1 on both instances: read-your-writes on the writer's instance at once, on the other once L1's
-// window has passed since the write returned; the lagging reads inside the window are counted.
+// L1 on both instances: read-your-writes on the writer's instance at once, on the other for a key L1
+// answered once L1's window has passed since the write returned (the lagging reads inside it are
+// counted); a key Redis answered, at once.
 test(
   'with L1: 6 000 mixed operations, a Redis fault every 750: no read older than L1 allows',
   { timeout: 600_000 },
@@ -52,6 +53,6 @@ test(
     const report = await runSoak({ operations: 6000, faultEvery: 750, l1: true });
     expectClean(report);
     expect(report.l1TtlMs).toBe(1000);
-    expect(report.l1LagMaxMs).toBeLessThan(1000);
+    expect(report.l1Served).toBeGreaterThan(0); // L1 was on, and answered
   },
 );
