@@ -151,13 +151,13 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
   });
   const consistencyChecks = new Counter({
     name: 'cacheside_consistency_checks_total',
-    help: 'Cached entries the consistency monitor compared with PostgreSQL, by entity',
+    help: 'Cached entries (and pages, and stored answers) the consistency monitor compared with PostgreSQL, by entity',
     labelNames: ['entity'] as const,
     registers,
   });
   const consistencyViolations = new Counter({
     name: 'cacheside_consistency_violations_total',
-    help: 'Cached entries still served older than their row (pages of user ids: with other ids than PostgreSQL) a grace after the monitor saw them (expected: 0)',
+    help: 'Cached entries still served older than their row (pages of user ids: with other ids than PostgreSQL; stored answers: over a dependency older than its row) a grace after the monitor saw them (expected: 0)',
     labelNames: ['entity'] as const,
     registers,
   });
@@ -202,7 +202,7 @@ export function createMetrics({ outboxBacklog }: MetricsDeps): Metrics {
   for (const result of LOOKUP_RESULTS) lookups.inc({ entity: 'user', result }, 0);
   for (const result of ['hit', 'miss', 'stale']) responseAnswers.inc({ result }, 0);
   for (const outcome of ['written', 'applied', 'pending']) writePropagation.inc({ outcome }, 0);
-  for (const entity of ['user', 'profile', 'post', 'userPosts', 'userDirectory', 'userPage'])
+  for (const entity of ['user', 'profile', 'post', 'userPosts', 'userDirectory', 'userPage', 'response'])
     consistencyViolations.inc({ entity }, 0);
   breakerState.set(BREAKER_STATES.closed);
 

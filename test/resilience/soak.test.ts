@@ -21,6 +21,7 @@ function expectClean(report: SoakReport): void {
   expect(report.pageReads).toBeGreaterThan(0);
   expect(report.apiWrites).toBeGreaterThan(0);
   expect(report.sqlWrites).toBeGreaterThan(0);
+  expect(report.sqlApplied).toBeGreaterThan(0); // the causal checks had something to check
   expect(report.userChurns).toBeGreaterThan(0);
   expect(report.churnPageReads).toBeGreaterThan(0);
 }

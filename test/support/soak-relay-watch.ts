@@ -20,6 +20,8 @@ export interface Applied {
 export interface RelayWatch {
   /** Tracks the write whose last outbox row is `outboxId`. */
   track(outboxId: number): Applied;
+  /** Tracked writes seen applied so far. */
+  readonly applied: number;
   stop(): Promise<void>;
 }
 
@@ -29,23 +31,35 @@ export async function lastOutboxId(tx: Pick<Db, 'execute'>): Promise<number> {
   return Number(rowsOf<{ id: string | number }>(result)[0]!.id);
 }
 
-export function watchRelay(db: Db, everyMs = 20): RelayWatch {
+/** `onError`: a poll failed (PostgreSQL is never faulted in the soak: a failure is the soak's error). */
+export function watchRelay(db: Db, onError: (error: unknown) => void, everyMs = 20): RelayWatch {
   // Oldest first; the poller settles them from the front.
   const pending: Applied[] = [];
+  let applied = 0;
   let running = true;
   const loop = (async () => {
     while (running) {
+      // Only writes tracked before the query is sent: they committed before it, so its snapshot sees
+      // their rows. One tracked meanwhile may be invisible to it while a later id, committed first,
+      // makes `below` pass it (found in review).
+      const asked = pending.filter((write) => write.appliedAt === undefined);
       const result = await db
         .execute(
           sql`select coalesce((select min(id) from outbox where published_at is null), (select coalesce(max(id), 0) + 1 from outbox)) as below`,
         )
-        .catch(() => undefined);
+        .catch((error: unknown) => {
+          onError(error);
+          return undefined;
+        });
       // Taken once the answer is here: later than the state it describes, never earlier.
       const at = performance.now();
       if (result !== undefined) {
         const below = Number(rowsOf<{ below: string | number }>(result)[0]!.below);
-        for (const write of pending)
-          if (write.appliedAt === undefined && write.outboxId < below) write.appliedAt = at;
+        for (const write of asked) {
+          if (write.outboxId >= below) continue;
+          write.appliedAt = at;
+          applied += 1;
+        }
         while (pending[0]?.appliedAt !== undefined) pending.shift();
       }
       await sleep(everyMs);
@@ -56,6 +70,9 @@ export function watchRelay(db: Db, everyMs = 20): RelayWatch {
       const write: Applied = { outboxId, appliedAt: undefined };
       pending.push(write);
       return write;
+    },
+    get applied() {
+      return applied;
     },
     async stop() {
       running = false;

@@ -68,6 +68,11 @@ export interface SoakReport {
   readonly apiWrites: number;
   readonly posts: number;
   readonly sqlWrites: number;
+  /**
+   * Plain-SQL changes (profile writes, user inserts and deletes) seen applied by the relay while the
+   * soak ran: what the causal checks had to go on.
+   */
+  readonly sqlApplied: number;
   /** Users inserted or deleted by plain SQL, and the reads of their page. */
   readonly userChurns: number;
   readonly churnPageReads: number;
@@ -198,7 +203,6 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   let l1Served = 0;
   /** Per user, the plain-SQL writes to their profile: when each returned, and when the relay applied it. */
   const sqlWrites = new Map<number, { version: number; at: number; applied: Applied }[]>();
-  const relay = watchRelay(a.testDb.database.db);
   const headers = l1TtlMs === undefined ? undefined : DEBUG;
   let sqlWriteCount = 0;
   let sqlStaleMaxMs = 0;
@@ -216,6 +220,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   let faulting: Promise<void> = Promise.resolve();
 
   const fail = (what: string) => (errors[what] = (errors[what] ?? 0) + 1);
+  const relay = watchRelay(a.testDb.database.db, (error) =>
+    fail(`relay watch: ${error instanceof Error ? error.message.slice(0, 60) : String(error)}`),
+  );
   const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
   const hotUser = () => 1 + Math.floor(random() * hot);
 
@@ -599,6 +606,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       apiWrites,
       posts,
       sqlWrites: sqlWriteCount,
+      sqlApplied: relay.applied,
       userChurns,
       churnPageReads,
       churnPageStaleMaxMs: Math.round(churnPageStaleMaxMs),

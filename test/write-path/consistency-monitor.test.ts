@@ -290,6 +290,22 @@ describe('the monitor on stored answers', () => {
     expect([t.monitor.violations, t.monitor.suspects]).toEqual([0, 0]);
   });
 
+  test('an answer over a row that is gone is a violation too', async () => {
+    const t = build();
+    const added = await insertUserUnseen(`monitor_gone_${await lastId()}`);
+    const user = t.specs.user.keyOf(added);
+    const row = (await t.specs.user.load([added])).get(added)!;
+    await t.store.setMany([t.entries.fill(t.specs.user, user, row)]);
+    const key = await t.cacheAnswer(`gone${added}`, [{ key: user, kind: 'value', version: row.version }]);
+    await deleteUserUnseen(added); // no trigger: no tombstone for the user's entry
+    await t.monitor.check([key]);
+    t.clock.advance(GRACE_MS);
+    await t.monitor.check([]);
+    expect(t.violations).toEqual([
+      { entity: 'response', key, dependency: user, cachedVersion: row.version, currentVersion: undefined },
+    ]);
+  });
+
   test('an answer that read "no such id" for a row that exists is a violation too', async () => {
     const t = build();
     const added = await insertUserUnseen(`monitor_answer_${await lastId()}`);
@@ -363,6 +379,10 @@ describe('the monitor in an app', () => {
       expectViolations: true,
     });
     try {
+      // The series exists from the start, at 0: an alert on its increase sees the first violation.
+      expect(await (await app.fetch('/metrics')).text()).toContain(
+        'cacheside_consistency_violations_total{entity="response"} 0',
+      );
       const query = '{ user(id: "5") { profile { bio } } }';
       await app.gql(query);
       expect((await app.gql(query)).headers.get('x-cache')).toBe('HIT'); // stored, and served
