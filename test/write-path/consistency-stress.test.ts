@@ -211,8 +211,12 @@ describe('two instances, relays polling every 20 ms, TTL 2 s', () => {
       // And the cache still works for these keys — no lock or tombstone left in the way: with the
       // entries gone, C's read fills them (with C's own TTL, the default: the 2 s entries of A and B
       // could expire between two reads on a busy machine, a PARTIAL where the test wants a HIT) and
-      // its next read is a HIT.
-      await redis.del(...ids.flatMap((id) => [userKey(c, id), profileKey(c, id)]));
+      // its next read is a HIT. With the response tier on, its stored answers go too: an answer over
+      // keys that vanished without a write is served on the write stamp, as after an eviction, when a
+      // full check passed since the last write (any reader's, the consistency monitor's included:
+      // scripts.ts, GET_DEPENDENT) — a HIT of the right versions where this test wants the fill.
+      const answers = await redis.keys(`${c.prefix}:v1:response:*`);
+      await redis.del(...ids.flatMap((id) => [userKey(c, id), profileKey(c, id)]), ...answers);
       for (const id of ids) {
         const row = await profileRow(a, id);
         expect((await readProfile(c, id)).xCache).toBe('MISS');
