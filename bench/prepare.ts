@@ -7,6 +7,7 @@ import { log, mapConcurrent, post, startServer, type BenchServer } from './harne
 import { onCleanup, type BenchEnvironment } from './setup.js';
 import { CACHE_TIER, CACHING, REFERENCE, type VariantName } from './variant-names.js';
 import type { Workload, WorkloadName } from './workloads.js';
+import type { ServerStats } from './server.js';
 
 export type Servers = Map<VariantName, BenchServer>;
 /** Per selected workload, in the order they run: indexes into its bodies (a mode's requests). */
@@ -106,24 +107,17 @@ export async function prime(
  * no store call but its check. A single pass is not enough on a busy machine: a store call past the
  * command timeout sends a lookup to PostgreSQL (a bypass), and an answer with a bypass is not stored.
  */
-export async function primeUntilServed(
+export function primeUntilServed(
   server: BenchServer,
   workload: Workload,
   indexes: readonly number[],
   expected?: readonly string[],
 ): Promise<void> {
-  for (let pass = 1; ; pass += 1) {
-    await server.reset();
-    await prime(server, workload, indexes, expected);
-    const { store } = await server.stats();
-    const other = Object.entries(store).filter(([call, count]) => call !== 'getDependent' && count > 0);
-    if (other.length === 0) return;
-    if (pass === 5)
-      throw new Error(
-        `${server.variant} still executes ${workload.name} after ${pass} priming passes (${JSON.stringify(store)})`,
-      );
-    log(`  ${server.variant} executed ${workload.name} requests in priming pass ${pass}; priming again`);
-  }
+  return primeUntil(server, workload, indexes, expected, {
+    done: ({ store }) =>
+      Object.entries(store).every(([call, count]) => call === 'getDependent' || count === 0),
+    what: 'executed',
+  });
 }
 
 /**
@@ -132,26 +126,41 @@ export async function primeUntilServed(
  * on a machine where priming every request of every variant takes longer, the counted pages had
  * expired by their count (1 range scan and 2 more round trips per userPage request, 2026-12-04).
  */
-export async function primeUntilNoSql(
+export function primeUntilNoSql(
   server: BenchServer,
   workload: Workload,
   indexes: readonly number[],
   expected?: readonly string[],
 ): Promise<void> {
-  for (let pass = 1; ; pass += 1) {
-    await server.reset();
-    await prime(server, workload, indexes, expected);
-    const { sql } = await server.stats();
-    if (Object.values(sql).every((count) => count === 0)) return;
-    if (pass === 5)
-      throw new Error(
-        `${server.variant} still runs SQL for ${workload.name} after ${pass} priming passes (${JSON.stringify(sql)})`,
-      );
-    log(`  ${server.variant} ran SQL for ${workload.name} requests in priming pass ${pass}; priming again`);
-  }
+  return primeUntil(server, workload, indexes, expected, {
+    done: ({ sql }) => Object.values(sql).every((count) => count === 0),
+    what: 'ran SQL for',
+  });
 }
 
 // Private:
+
+/** Priming passes over `indexes` until one is `done` by the server's counters (at most five). */
+async function primeUntil(
+  server: BenchServer,
+  workload: Workload,
+  indexes: readonly number[],
+  expected: readonly string[] | undefined,
+  pass: { done: (stats: ServerStats) => boolean; what: string },
+): Promise<void> {
+  for (let n = 1; ; n += 1) {
+    await server.reset();
+    await prime(server, workload, indexes, expected);
+    const stats = await server.stats();
+    if (pass.done(stats)) return;
+    if (n === 5) {
+      throw new Error(
+        `${server.variant} still ${pass.what} ${workload.name} requests after ${n} priming passes (${JSON.stringify({ sql: stats.sql, store: stats.store })})`,
+      );
+    }
+    log(`  ${server.variant} ${pass.what} ${workload.name} requests in priming pass ${n}; priming again`);
+  }
+}
 
 async function primeUntilWarm(
   server: BenchServer,

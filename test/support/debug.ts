@@ -4,9 +4,15 @@ import type { GraphQLResponse } from './app.js';
 
 export const DEBUG = { 'x-cache-debug': '1' } as const;
 
+/** The debug extension of a response, or undefined when it has none (asked without the header). */
+export function debugIn(response: GraphQLResponse<unknown>): CacheDebugExtension | undefined {
+  return (response.body as { extensions?: { cache?: CacheDebugExtension } }).extensions?.cache;
+}
+
 export function debugOf(response: GraphQLResponse<unknown>): CacheDebugExtension {
-  const cache = (response.body as { extensions?: { cache?: CacheDebugExtension } }).extensions?.cache;
-  if (cache === undefined) throw new Error(`response has no extensions.cache: ${JSON.stringify(response.body)}`);
+  const cache = debugIn(response);
+  if (cache === undefined)
+    throw new Error(`response has no extensions.cache: ${JSON.stringify(response.body)}`);
   return cache;
 }
 

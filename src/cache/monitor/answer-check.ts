@@ -136,7 +136,13 @@ export function createAnswerCheck(deps: AnswerCheckDeps): AnswerCheck {
 
 /** Whether a dependency names less than PostgreSQL's row (`current`, undefined: no row) has. */
 function isBehind(dependency: Dependency, current: number | undefined): boolean {
-  return dependency.kind === 'negative'
-    ? current !== undefined
-    : current === undefined || dependency.version < current;
+  return isBehindRow(dependency.kind === 'negative', dependency.version, current);
+}
+
+/**
+ * Whether what the cache serves is behind PostgreSQL's row (`current`, undefined: no row): "no such
+ * id" once the row exists, a value once the row is newer, or gone. The entity check's rule too.
+ */
+export function isBehindRow(negative: boolean, version: number, current: number | undefined): boolean {
+  return negative ? current !== undefined : current === undefined || version < current;
 }

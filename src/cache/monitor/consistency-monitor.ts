@@ -31,7 +31,7 @@ import type { UserPageIds, UserPageKey } from '../../db/repositories.js';
 import { USER_DIRECTORY_ID, type CachedEntity, type CacheKeys } from '../entities/keys.js';
 import type { EntitySpec } from '../entities/entity-spec.js';
 import { decodePage } from '../entities/page-codec.js';
-import { createAnswerCheck, type AnswerViolation } from './answer-check.js';
+import { createAnswerCheck, isBehindRow, type AnswerViolation } from './answer-check.js';
 import type { EntitySpecs } from '../entities/specs.js';
 import type { CacheEntry, CacheStore } from '../store/contract.js';
 
@@ -271,9 +271,8 @@ export function createConsistencyMonitor(options: ConsistencyMonitorOptions): Co
       const cachedVersion = servedVersion(entries[parsed.indexOf(sample)], at)!;
       const currentVersion = current.get(sample.key);
       const negative = entries[parsed.indexOf(sample)]!.kind === 'negative';
-      // A negative entry is stale once the row exists; a value once the row is newer, or gone.
-      const stale = currentVersion === undefined ? !negative : cachedVersion < currentVersion;
-      if (stale) suspects.set(sample.key, { ...sample, cachedVersion, currentVersion, since: at });
+      if (isBehindRow(negative, cachedVersion, currentVersion))
+        suspects.set(sample.key, { ...sample, cachedVersion, currentVersion, since: at });
     }
   }
 
